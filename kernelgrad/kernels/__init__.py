@@ -1,0 +1,337 @@
+"""The kernel library: one public function per op.
+
+Each function validates its arguments once (raising before any kernel runs), allocates
+its outputs, and runs the Numba CPU kernel for NumPy arrays. Inputs may be float32 or
+float64 (one dtype per call); non-contiguous inputs are copied, while arrays updated in
+place (optimizer state) must be C-contiguous. Gradients returned by the loss functions
+are those of the *sum* of the per-element losses.
+"""
+import numpy as np
+
+from . import _validate as v
+from . import reference
+from .cpu import activations as _act
+from .cpu import dropout as _dropout_kernel
+from .cpu import losses as _losses
+from .cpu import matmul as _matmul
+from .cpu import optim as _optim
+from .cpu import reductions as _reductions
+from .cpu._math import ACTIVATION_IDS
+from .philox import keep_threshold
+
+ACTIVATIONS = tuple(name for name in ACTIVATION_IDS if name)
+
+__all__ = ["ACTIVATIONS", "matmul", "linear", "linear_backward", "activation",
+           "activation_backward", "softmax_cross_entropy", "binary_cross_entropy_with_logits",
+           "mse", "dropout", "dropout_backward", "bias_grad", "sgd_step", "adagrad_step",
+           "rmsprop_step", "adam_step", "reference"]
+
+
+def _activation_id(name):
+    try:
+        return ACTIVATION_IDS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown activation {name!r}; choose one of {ACTIVATIONS} or None") \
+            from None
+
+
+def _alpha(alpha, dtype):
+    return dtype.type(v.finite(alpha, "alpha (leaky_relu's negative slope)", 0.0))
+
+
+def _gemm_operands(a, b, trans_a, trans_b):
+    a = v.float_array(a, "a", 2, 2)
+    b = v.float_array(b, "b", 2, 2)
+    v.same_dtype(a, "a", b, "b")
+    a_shape = a.shape[::-1] if trans_a else a.shape
+    b_shape = b.shape[::-1] if trans_b else b.shape
+    if a_shape[1] != b_shape[0]:
+        raise ValueError(f"matmul shapes do not align: op(a) is {a_shape} and op(b) is "
+                         f"{b_shape} (a {a.shape}, trans_a={trans_a}; b {b.shape}, "
+                         f"trans_b={trans_b})")
+    # The loop nest reads row-major operands: a transposed one is copied once (O(MK)).
+    a = np.ascontiguousarray(a.T) if trans_a else a
+    b = np.ascontiguousarray(b.T) if trans_b else b
+    return a, b
+
+
+def _gemm(a, b, bias, act, alpha):
+    M, K = a.shape
+    N = b.shape[1]
+    c = np.empty((M, N), dtype=a.dtype)
+    has_bias = bias is not None
+    bias = bias if has_bias else c[0]
+    _matmul.gemm(M * N * K // 64, a, b, c, bias, has_bias, act, alpha)
+    return c
+
+
+def matmul(a, b, trans_a=False, trans_b=False):
+    """C = op(a) @ op(b), op transposing when trans_* is set; 2-D, any M, N, K."""
+    a, b = _gemm_operands(a, b, trans_a, trans_b)
+    return _gemm(a, b, None, 0, a.dtype.type(0))
+
+
+def linear(x, w, b=None, activation=None, alpha=0.01, return_preact=False):
+    """y = act(x @ w + b) in one kernel (bias and activation in the GEMM's epilogue).
+
+    x (batch, in), w (in, out), b (out,) or None. With return_preact, returns (y, z)
+    where z = x @ w + b; gelu's backward needs z.
+    """
+    x = v.float_array(x, "x", 2, 2)
+    w = v.float_array(w, "w", 2, 2)
+    v.same_dtype(x, "x", w, "w")
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"linear: x has shape {x.shape} but w has shape {w.shape}; w must "
+                         f"be (in_features={x.shape[1]}, out_features)")
+    if b is not None:
+        b = v.float_array(b, "b", 1, 1)
+        v.same_dtype(x, "x", b, "b")
+        if b.shape != (w.shape[1],):
+            raise ValueError(f"linear: b has shape {b.shape} but w has shape {w.shape}; "
+                             f"b must be ({w.shape[1]},)")
+    act = _activation_id(activation)
+    alpha = _alpha(alpha, x.dtype)
+    if not return_preact:
+        return _gemm(x, w, b, act, alpha)
+    z = _gemm(x, w, b, 0, alpha)
+    y = np.empty_like(z)
+    _act.activation_forward(z.size, z.reshape(-1), y.reshape(-1), act, alpha)
+    return y, z
+
+
+def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
+                    need_input_grad=True):
+    """(dx, dw, db) for y = act(x @ w + b); dx is None unless need_input_grad.
+
+    `y` is the layer's output; gelu needs `preact` (z) instead.
+    """
+    x = v.float_array(x, "x", 2, 2)
+    w = v.float_array(w, "w", 2, 2)
+    dy = v.float_array(dy, "dy", 2, 2)
+    v.same_dtype(x, "x", w, "w")
+    v.same_dtype(x, "x", dy, "dy")
+    expected = (x.shape[0], w.shape[1])
+    if x.shape[1] != w.shape[0] or dy.shape != expected:
+        raise ValueError(f"linear_backward: x {x.shape}, w {w.shape} and dy {dy.shape} do "
+                         f"not fit (dy must be {expected})")
+    act = _activation_id(activation)
+    alpha = _alpha(alpha, x.dtype)
+    dz = dy
+    if act:
+        saved_name = "preact" if activation == "gelu" else "y"
+        saved = preact if activation == "gelu" else y
+        if saved is None:
+            raise ValueError(f"linear_backward with {activation} needs {saved_name}")
+        saved = v.float_array(saved, saved_name, 2, 2)
+        v.same_shape(saved, saved_name, dy, "dy")
+        v.same_dtype(saved, saved_name, dy, "dy")
+        dz = np.empty_like(dy)
+        _act.activation_backward(dy.size, dy.reshape(-1), saved.reshape(-1), dz.reshape(-1),
+                                 act, alpha)
+    dx = _gemm(dz, np.ascontiguousarray(w.T), None, 0, alpha) if need_input_grad else None
+    dw = _gemm(np.ascontiguousarray(x.T), dz, None, 0, alpha)
+    return dx, dw, _bias_grad(dz)
+
+
+def activation(x, name, alpha=0.01):
+    """name(x) elementwise for name in ACTIVATIONS (gelu is the tanh form)."""
+    x = v.float_array(x, "x")
+    act = _activation_id(name)
+    out = np.empty_like(x)
+    _act.activation_forward(x.size, x.reshape(-1), out.reshape(-1), act, _alpha(alpha, x.dtype))
+    return out
+
+
+def activation_backward(dy, saved, name, alpha=0.01):
+    """dL/dx from dL/dy; `saved` is the forward output y (the input x for gelu)."""
+    dy = v.float_array(dy, "dy")
+    saved = v.float_array(saved, "saved")
+    v.same_shape(dy, "dy", saved, "saved")
+    v.same_dtype(dy, "dy", saved, "saved")
+    act = _activation_id(name)
+    dx = np.empty_like(dy)
+    _act.activation_backward(dy.size, dy.reshape(-1), saved.reshape(-1), dx.reshape(-1), act,
+                             _alpha(alpha, dy.dtype))
+    return dx
+
+
+def softmax_cross_entropy(logits, labels):
+    """(losses, dlogits) from logits (N, C) and integer labels (N,) in [0, C).
+
+    losses[i] = -log softmax(logits[i])[labels[i]]; dlogits = softmax(logits) - onehot,
+    the gradient of losses.sum(). Stable for any finite logits.
+    """
+    logits = v.float_array(logits, "logits", 2, 2)
+    labels = v.labels_for(labels, *logits.shape)
+    losses = np.empty(logits.shape[0], dtype=logits.dtype)
+    dlogits = np.empty_like(logits)
+    _losses.softmax_cross_entropy(logits.size, logits, labels, losses, dlogits)
+    return losses, dlogits
+
+
+def _elementwise_loss(kernel, pred, target, pred_name, target_name):
+    pred = v.float_array(pred, pred_name)
+    target = v.float_array(target, target_name)
+    v.same_shape(pred, pred_name, target, target_name)
+    v.same_dtype(pred, pred_name, target, target_name)
+    losses = np.empty_like(pred)
+    grad = np.empty_like(pred)
+    kernel(pred.size, pred.reshape(-1), target.reshape(-1), losses.reshape(-1), grad.reshape(-1))
+    return losses, grad
+
+
+def binary_cross_entropy_with_logits(logits, targets):
+    """(losses, dlogits) elementwise: -[t log s(z) + (1-t) log(1-s(z))], dlogits = s(z) - t."""
+    return _elementwise_loss(_losses.binary_cross_entropy_with_logits, logits, targets,
+                             "logits", "targets")
+
+
+def mse(pred, target):
+    """(losses, dpred) elementwise: (pred - target)^2 and 2 (pred - target)."""
+    return _elementwise_loss(_losses.mse, pred, target, "pred", "target")
+
+
+def _dropout(x, p, seed, offset, name):
+    x = v.float_array(x, name)
+    p = v.probability(p)
+    seed = np.uint64(v.uint64(seed, "seed"))
+    offset = np.uint64(v.uint64(offset, "offset"))
+    out = np.empty_like(x)
+    _dropout_kernel.dropout(x.size, x.reshape(-1), out.reshape(-1), keep_threshold(p),
+                     x.dtype.type(1.0 / (1.0 - p)), seed, offset)
+    return out
+
+
+def dropout(x, p, seed, offset=0):
+    """Inverted dropout: x / (1 - p) where kept, 0 where dropped (probability p).
+
+    The mask comes from Philox4x32-10 keyed by (seed, offset) and is never stored:
+    dropout_backward with the same arguments regenerates it.
+    """
+    return _dropout(x, p, seed, offset, "x")
+
+
+def dropout_backward(dy, p, seed, offset=0):
+    """dL/dx of dropout(x, p, seed, offset): the same mask and scale applied to dy."""
+    return _dropout(dy, p, seed, offset, "dy")
+
+
+def _bias_grad(dy):
+    out = np.empty(dy.shape[1], dtype=dy.dtype)
+    _reductions.bias_grad(dy.size, dy, out)
+    return out
+
+
+def bias_grad(dy):
+    """Column sums of dy (N, C): the gradient of a bias added to every row."""
+    return _bias_grad(v.float_array(dy, "dy", 2, 2))
+
+
+# ---- optimizer steps: in place on param and its state, as torch.optim defines them ----
+
+def _param_and_grad(param, grad):
+    if not isinstance(param, np.ndarray):
+        raise TypeError(f"param must be a NumPy array updated in place, got {type(param).__name__}")
+    v.state_array(param, "param", param, "param")
+    if param.dtype not in v.FLOAT_DTYPES:
+        raise TypeError(f"param must be float32 or float64, got {param.dtype}")
+    if param.size == 0:
+        raise ValueError("param is empty")
+    grad = v.float_array(grad, "grad")
+    v.same_shape(grad, "grad", param, "param")
+    v.same_dtype(grad, "grad", param, "param")
+    return param.reshape(-1), grad.reshape(-1)
+
+
+def _flat_state(x, name, param):
+    return v.state_array(x, name, param, "param").reshape(-1)
+
+
+def sgd_step(param, grad, momentum_buf=None, *, lr, momentum=0.0, dampening=0.0,
+             weight_decay=0.0, nesterov=False, step=1):
+    """SGD with optional momentum (buffer initialized to the gradient at step 1), dampening,
+    Nesterov momentum and L2 weight decay. momentum_buf is needed when momentum != 0."""
+    shape_param = param
+    param, grad = _param_and_grad(param, grad)
+    lr = v.finite(lr, "lr", 0.0)
+    momentum = v.finite(momentum, "momentum", 0.0)
+    dampening = v.finite(dampening, "dampening", 0.0, 1.0)
+    weight_decay = v.finite(weight_decay, "weight_decay", 0.0)
+    step = v.step_count(step)
+    if nesterov and (momentum == 0 or dampening != 0):
+        raise ValueError("nesterov momentum needs momentum > 0 and dampening = 0")
+    if momentum:
+        if momentum_buf is None:
+            raise ValueError("momentum != 0 needs a momentum_buf shaped like param")
+        buf = _flat_state(momentum_buf, "momentum_buf", shape_param)
+    else:
+        buf = param
+    T = param.dtype.type
+    _optim.sgd_step(param.size, param, grad, buf, T(lr), T(momentum), T(1 - dampening),
+                    T(weight_decay), bool(nesterov), step == 1)
+
+
+def adagrad_step(param, grad, state_sum, *, lr=0.01, lr_decay=0.0, weight_decay=0.0,
+                 eps=1e-10, step=1):
+    """Adagrad: state_sum += g^2; param -= lr / (1 + (step-1) lr_decay) g / (sqrt(sum) + eps)."""
+    shape_param = param
+    param, grad = _param_and_grad(param, grad)
+    state = _flat_state(state_sum, "state_sum", shape_param)
+    lr = v.finite(lr, "lr", 0.0)
+    lr_decay = v.finite(lr_decay, "lr_decay", 0.0)
+    weight_decay = v.finite(weight_decay, "weight_decay", 0.0)
+    eps = v.finite(eps, "eps", 0.0)
+    step = v.step_count(step)
+    T = param.dtype.type
+    _optim.adagrad_step(param.size, param, grad, state, T(lr / (1 + (step - 1) * lr_decay)),
+                        T(weight_decay), T(eps))
+
+
+def rmsprop_step(param, grad, square_avg, *, grad_avg=None, momentum_buf=None, lr=0.01,
+                 alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    """RMSprop with optional momentum (needs momentum_buf) and centering (needs grad_avg)."""
+    shape_param = param
+    param, grad = _param_and_grad(param, grad)
+    square_avg = _flat_state(square_avg, "square_avg", shape_param)
+    lr = v.finite(lr, "lr", 0.0)
+    alpha = v.finite(alpha, "alpha", 0.0, 1.0)
+    eps = v.finite(eps, "eps", 0.0)
+    weight_decay = v.finite(weight_decay, "weight_decay", 0.0)
+    momentum = v.finite(momentum, "momentum", 0.0)
+    if centered:
+        if grad_avg is None:
+            raise ValueError("centered RMSprop needs a grad_avg shaped like param")
+        grad_avg = _flat_state(grad_avg, "grad_avg", shape_param)
+    if momentum:
+        if momentum_buf is None:
+            raise ValueError("momentum != 0 needs a momentum_buf shaped like param")
+        momentum_buf = _flat_state(momentum_buf, "momentum_buf", shape_param)
+    T = param.dtype.type
+    _optim.rmsprop_step(param.size, param, grad, square_avg,
+                        grad_avg if centered else param, momentum_buf if momentum else param,
+                        T(lr), T(alpha), T(1 - alpha), T(eps), T(weight_decay), T(momentum),
+                        bool(centered))
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+              weight_decay=0.0, step=1, decoupled_weight_decay=False):
+    """Adam (weight decay added to the gradient) or, with decoupled_weight_decay, AdamW
+    (param *= 1 - lr * weight_decay first). `step` is this update's count, from 1."""
+    shape_param = param
+    param, grad = _param_and_grad(param, grad)
+    exp_avg = _flat_state(exp_avg, "exp_avg", shape_param)
+    exp_avg_sq = _flat_state(exp_avg_sq, "exp_avg_sq", shape_param)
+    lr = v.finite(lr, "lr", 0.0)
+    beta1 = v.finite(beta1, "beta1", 0.0, 1.0, high_open=True)
+    beta2 = v.finite(beta2, "beta2", 0.0, 1.0, high_open=True)
+    eps = v.finite(eps, "eps", 0.0)
+    weight_decay = v.finite(weight_decay, "weight_decay", 0.0)
+    step = v.step_count(step)
+    bias1 = 1 - beta1 ** step
+    bias2 = 1 - beta2 ** step
+    T = param.dtype.type
+    coupled = 0.0 if decoupled_weight_decay else weight_decay
+    decay = 1 - lr * weight_decay if decoupled_weight_decay else 1.0
+    _optim.adam_step(param.size, param, grad, exp_avg, exp_avg_sq, T(lr / bias1), T(beta1),
+                     T(1 - beta1), T(beta2), T(1 - beta2), T(eps), T(coupled), T(decay),
+                     T(1 / bias2 ** 0.5))

@@ -1,0 +1,1 @@
+"""Numba CPU kernels. Each takes valid, C-contiguous arrays and writes into `out`."""

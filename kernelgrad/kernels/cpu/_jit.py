@@ -1,0 +1,55 @@
+"""Compilation helpers shared by the Numba kernels.
+
+`typed` makes scalar device functions whose float constants take the argument's dtype
+(a float32 kernel stays float32: Numba would otherwise promote at every literal).
+`kernel` compiles one Python function twice, parallel and serial, each cached on disk
+under its own name, so small inputs skip the thread pool's start-up cost.
+"""
+import inspect
+import os
+import types as pytypes
+
+import numba
+import numpy as np
+from numba import njit
+from numba.core import types
+from numba.extending import overload
+
+# Below this many elements of work a parallel launch costs more than it saves.
+PARALLEL_MIN_WORK = int(os.environ.get("KERNELGRAD_PARALLEL_MIN_WORK", 1 << 15))
+
+
+def typed(factory):
+    """factory(T) -> scalar function using constants of NumPy type T; dispatch on arg 0."""
+    stub = factory(np.float64)
+    impls = {types.float32: factory(np.float32), types.float64: stub}
+    params = ", ".join(inspect.signature(stub).parameters)
+    first = params.split(",")[0]
+    namespace = {}
+    exec(f"def typing({params}):\n    return impls.get({first})", {"impls": impls}, namespace)
+    overload(stub)(namespace["typing"])
+    return stub
+
+
+class Kernel:
+    """A parallel and a serial build of one function; call with the amount of work."""
+
+    def __init__(self, fn, fastmath):
+        self.parallel = njit(parallel=True, cache=True, fastmath=fastmath)(fn)
+        serial_fn = pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
+                                         fn.__defaults__, fn.__closure__)
+        # Numba names its cache files after the qualname: distinct names keep the two apart.
+        serial_fn.__qualname__ = fn.__qualname__ + "_serial"
+        self.serial = njit(cache=True, fastmath=fastmath)(serial_fn)
+        self.__doc__ = fn.__doc__
+
+    def __call__(self, work, *args):
+        if work >= PARALLEL_MIN_WORK and numba.get_num_threads() > 1:
+            return self.parallel(*args)
+        return self.serial(*args)
+
+
+def kernel(fn=None, *, fastmath=False):
+    if fn is None:
+        return lambda f: Kernel(f, fastmath)
+    return Kernel(fn, fastmath)

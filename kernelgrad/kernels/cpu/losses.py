@@ -1,0 +1,84 @@
+"""Losses with their gradients in the same pass.
+
+softmax_cross_entropy: per row, three sweeps over a row that stays in L1/L2 (max; exp of
+the shifted row written into dlogits; sum), then one scaling sweep: reads the logits once
+from memory and writes dlogits once, so it is memory bound. Probabilities are never
+stored apart from dlogits itself. Stable for any finite logits: exp sees x - max <= 0.
+"""
+import math
+
+from numba import njit, prange
+
+from ._jit import kernel, typed
+from ._math import cast_like, fast_exp
+
+
+# The reductions may be reordered (that is what lets them vectorize); the exp sweep may
+# not, since reassociation would break exp's two-part range reduction.
+@njit(cache=True, fastmath={"reassoc", "nsz", "nnan", "ninf"})
+def _row_max(row):
+    m = row[0]
+    for j in range(1, row.size):
+        m = row[j] if row[j] > m else m
+    return m
+
+
+@njit(cache=True, fastmath={"reassoc", "nsz"})
+def _row_sum_f64(row):
+    s = 0.0
+    for j in range(row.size):
+        s += row[j]
+    return s
+
+
+@njit(cache=True)
+def _exp_shifted(row, shift, out):
+    for j in range(row.size):
+        out[j] = fast_exp(row[j] - shift)
+
+
+@njit(cache=True)
+def _scale(row, factor):
+    for j in range(row.size):
+        row[j] *= factor
+
+
+@kernel
+def softmax_cross_entropy(logits, labels, losses, dlogits):
+    for i in prange(logits.shape[0]):
+        row, drow = logits[i], dlogits[i]
+        shift = _row_max(row)
+        # A NaN anywhere in the row must reach the loss; the max above may skip it.
+        _exp_shifted(row, shift, drow)
+        total = _row_sum_f64(drow)
+        label = labels[i]
+        losses[i] = math.log(total) - (row[label] - shift)
+        _scale(drow, cast_like(row[0], 1.0 / total))
+        drow[label] -= 1
+
+
+@typed
+def _bce(T):
+    zero, one = T(0), T(1)
+
+    def bce(z, t):
+        e = fast_exp(-abs(z))
+        loss = (z if z > zero else zero) - z * t + math.log1p(e)
+        sig = one / (one + e)
+        grad = (sig if z >= zero else one - sig) - t
+        return loss, grad
+    return bce
+
+
+@kernel
+def binary_cross_entropy_with_logits(logits, targets, losses, dlogits):
+    for i in prange(logits.size):
+        losses[i], dlogits[i] = _bce(logits[i], targets[i])
+
+
+@kernel
+def mse(pred, target, losses, dpred):
+    for i in prange(pred.size):
+        diff = pred[i] - target[i]
+        losses[i] = diff * diff
+        dpred[i] = diff + diff

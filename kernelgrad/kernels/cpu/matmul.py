@@ -1,0 +1,53 @@
+"""GEMM C = A @ B (+ bias, activation) for row-major A (M, K) and B (K, N).
+
+Blocked for the caches: threads take blocks of MR rows of C; for each NC-wide column
+panel the KC x NC block of B stays in L2 while the MR rows use it, and each C row
+segment (NC floats) stays in L1 while K is swept four at a time (one C load and store
+per four FMAs). Bias and activation are applied to each finished C segment while it is
+in L1: the epilogue of the linear layer. Compute bound; this loop nest reaches a
+fraction of OpenBLAS (see bench/results), a packed register-blocked micro-kernel is the
+next step. Transposed operands are copied to row-major by the launcher (O(MK + KN)).
+"""
+from numba import literally, prange
+
+from ._jit import kernel
+from ._math import activate
+
+MR, NC, KC = 8, 512, 256
+
+
+@kernel
+def gemm(a, b, c, bias, has_bias, act, alpha):
+    literally(has_bias)
+    literally(act)
+    M, K = a.shape
+    N = b.shape[1]
+    for row_block in prange((M + MR - 1) // MR):
+        i0 = row_block * MR
+        i1 = min(i0 + MR, M)
+        for j0 in range(0, N, NC):
+            j1 = min(j0 + NC, N)
+            for i in range(i0, i1):
+                c[i, j0:j1] = 0
+            for k0 in range(0, K, KC):
+                k1 = min(k0 + KC, K)
+                k_main = k0 + (k1 - k0) // 4 * 4
+                for i in range(i0, i1):
+                    c_row = c[i]
+                    a_row = a[i]
+                    for k in range(k0, k_main, 4):
+                        a0, a1, a2, a3 = a_row[k], a_row[k + 1], a_row[k + 2], a_row[k + 3]
+                        b0, b1, b2, b3 = b[k], b[k + 1], b[k + 2], b[k + 3]
+                        for j in range(j0, j1):
+                            c_row[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+                    for k in range(k_main, k1):
+                        a0 = a_row[k]
+                        b0 = b[k]
+                        for j in range(j0, j1):
+                            c_row[j] += a0 * b0[j]
+            if has_bias or act != 0:
+                for i in range(i0, i1):
+                    c_row = c[i]
+                    for j in range(j0, j1):
+                        v = c_row[j] + bias[j] if has_bias else c_row[j]
+                        c_row[j] = activate(v, act, alpha)

@@ -1,0 +1,72 @@
+"""Fused in-place optimizer steps, as torch.optim defines them: one pass over the
+parameter, its gradient and its state; memory bound. Arrays are flat; hyper-parameters
+arrive in the parameter's dtype (1 - beta and the like precomputed, since a
+Python literal would promote float32 arithmetic to float64); flags are compile-time literals so each variant gets
+its own vectorized loop.
+"""
+import numpy as np
+from numba import literally, prange
+
+from ._jit import kernel
+
+
+@kernel
+def sgd_step(param, grad, momentum_buf, lr, momentum, grad_scale, weight_decay, nesterov,
+             first_step):
+    """grad_scale is 1 - dampening."""
+    literally(nesterov)
+    literally(first_step)
+    use_momentum = momentum != 0
+    for i in prange(param.size):
+        g = grad[i] + weight_decay * param[i]
+        if use_momentum:
+            buf = g if first_step else momentum * momentum_buf[i] + grad_scale * g
+            momentum_buf[i] = buf
+            g = g + momentum * buf if nesterov else buf
+        param[i] -= lr * g
+
+
+@kernel
+def adagrad_step(param, grad, state_sum, clr, weight_decay, eps):
+    for i in prange(param.size):
+        g = grad[i] + weight_decay * param[i]
+        s = state_sum[i] + g * g
+        state_sum[i] = s
+        param[i] -= clr * g / (np.sqrt(s) + eps)
+
+
+@kernel
+def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buf, lr, alpha, one_minus_alpha,
+                 eps, weight_decay, momentum, centered):
+    literally(centered)
+    use_momentum = momentum != 0
+    for i in prange(param.size):
+        g = grad[i] + weight_decay * param[i]
+        sq = alpha * square_avg[i] + one_minus_alpha * g * g
+        square_avg[i] = sq
+        if centered:
+            ga = alpha * grad_avg[i] + one_minus_alpha * g
+            grad_avg[i] = ga
+            avg = np.sqrt(sq - ga * ga) + eps
+        else:
+            avg = np.sqrt(sq) + eps
+        if use_momentum:
+            buf = momentum * momentum_buf[i] + g / avg
+            momentum_buf[i] = buf
+            param[i] -= lr * buf
+        else:
+            param[i] -= lr * g / avg
+
+
+@kernel
+def adam_step(param, grad, exp_avg, exp_avg_sq, step_size, beta1, one_minus_beta1, beta2,
+              one_minus_beta2, eps, weight_decay, decay_factor, inv_sqrt_bias2):
+    """Adam when weight_decay is coupled (added to g); AdamW uses decay_factor = 1 - lr wd."""
+    for i in prange(param.size):
+        p = param[i] * decay_factor
+        g = grad[i] + weight_decay * p
+        m = beta1 * exp_avg[i] + one_minus_beta1 * g
+        v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g
+        exp_avg[i] = m
+        exp_avg_sq[i] = v
+        param[i] = p - step_size * m / (np.sqrt(v) * inv_sqrt_bias2 + eps)
