@@ -27,6 +27,15 @@ __all__ = ["ACTIVATIONS", "matmul", "linear", "linear_backward", "activation",
            "rmsprop_step", "adam_step", "reference"]
 
 
+def _empty(shape, dtype):
+    """Every output is allocated here (the tests swap in a NaN-filled allocator)."""
+    return np.empty(shape, dtype=dtype)
+
+
+def _empty_like(x):
+    return _empty(x.shape, x.dtype)
+
+
 def _activation_id(name):
     try:
         return ACTIVATION_IDS[name]
@@ -58,7 +67,7 @@ def _gemm_operands(a, b, trans_a, trans_b):
 def _gemm(a, b, bias, act, alpha):
     M, K = a.shape
     N = b.shape[1]
-    c = np.empty((M, N), dtype=a.dtype)
+    c = _empty((M, N), dtype=a.dtype)
     has_bias = bias is not None
     bias = bias if has_bias else c[0]
     _matmul.gemm(M * N * K // 64, a, b, c, bias, has_bias, act, alpha)
@@ -94,7 +103,7 @@ def linear(x, w, b=None, activation=None, alpha=0.01, return_preact=False):
     if not return_preact:
         return _gemm(x, w, b, act, alpha)
     z = _gemm(x, w, b, 0, alpha)
-    y = np.empty_like(z)
+    y = _empty_like(z)
     _act.activation_forward(z.size, z.reshape(-1), y.reshape(-1), act, alpha)
     return y, z
 
@@ -125,7 +134,7 @@ def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
         saved = v.float_array(saved, saved_name, 2, 2)
         v.same_shape(saved, saved_name, dy, "dy")
         v.same_dtype(saved, saved_name, dy, "dy")
-        dz = np.empty_like(dy)
+        dz = _empty_like(dy)
         _act.activation_backward(dy.size, dy.reshape(-1), saved.reshape(-1), dz.reshape(-1),
                                  act, alpha)
     dx = _gemm(dz, np.ascontiguousarray(w.T), None, 0, alpha) if need_input_grad else None
@@ -137,7 +146,7 @@ def activation(x, name, alpha=0.01):
     """name(x) elementwise for name in ACTIVATIONS (gelu is the tanh form)."""
     x = v.float_array(x, "x")
     act = _activation_id(name)
-    out = np.empty_like(x)
+    out = _empty_like(x)
     _act.activation_forward(x.size, x.reshape(-1), out.reshape(-1), act, _alpha(alpha, x.dtype))
     return out
 
@@ -149,7 +158,7 @@ def activation_backward(dy, saved, name, alpha=0.01):
     v.same_shape(dy, "dy", saved, "saved")
     v.same_dtype(dy, "dy", saved, "saved")
     act = _activation_id(name)
-    dx = np.empty_like(dy)
+    dx = _empty_like(dy)
     _act.activation_backward(dy.size, dy.reshape(-1), saved.reshape(-1), dx.reshape(-1), act,
                              _alpha(alpha, dy.dtype))
     return dx
@@ -163,8 +172,8 @@ def softmax_cross_entropy(logits, labels):
     """
     logits = v.float_array(logits, "logits", 2, 2)
     labels = v.labels_for(labels, *logits.shape)
-    losses = np.empty(logits.shape[0], dtype=logits.dtype)
-    dlogits = np.empty_like(logits)
+    losses = _empty(logits.shape[0], dtype=logits.dtype)
+    dlogits = _empty_like(logits)
     _losses.softmax_cross_entropy(logits.size, logits, labels, losses, dlogits)
     return losses, dlogits
 
@@ -174,8 +183,8 @@ def _elementwise_loss(kernel, pred, target, pred_name, target_name):
     target = v.float_array(target, target_name)
     v.same_shape(pred, pred_name, target, target_name)
     v.same_dtype(pred, pred_name, target, target_name)
-    losses = np.empty_like(pred)
-    grad = np.empty_like(pred)
+    losses = _empty_like(pred)
+    grad = _empty_like(pred)
     kernel(pred.size, pred.reshape(-1), target.reshape(-1), losses.reshape(-1), grad.reshape(-1))
     return losses, grad
 
@@ -196,7 +205,7 @@ def _dropout(x, p, seed, offset, name):
     p = v.probability(p)
     seed = np.uint64(v.uint64(seed, "seed"))
     offset = np.uint64(v.uint64(offset, "offset"))
-    out = np.empty_like(x)
+    out = _empty_like(x)
     _dropout_kernel.dropout(x.size, x.reshape(-1), out.reshape(-1), keep_threshold(p),
                      x.dtype.type(1.0 / (1.0 - p)), seed, offset)
     return out
@@ -217,7 +226,7 @@ def dropout_backward(dy, p, seed, offset=0):
 
 
 def _bias_grad(dy):
-    out = np.empty(dy.shape[1], dtype=dy.dtype)
+    out = _empty(dy.shape[1], dtype=dy.dtype)
     _reductions.bias_grad(dy.size, dy, out)
     return out
 

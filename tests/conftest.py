@@ -1,0 +1,62 @@
+"""Shared test helpers: fresh random inputs, NaN-filled outputs, tolerance checks."""
+import secrets
+
+import numpy as np
+import pytest
+
+import kernelgrad.kernels as K
+
+# Sizes that are not multiples of any tile or vector width.
+AWKWARD = (1, 7, 33, 127, 1000)
+DTYPES = (np.float32, np.float64)
+# Relative tolerance for elementwise ops per dtype (DESIGN.md: float32 near 1e-6).
+ELEMENTWISE_RTOL = {np.float32: 2e-6, np.float64: 1e-13}
+
+
+@pytest.fixture
+def rng():
+    """A generator with a fresh seed per test; a failing test prints the seed."""
+    seed = secrets.randbits(63)
+    print(f"rng seed: {seed}")
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture(autouse=True)
+def nan_outputs(monkeypatch):
+    """Every kernel output starts as NaN, so an element the kernel never writes fails."""
+    def nan_empty(shape, dtype):
+        return np.full(shape, np.nan, dtype=dtype)
+    monkeypatch.setattr(K, "_empty", nan_empty)
+
+
+def assert_close(out, ref, rtol, scale=None, what=""):
+    """‖out − ref‖/‖ref‖ <= rtol and, elementwise, |out − ref| <= rtol (|ref| + scale).
+
+    `scale` bounds the size of the terms that were summed (e.g. |A| @ |B| for a GEMM);
+    it defaults to |ref|'s mean so that tiny results of cancellation are judged fairly.
+    NaN never passes.
+    """
+    out = np.asarray(out, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    assert out.shape == ref.shape, f"{what}: shape {out.shape} != {ref.shape}"
+    assert np.all(np.isfinite(out) | ~np.isfinite(ref)), f"{what}: non-finite output"
+    assert not np.any(np.isnan(out) & ~np.isnan(ref)), f"{what}: NaN output"
+    finite = np.isfinite(ref)
+    if not finite.all():
+        assert np.array_equal(out[~finite], ref[~finite], equal_nan=True), what
+    out, ref = out[finite], ref[finite]
+    if ref.size == 0:
+        return
+    norm_ref = np.linalg.norm(ref)
+    if norm_ref > 0:
+        assert np.linalg.norm(out - ref) / norm_ref <= rtol, \
+            f"{what}: relative norm error {np.linalg.norm(out - ref) / norm_ref:.3g} > {rtol:.3g}"
+    if scale is None:
+        scale = np.mean(np.abs(ref))
+    else:
+        scale = np.asarray(scale, dtype=np.float64)[finite] if np.ndim(scale) else scale
+    err = np.abs(out - ref)
+    bound = rtol * (np.abs(ref) + scale) + np.finfo(np.float64).tiny
+    worst = np.argmax(err / bound)
+    assert np.all(err <= bound), \
+        f"{what}: elementwise error {err.flat[worst]:.3g} at {worst} (ref {ref.flat[worst]:.6g})"

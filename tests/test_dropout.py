@@ -1,0 +1,63 @@
+"""Dropout: the mask equals philox.py's bit for bit, statistics, determinism, backward."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import kernelgrad.kernels as K
+from kernelgrad.kernels import reference as R
+from kernelgrad.kernels.philox import dropout_mask
+
+from conftest import AWKWARD, DTYPES
+
+
+def check_dropout(rng, shape, p, seed, offset, dtype):
+    x = (rng.standard_normal(shape) + 3.0).astype(dtype)  # no zeros, so the mask is visible
+    y = K.dropout(x, p, seed, offset)
+    mask = dropout_mask(shape, p, seed, offset)
+    np.testing.assert_array_equal(y != 0, mask)
+    np.testing.assert_allclose(y, R.dropout(x, p, seed, offset), rtol=2e-7 if dtype == np.float32
+                               else 1e-15)
+    dy = rng.standard_normal(shape).astype(dtype)
+    dx = K.dropout_backward(dy, p, seed, offset)
+    np.testing.assert_array_equal(dx, np.where(mask, dy * dtype(1 / (1 - p)), 0).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(n,) for n in AWKWARD] + [(33, 127), (5, 1, 3)])
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 0.9])
+def test_dropout_matches_numpy_philox(rng, shape, p, dtype):
+    check_dropout(rng, shape, p, int(rng.integers(0, 2 ** 63)), int(rng.integers(0, 2 ** 40)),
+                  dtype)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(1, 60), min_size=1, max_size=3).map(tuple),
+       p=st.floats(0.0, 0.99), seed=st.integers(0, 2 ** 64 - 1),
+       offset=st.integers(0, 2 ** 64 - 1))
+def test_dropout_hypothesis(shape, p, seed, offset):
+    check_dropout(np.random.default_rng(seed % 2 ** 32), shape, p, seed, offset, np.float32)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
+def test_dropout_statistics(p):
+    n = 1_000_000
+    x = np.ones(n, np.float32)
+    y = K.dropout(x, p, seed=2024, offset=7)
+    kept = np.count_nonzero(y)
+    sigma = np.sqrt(n * p * (1 - p))
+    assert abs(kept - n * (1 - p)) < 4 * sigma, (kept, n * (1 - p), sigma)
+    # E[y] = x: the inverted scale keeps the mean; std of the mean is sqrt(p / (1-p) / n)
+    assert abs(y.mean() - 1.0) < 4 * np.sqrt(p / (1 - p) / n)
+
+
+def test_dropout_determinism():
+    x = np.ones(10_000, np.float32)
+    first = K.dropout(x, 0.5, seed=11, offset=3)
+    np.testing.assert_array_equal(first, K.dropout(x, 0.5, seed=11, offset=3))
+    assert not np.array_equal(first, K.dropout(x, 0.5, seed=11, offset=4))
+    assert not np.array_equal(first, K.dropout(x, 0.5, seed=12, offset=3))
+
+
+def test_p_zero_is_identity(rng):
+    x = rng.standard_normal(1000).astype(np.float32)
+    np.testing.assert_array_equal(K.dropout(x, 0.0, seed=1), x)

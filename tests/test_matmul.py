@@ -1,0 +1,90 @@
+"""matmul and linear (GEMM with bias and activation epilogue) against the reference."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import kernelgrad.kernels as K
+from kernelgrad.kernels import reference as R
+
+from conftest import AWKWARD, DTYPES, assert_close
+
+GEMM_RTOL = {np.float32: 1e-6, np.float64: 1e-14}
+SHAPES = ([(m, n, k) for m in AWKWARD for n in (1, 33, 127) for k in (1, 7, 1000)]
+          + [(4096, 3, 17), (3, 2049, 40), (513, 1, 300)])  # tall, wide, K=1 among them
+
+
+def gemm_tolerance(dtype, k):
+    return GEMM_RTOL[dtype] * np.sqrt(k)
+
+
+def operands(rng, m, n, k, dtype, trans_a, trans_b):
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    return a, b
+
+
+def check_matmul(rng, m, n, k, dtype, trans_a, trans_b):
+    a, b = operands(rng, m, n, k, dtype, trans_a, trans_b)
+    out = K.matmul(a, b, trans_a, trans_b)
+    assert out.dtype == dtype and out.shape == (m, n)
+    scale = R.matmul(np.abs(a), np.abs(b), trans_a, trans_b)  # the GEMM error bound's scale
+    assert_close(out, R.matmul(a, b, trans_a, trans_b), gemm_tolerance(dtype, k), scale,
+                 f"matmul {m}x{n}x{k} {dtype.__name__} ta={trans_a} tb={trans_b}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_matmul_shapes(rng, m, n, k, dtype):
+    check_matmul(rng, m, n, k, dtype, False, False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", [(True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("m,n,k", [(33, 127, 1000), (1000, 7, 33), (1, 1, 1), (127, 1000, 1)])
+def test_matmul_transposed(rng, m, n, k, dtype, trans_a, trans_b):
+    check_matmul(rng, m, n, k, dtype, trans_a, trans_b)
+
+
+@settings(max_examples=30, deadline=None)
+@given(m=st.integers(1, 300), n=st.integers(1, 300), k=st.integers(1, 600),
+       trans_a=st.booleans(), trans_b=st.booleans(), single=st.booleans(),
+       seed=st.integers(0, 2 ** 32 - 1))
+def test_matmul_hypothesis_shapes(m, n, k, trans_a, trans_b, single, seed):
+    check_matmul(np.random.default_rng(seed), m, n, k, np.float32 if single else np.float64,
+                 trans_a, trans_b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", [None, *K.ACTIVATIONS])
+@pytest.mark.parametrize("batch,fan_in,fan_out", [(1, 1, 1), (33, 127, 7), (127, 33, 1000)])
+def test_linear_forward_and_backward(rng, dtype, activation, batch, fan_in, fan_out):
+    x = rng.standard_normal((batch, fan_in)).astype(dtype)
+    w = (rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)).astype(dtype)
+    b = rng.standard_normal(fan_out).astype(dtype)
+    y, z = K.linear(x, w, b, activation, return_preact=True)
+    y_ref, z_ref = R.linear(x, w, b, activation)
+    tol = gemm_tolerance(dtype, fan_in) * 2
+    assert_close(z, z_ref, tol, what="linear preact")
+    assert_close(K.linear(x, w, b, activation), y_ref, tol, what=f"linear {activation}")
+    assert_close(y, y_ref, tol, what=f"linear (return_preact) {activation}")
+
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    grads = K.linear_backward(dy, x, w, y, activation, preact=z)
+    refs = R.linear_backward(dy, x, w, y, activation, preact=z)
+    for name, got, ref, k in zip(("dx", "dw", "db"), grads, refs, (fan_out, batch, batch)):
+        assert_close(got, ref, gemm_tolerance(dtype, k) * 4, what=f"linear_backward {name}")
+    assert K.linear_backward(dy, x, w, y, activation, preact=z, need_input_grad=False)[0] is None
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_without_bias(rng, dtype):
+    x = rng.standard_normal((7, 33)).astype(dtype)
+    w = rng.standard_normal((33, 5)).astype(dtype)
+    assert_close(K.linear(x, w, None, "relu"), R.linear(x, w, None, "relu")[0],
+                 gemm_tolerance(dtype, 33), what="linear no bias")
+
+
+def test_non_contiguous_inputs_are_copied(rng):
+    a = rng.standard_normal((40, 60))[:, ::2]
+    b = rng.standard_normal((30, 9))
+    assert_close(K.matmul(a, b), a @ b, 1e-13)

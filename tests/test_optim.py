@@ -1,0 +1,90 @@
+"""Fused optimizer steps against the reference (torch.optim's definitions), several steps."""
+import numpy as np
+import pytest
+
+import kernelgrad.kernels as K
+from kernelgrad.kernels import reference as R
+
+from conftest import DTYPES, assert_close
+
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+STEPS = 5
+
+
+def params(rng, dtype, n=1003):
+    return rng.standard_normal(n).astype(dtype), [rng.standard_normal(n).astype(dtype)
+                                                  for _ in range(STEPS)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum,dampening,nesterov,weight_decay",
+                         [(0, 0, False, 0), (0.9, 0, False, 0), (0.9, 0.1, False, 1e-2),
+                          (0.9, 0, True, 1e-2)])
+def test_sgd(rng, dtype, momentum, dampening, nesterov, weight_decay):
+    param, grads = params(rng, dtype)
+    buf = np.zeros_like(param)
+    ref_param, ref_buf = param.astype(np.float64), None
+    for step, grad in enumerate(grads, 1):
+        K.sgd_step(param, grad, buf, lr=0.1, momentum=momentum, dampening=dampening,
+                   nesterov=nesterov, weight_decay=weight_decay, step=step)
+        ref_param, ref_buf = R.sgd_step(ref_param, grad, ref_buf, 0.1, momentum, dampening,
+                                        weight_decay, nesterov, step)
+    assert_close(param, ref_param, RTOL[dtype], what="sgd param")
+    if momentum:
+        assert_close(buf, ref_buf, RTOL[dtype], what="sgd buf")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("lr_decay,weight_decay", [(0, 0), (0.1, 0.01)])
+def test_adagrad(rng, dtype, lr_decay, weight_decay):
+    param, grads = params(rng, dtype)
+    state = np.full_like(param, 0.1)
+    ref = (param.astype(np.float64), state.astype(np.float64))
+    for step, grad in enumerate(grads, 1):
+        K.adagrad_step(param, grad, state, lr=0.05, lr_decay=lr_decay,
+                       weight_decay=weight_decay, step=step)
+        ref = R.adagrad_step(ref[0], grad, ref[1], 0.05, lr_decay, weight_decay, 1e-10, step)
+    assert_close(param, ref[0], RTOL[dtype], what="adagrad param")
+    assert_close(state, ref[1], RTOL[dtype], what="adagrad sum")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum,centered,weight_decay", [(0, False, 0), (0.9, False, 0.01),
+                                                            (0, True, 0), (0.5, True, 0.01)])
+def test_rmsprop(rng, dtype, momentum, centered, weight_decay):
+    param, grads = params(rng, dtype)
+    square_avg, grad_avg, buf = (np.zeros_like(param) for _ in range(3))
+    ref = (param.astype(np.float64), square_avg.astype(np.float64), grad_avg.astype(np.float64),
+           buf.astype(np.float64))
+    for grad in grads:
+        K.rmsprop_step(param, grad, square_avg, grad_avg=grad_avg, momentum_buf=buf, lr=0.01,
+                       momentum=momentum, centered=centered, weight_decay=weight_decay)
+        ref = R.rmsprop_step(ref[0], grad, ref[1], 0.01, 0.99, 1e-8, weight_decay, momentum,
+                             centered, ref[2], ref[3])
+        ref = tuple(r if r is not None else np.zeros_like(param, np.float64) for r in ref)
+    assert_close(param, ref[0], RTOL[dtype], what="rmsprop param")
+    assert_close(square_avg, ref[1], RTOL[dtype], what="rmsprop square_avg")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weight_decay,decoupled", [(0, False), (0.1, False), (0.1, True)])
+def test_adam_and_adamw(rng, dtype, weight_decay, decoupled):
+    param, grads = params(rng, dtype)
+    exp_avg, exp_avg_sq = np.zeros_like(param), np.zeros_like(param)
+    ref = (param.astype(np.float64), exp_avg.astype(np.float64), exp_avg_sq.astype(np.float64))
+    for step, grad in enumerate(grads, 1):
+        K.adam_step(param, grad, exp_avg, exp_avg_sq, lr=0.01, weight_decay=weight_decay,
+                    step=step, decoupled_weight_decay=decoupled)
+        ref = R.adam_step(ref[0], grad, ref[1], ref[2], 0.01, 0.9, 0.999, 1e-8, weight_decay,
+                          step, decoupled)
+    assert_close(param, ref[0], RTOL[dtype], what="adam param")
+    assert_close(exp_avg, ref[1], RTOL[dtype], what="adam exp_avg")
+    assert_close(exp_avg_sq, ref[2], RTOL[dtype], what="adam exp_avg_sq")
+
+
+def test_step_updates_multidimensional_param_in_place(rng):
+    param = rng.standard_normal((7, 33)).astype(np.float32)
+    before = param.copy()
+    grad = np.ones_like(param)
+    K.sgd_step(param, grad, lr=0.5)
+    np.testing.assert_allclose(param, before - 0.5)
