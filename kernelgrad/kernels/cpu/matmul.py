@@ -33,21 +33,25 @@ def gemm(a, b, c, bias, has_bias, act, alpha):
                 k1 = min(k0 + KC, K)
                 k_main = k0 + (k1 - k0) // 4 * 4
                 for i in range(i0, i1):
-                    c_row = c[i]
+                    # Views starting at column j0 and loops from 0: the index is provably
+                    # non-negative, so Numba's wraparound check vanishes and LLVM vectorizes.
+                    c_seg = c[i, j0:j1]
                     a_row = a[i]
                     for k in range(k0, k_main, 4):
                         a0, a1, a2, a3 = a_row[k], a_row[k + 1], a_row[k + 2], a_row[k + 3]
-                        b0, b1, b2, b3 = b[k], b[k + 1], b[k + 2], b[k + 3]
-                        for j in range(j0, j1):
-                            c_row[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+                        b0, b1 = b[k, j0:j1], b[k + 1, j0:j1]
+                        b2, b3 = b[k + 2, j0:j1], b[k + 3, j0:j1]
+                        for j in range(c_seg.size):
+                            c_seg[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
                     for k in range(k_main, k1):
                         a0 = a_row[k]
-                        b0 = b[k]
-                        for j in range(j0, j1):
-                            c_row[j] += a0 * b0[j]
+                        b0 = b[k, j0:j1]
+                        for j in range(c_seg.size):
+                            c_seg[j] += a0 * b0[j]
             if has_bias or act != 0:
+                bias_seg = bias[j0:j1]
                 for i in range(i0, i1):
-                    c_row = c[i]
-                    for j in range(j0, j1):
-                        v = c_row[j] + bias[j] if has_bias else c_row[j]
-                        c_row[j] = activate(v, act, alpha)
+                    c_seg = c[i, j0:j1]
+                    for j in range(c_seg.size):
+                        v = c_seg[j] + bias_seg[j] if has_bias else c_seg[j]
+                        c_seg[j] = activate(v, act, alpha)

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench` (table, JSON, chart) and `pytest bench/` (pytest-benchmark)."""

@@ -1,0 +1,26 @@
+"""python -m bench [--device cpu] [--quick] [--only SUBSTRING] [--name NAME]"""
+import argparse
+import sys
+
+from .cases import all_cases
+from .runner import run
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--quick", action="store_true", help="skip the largest GEMM")
+    parser.add_argument("--only", default=None, help="run the ops whose name contains this")
+    parser.add_argument("--name", default=None, help="results file name (default cpu-<host>)")
+    args = parser.parse_args(argv)
+    if args.device == "cuda":
+        parser.error("the CUDA kernels are not part of this build yet (issue 4); "
+                     "use --device cpu")
+    cases = [c for c in all_cases(args.quick) if args.only is None or args.only in c.op]
+    if not cases:
+        parser.error(f"no benchmark op contains {args.only!r}")
+    return run(cases, args.name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
