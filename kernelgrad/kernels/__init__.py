@@ -70,7 +70,7 @@ def _gemm(a, b, bias, act, alpha):
     c = _empty((M, N), dtype=a.dtype)
     has_bias = bias is not None
     bias = bias if has_bias else c[0]
-    _matmul.gemm(M * N * K // 64, a, b, c, bias, has_bias, act, alpha)
+    _matmul.gemm[has_bias, act](M * N * K // 64, a, b, c, bias, alpha)
     return c
 
 
@@ -104,7 +104,7 @@ def linear(x, w, b=None, activation=None, alpha=0.01, return_preact=False):
         return _gemm(x, w, b, act, alpha)
     z = _gemm(x, w, b, 0, alpha)
     y = _empty_like(z)
-    _act.activation_forward(z.size, z.reshape(-1), y.reshape(-1), act, alpha)
+    _act.activation_forward[act](z.size, z.reshape(-1), y.reshape(-1), alpha)
     return y, z
 
 
@@ -135,8 +135,8 @@ def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
         v.same_shape(saved, saved_name, dy, "dy")
         v.same_dtype(saved, saved_name, dy, "dy")
         dz = _empty_like(dy)
-        _act.activation_backward(dy.size, dy.reshape(-1), saved.reshape(-1), dz.reshape(-1),
-                                 act, alpha)
+        _act.activation_backward[act](dy.size, dy.reshape(-1), saved.reshape(-1),
+                                      dz.reshape(-1), alpha)
     dx = _gemm(dz, np.ascontiguousarray(w.T), None, 0, alpha) if need_input_grad else None
     dw = _gemm(np.ascontiguousarray(x.T), dz, None, 0, alpha)
     return dx, dw, _bias_grad(dz)
@@ -147,7 +147,7 @@ def activation(x, name, alpha=0.01):
     x = v.float_array(x, "x")
     act = _activation_id(name)
     out = _empty_like(x)
-    _act.activation_forward(x.size, x.reshape(-1), out.reshape(-1), act, _alpha(alpha, x.dtype))
+    _act.activation_forward[act](x.size, x.reshape(-1), out.reshape(-1), _alpha(alpha, x.dtype))
     return out
 
 
@@ -159,8 +159,8 @@ def activation_backward(dy, saved, name, alpha=0.01):
     v.same_dtype(dy, "dy", saved, "saved")
     act = _activation_id(name)
     dx = _empty_like(dy)
-    _act.activation_backward(dy.size, dy.reshape(-1), saved.reshape(-1), dx.reshape(-1), act,
-                             _alpha(alpha, dy.dtype))
+    _act.activation_backward[act](dy.size, dy.reshape(-1), saved.reshape(-1), dx.reshape(-1),
+                                  _alpha(alpha, dy.dtype))
     return dx
 
 
@@ -276,8 +276,8 @@ def sgd_step(param, grad, momentum_buf=None, *, lr, momentum=0.0, dampening=0.0,
     else:
         buf = param
     T = param.dtype.type
-    _optim.sgd_step(param.size, param, grad, buf, T(lr), T(momentum), T(1 - dampening),
-                    T(weight_decay), bool(nesterov), step == 1)
+    _optim.sgd_step[momentum != 0, bool(nesterov), step == 1](
+        param.size, param, grad, buf, T(lr), T(momentum), T(1 - dampening), T(weight_decay))
 
 
 def adagrad_step(param, grad, state_sum, *, lr=0.01, lr_decay=0.0, weight_decay=0.0,
@@ -316,10 +316,10 @@ def rmsprop_step(param, grad, square_avg, *, grad_avg=None, momentum_buf=None, l
             raise ValueError("momentum != 0 needs a momentum_buf shaped like param")
         momentum_buf = _flat_state(momentum_buf, "momentum_buf", shape_param)
     T = param.dtype.type
-    _optim.rmsprop_step(param.size, param, grad, square_avg,
-                        grad_avg if centered else param, momentum_buf if momentum else param,
-                        T(lr), T(alpha), T(1 - alpha), T(eps), T(weight_decay), T(momentum),
-                        bool(centered))
+    _optim.rmsprop_step[momentum != 0, bool(centered)](
+        param.size, param, grad, square_avg, grad_avg if centered else param,
+        momentum_buf if momentum else param, T(lr), T(alpha), T(1 - alpha), T(eps),
+        T(weight_decay), T(momentum))
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,

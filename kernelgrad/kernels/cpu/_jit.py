@@ -53,3 +53,29 @@ def kernel(fn=None, *, fastmath=False):
     if fn is None:
         return lambda f: Kernel(f, fastmath)
     return Kernel(fn, fastmath)
+
+
+class Specialized:
+    """Kernels generated from `factory(*options)`, one per option tuple, built on first use.
+
+    The options (activation id, flags) become closure constants, so each variant gets
+    its own branch-free, vectorized loop. Numba keys its disk cache on the closure's
+    values, so the variants do not collide. (numba.literally would do the same but
+    costs milliseconds of dispatch on every call.)
+    """
+
+    def __init__(self, factory):
+        self.factory = factory
+        self.variants = {}
+        self.__doc__ = factory.__doc__
+
+    def __getitem__(self, options):
+        options = options if isinstance(options, tuple) else (options,)
+        found = self.variants.get(options)
+        if found is None:
+            found = self.variants[options] = Kernel(self.factory(*options), False)
+        return found
+
+
+def specialized(factory):
+    return Specialized(factory)

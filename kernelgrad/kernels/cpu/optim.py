@@ -1,29 +1,27 @@
 """Fused in-place optimizer steps, as torch.optim defines them: one pass over the
 parameter, its gradient and its state; memory bound. Arrays are flat; hyper-parameters
 arrive in the parameter's dtype (1 - beta and the like precomputed, since a
-Python literal would promote float32 arithmetic to float64); flags are compile-time literals so each variant gets
+Python literal would promote float32 arithmetic to float64); flags are closure constants so each variant gets
 its own vectorized loop.
 """
 import numpy as np
-from numba import literally, prange
+from numba import prange
 
-from ._jit import kernel
+from ._jit import kernel, specialized
 
 
-@kernel
-def sgd_step(param, grad, momentum_buf, lr, momentum, grad_scale, weight_decay, nesterov,
-             first_step):
-    """grad_scale is 1 - dampening."""
-    literally(nesterov)
-    literally(first_step)
-    use_momentum = momentum != 0
-    for i in prange(param.size):
-        g = grad[i] + weight_decay * param[i]
-        if use_momentum:
-            buf = g if first_step else momentum * momentum_buf[i] + grad_scale * g
-            momentum_buf[i] = buf
-            g = g + momentum * buf if nesterov else buf
-        param[i] -= lr * g
+@specialized
+def sgd_step(use_momentum, nesterov, first_step):
+    """sgd_step[use_momentum, nesterov, first_step](...); grad_scale is 1 - dampening."""
+    def sgd_step(param, grad, momentum_buf, lr, momentum, grad_scale, weight_decay):
+        for i in prange(param.size):
+            g = grad[i] + weight_decay * param[i]
+            if use_momentum:
+                buf = g if first_step else momentum * momentum_buf[i] + grad_scale * g
+                momentum_buf[i] = buf
+                g = g + momentum * buf if nesterov else buf
+            param[i] -= lr * g
+    return sgd_step
 
 
 @kernel
@@ -35,27 +33,28 @@ def adagrad_step(param, grad, state_sum, clr, weight_decay, eps):
         param[i] -= clr * g / (np.sqrt(s) + eps)
 
 
-@kernel
-def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buf, lr, alpha, one_minus_alpha,
-                 eps, weight_decay, momentum, centered):
-    literally(centered)
-    use_momentum = momentum != 0
-    for i in prange(param.size):
-        g = grad[i] + weight_decay * param[i]
-        sq = alpha * square_avg[i] + one_minus_alpha * g * g
-        square_avg[i] = sq
-        if centered:
-            ga = alpha * grad_avg[i] + one_minus_alpha * g
-            grad_avg[i] = ga
-            avg = np.sqrt(sq - ga * ga) + eps
-        else:
-            avg = np.sqrt(sq) + eps
-        if use_momentum:
-            buf = momentum * momentum_buf[i] + g / avg
-            momentum_buf[i] = buf
-            param[i] -= lr * buf
-        else:
-            param[i] -= lr * g / avg
+@specialized
+def rmsprop_step(use_momentum, centered):
+    """rmsprop_step[use_momentum, centered](...)."""
+    def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buf, lr, alpha,
+                     one_minus_alpha, eps, weight_decay, momentum):
+        for i in prange(param.size):
+            g = grad[i] + weight_decay * param[i]
+            sq = alpha * square_avg[i] + one_minus_alpha * g * g
+            square_avg[i] = sq
+            if centered:
+                ga = alpha * grad_avg[i] + one_minus_alpha * g
+                grad_avg[i] = ga
+                avg = np.sqrt(sq - ga * ga) + eps
+            else:
+                avg = np.sqrt(sq) + eps
+            if use_momentum:
+                buf = momentum * momentum_buf[i] + g / avg
+                momentum_buf[i] = buf
+                param[i] -= lr * buf
+            else:
+                param[i] -= lr * g / avg
+    return rmsprop_step
 
 
 @kernel

@@ -19,8 +19,9 @@ def bias_grad(dy, out):
         j1 = min(j0 + COLUMN_BLOCK, cols)
         acc = np.zeros(j1 - j0, dtype=np.float64)
         for i in range(rows):
-            row = dy[i]
-            for j in range(j0, j1):
-                acc[j - j0] += row[j]
-        for j in range(j0, j1):
-            out[j] = acc[j - j0]
+            segment = dy[i, j0:j1]  # a view from j0: indices from 0 vectorize
+            for j in range(acc.size):
+                acc[j] += segment[j]
+        out_segment = out[j0:j1]
+        for j in range(acc.size):
+            out_segment[j] = acc[j]
