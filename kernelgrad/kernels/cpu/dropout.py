@@ -19,14 +19,13 @@ _SHIFT = np.uint64(32)
 
 @njit(inline="always")
 def philox4x32_10(c0, c1, c2, c3, k0, k1):
-    for r in range(10):
-        if r > 0:
-            k0 = (k0 + _W0) & _MASK
-            k1 = (k1 + _W1) & _MASK
+    for _ in range(10):
         p0 = _M0 * c0
         p1 = _M1 * c2
         c0, c1, c2, c3 = ((p1 >> _SHIFT) ^ c1 ^ k0, p1 & _MASK,
                           (p0 >> _SHIFT) ^ c3 ^ k1, p0 & _MASK)
+        k0 = (k0 + _W0) & _MASK  # the bump after the last round is never used
+        k1 = (k1 + _W1) & _MASK
     return c0, c1, c2, c3
 
 
@@ -43,16 +42,19 @@ def dropout(x, out, threshold, scale, seed, offset):
     k0, k1 = np.uint64(seed) & _MASK, np.uint64(seed) >> _SHIFT
     o0, o1 = np.uint64(offset) & _MASK, np.uint64(offset) >> _SHIFT
     zero = x.dtype.type(0)
-    for block in prange((n + 3) // 4):
+    full_blocks = n // 4
+    # Whole blocks in a branch-free loop (so LLVM can vectorize it), the tail after.
+    for block in prange(full_blocks):
         b = np.uint64(block)
         w0, w1, w2, w3 = philox4x32_10(b & _MASK, b >> _SHIFT, o0, o1, k0, k1)
         base = 4 * block
-        if base + 4 <= n:
-            out[base] = _keep(w0, x[base], threshold, scale, zero)
-            out[base + 1] = _keep(w1, x[base + 1], threshold, scale, zero)
-            out[base + 2] = _keep(w2, x[base + 2], threshold, scale, zero)
-            out[base + 3] = _keep(w3, x[base + 3], threshold, scale, zero)
-        else:
-            words = (w0, w1, w2)
-            for j in range(n - base):
-                out[base + j] = _keep(words[j], x[base + j], threshold, scale, zero)
+        out[base] = _keep(w0, x[base], threshold, scale, zero)
+        out[base + 1] = _keep(w1, x[base + 1], threshold, scale, zero)
+        out[base + 2] = _keep(w2, x[base + 2], threshold, scale, zero)
+        out[base + 3] = _keep(w3, x[base + 3], threshold, scale, zero)
+    base = 4 * full_blocks
+    if base < n:
+        b = np.uint64(full_blocks)
+        words = philox4x32_10(b & _MASK, b >> _SHIFT, o0, o1, k0, k1)
+        for j in range(n - base):
+            out[base + j] = _keep(words[j], x[base + j], threshold, scale, zero)
