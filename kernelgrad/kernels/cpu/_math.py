@@ -8,7 +8,7 @@ to 0 and inf outside the finite range; NaN propagates.
 """
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.extending import intrinsic
 
 from ._jit import typed
@@ -49,7 +49,6 @@ def _exp_factory(T):
     else:
         def scale(n):
             return _float64_from_bits(np.int64(np.int64(n) + np.int64(1023)) << np.int64(52))
-    from numba import njit
     scale = njit(inline="always")(scale)
 
     def fast_exp(x):
