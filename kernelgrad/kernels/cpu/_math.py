@@ -175,7 +175,9 @@ def activate_grad(T):
         if act == ACT_SIGMOID:
             return dy * saved * (one - saved)
         if act == ACT_TANH:
-            return dy * (one - saved * saved)
+            # (1 - y)(1 + y), not 1 - y*y: near |y| = 1 the rounding of y*y would be the
+            # whole answer (1 - y is exact there)
+            return dy * ((one - saved) * (one + saved))
         if act == ACT_LEAKY_RELU:
             return dy if saved > zero else alpha * dy
         if act == ACT_GELU:
