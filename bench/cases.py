@@ -108,8 +108,14 @@ NUMPY_ACTIVATION_GRADS = {
     "sigmoid": lambda dy, y: dy * y * (1 - y),
     "tanh": lambda dy, y: dy * (1 - y * y),
     "leaky_relu": lambda dy, y: dy * np.where(y > 0, F32(1), F32(0.01)),
-    "gelu": lambda dy, x: dy * R.activation_backward(np.ones_like(x), x, "gelu").astype(F32),
+    "gelu": lambda dy, x: dy * numpy_gelu_grad(x),
 }
+
+
+def numpy_gelu_grad(x):
+    """d gelu / dx as a user writes it in float32 NumPy."""
+    t = np.tanh(GELU_C * (x + F32(0.044715) * x ** 3))
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_C * (1 + F32(3 * 0.044715) * x * x)
 
 
 def activation_case(name, shape):

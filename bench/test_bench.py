@@ -8,19 +8,20 @@ import pytest
 from .cases import all_cases
 
 CASES = all_cases(quick=True)
-IDS = [f"{c.op} {c.shape}".replace(" ", "_") for c in CASES]
 
 
 @pytest.fixture(scope="module")
 def inputs():
+    """Each case's inputs, built once per module and indexed like CASES."""
     rng = np.random.default_rng(0)
-    return {id_: case.make(rng) for id_, case in zip(IDS, CASES)}
+    return [case.make(rng) for case in CASES]
 
 
 @pytest.mark.parametrize("impl", ["kernelgrad", "numpy"])
-@pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_case(benchmark, inputs, case, impl):
-    data = inputs[f"{case.op} {case.shape}".replace(" ", "_")]
+@pytest.mark.parametrize("index", range(len(CASES)),
+                         ids=[f"{c.op} {c.shape}".replace(" ", "_") for c in CASES])
+def test_case(benchmark, inputs, index, impl):
+    case, data = CASES[index], inputs[index]
     if impl == "kernelgrad":
         error = case.check(data, case.ours(data))
         assert error <= case.tolerance, f"{case.op} {case.shape}: relative error {error:.3g}"

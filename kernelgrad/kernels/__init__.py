@@ -239,9 +239,8 @@ def bias_grad(dy):
 # ---- optimizer steps: in place on param and its state, as torch.optim defines them ----
 
 def _param_and_grad(param, grad):
-    if not isinstance(param, np.ndarray):
-        raise TypeError(f"param must be a NumPy array updated in place, got {type(param).__name__}")
-    v.state_array(param, "param", param, "param")
+    """The validated param (updated in place) and its gradient, both in param's shape."""
+    v.in_place_array(param, "param")
     if param.dtype not in v.FLOAT_DTYPES:
         raise TypeError(f"param must be float32 or float64, got {param.dtype}")
     if param.size == 0:
@@ -249,18 +248,22 @@ def _param_and_grad(param, grad):
     grad = v.float_array(grad, "grad")
     v.same_shape(grad, "grad", param, "param")
     v.same_dtype(grad, "grad", param, "param")
-    return param.reshape(-1), grad.reshape(-1)
+    return param, grad
 
 
-def _flat_state(x, name, param):
-    return v.state_array(x, name, param, "param").reshape(-1)
+def _state(x, name, param):
+    return v.state_array(x, name, param, "param")
+
+
+def _flat(*arrays):
+    """The kernels see every array of a step as 1-D (all are contiguous, so these are views)."""
+    return [a.reshape(-1) for a in arrays]
 
 
 def sgd_step(param, grad, momentum_buf=None, *, lr, momentum=0.0, dampening=0.0,
              weight_decay=0.0, nesterov=False, step=1):
     """SGD with optional momentum (buffer initialized to the gradient at step 1), dampening,
     Nesterov momentum and L2 weight decay. momentum_buf is needed when momentum != 0."""
-    shape_param = param
     param, grad = _param_and_grad(param, grad)
     lr = v.finite(lr, "lr", 0.0)
     momentum = v.finite(momentum, "momentum", 0.0)
@@ -272,36 +275,35 @@ def sgd_step(param, grad, momentum_buf=None, *, lr, momentum=0.0, dampening=0.0,
     if momentum:
         if momentum_buf is None:
             raise ValueError("momentum != 0 needs a momentum_buf shaped like param")
-        buf = _flat_state(momentum_buf, "momentum_buf", shape_param)
+        buf = _state(momentum_buf, "momentum_buf", param)
     else:
         buf = param
     T = param.dtype.type
     _optim.sgd_step[momentum != 0, bool(nesterov), step == 1](
-        param.size, param, grad, buf, T(lr), T(momentum), T(1 - dampening), T(weight_decay))
+        param.size, *_flat(param, grad, buf), T(lr), T(momentum), T(1 - dampening),
+        T(weight_decay))
 
 
 def adagrad_step(param, grad, state_sum, *, lr=0.01, lr_decay=0.0, weight_decay=0.0,
                  eps=1e-10, step=1):
     """Adagrad: state_sum += g^2; param -= lr / (1 + (step-1) lr_decay) g / (sqrt(sum) + eps)."""
-    shape_param = param
     param, grad = _param_and_grad(param, grad)
-    state = _flat_state(state_sum, "state_sum", shape_param)
+    state = _state(state_sum, "state_sum", param)
     lr = v.finite(lr, "lr", 0.0)
     lr_decay = v.finite(lr_decay, "lr_decay", 0.0)
     weight_decay = v.finite(weight_decay, "weight_decay", 0.0)
     eps = v.finite(eps, "eps", 0.0)
     step = v.step_count(step)
     T = param.dtype.type
-    _optim.adagrad_step(param.size, param, grad, state, T(lr / (1 + (step - 1) * lr_decay)),
-                        T(weight_decay), T(eps))
+    _optim.adagrad_step(param.size, *_flat(param, grad, state),
+                        T(lr / (1 + (step - 1) * lr_decay)), T(weight_decay), T(eps))
 
 
 def rmsprop_step(param, grad, square_avg, *, grad_avg=None, momentum_buf=None, lr=0.01,
                  alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
     """RMSprop with optional momentum (needs momentum_buf) and centering (needs grad_avg)."""
-    shape_param = param
     param, grad = _param_and_grad(param, grad)
-    square_avg = _flat_state(square_avg, "square_avg", shape_param)
+    square_avg = _state(square_avg, "square_avg", param)
     lr = v.finite(lr, "lr", 0.0)
     alpha = v.finite(alpha, "alpha", 0.0, 1.0)
     eps = v.finite(eps, "eps", 0.0)
@@ -310,26 +312,25 @@ def rmsprop_step(param, grad, square_avg, *, grad_avg=None, momentum_buf=None, l
     if centered:
         if grad_avg is None:
             raise ValueError("centered RMSprop needs a grad_avg shaped like param")
-        grad_avg = _flat_state(grad_avg, "grad_avg", shape_param)
+        grad_avg = _state(grad_avg, "grad_avg", param)
     if momentum:
         if momentum_buf is None:
             raise ValueError("momentum != 0 needs a momentum_buf shaped like param")
-        momentum_buf = _flat_state(momentum_buf, "momentum_buf", shape_param)
+        momentum_buf = _state(momentum_buf, "momentum_buf", param)
     T = param.dtype.type
     _optim.rmsprop_step[momentum != 0, bool(centered)](
-        param.size, param, grad, square_avg, grad_avg if centered else param,
-        momentum_buf if momentum else param, T(lr), T(alpha), T(1 - alpha), T(eps),
-        T(weight_decay), T(momentum))
+        param.size, *_flat(param, grad, square_avg, grad_avg if centered else param,
+                           momentum_buf if momentum else param),
+        T(lr), T(alpha), T(1 - alpha), T(eps), T(weight_decay), T(momentum))
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
               weight_decay=0.0, step=1, decoupled_weight_decay=False):
     """Adam (weight decay added to the gradient) or, with decoupled_weight_decay, AdamW
     (param *= 1 - lr * weight_decay first). `step` is this update's count, from 1."""
-    shape_param = param
     param, grad = _param_and_grad(param, grad)
-    exp_avg = _flat_state(exp_avg, "exp_avg", shape_param)
-    exp_avg_sq = _flat_state(exp_avg_sq, "exp_avg_sq", shape_param)
+    exp_avg = _state(exp_avg, "exp_avg", param)
+    exp_avg_sq = _state(exp_avg_sq, "exp_avg_sq", param)
     lr = v.finite(lr, "lr", 0.0)
     beta1 = v.finite(beta1, "beta1", 0.0, 1.0, high_open=True)
     beta2 = v.finite(beta2, "beta2", 0.0, 1.0, high_open=True)
@@ -341,6 +342,6 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr=1e-3, beta1=0.9, beta2=0.9
     T = param.dtype.type
     coupled = 0.0 if decoupled_weight_decay else weight_decay
     decay = 1 - lr * weight_decay if decoupled_weight_decay else 1.0
-    _optim.adam_step(param.size, param, grad, exp_avg, exp_avg_sq, T(lr / bias1), T(beta1),
-                     T(1 - beta1), T(beta2), T(1 - beta2), T(eps), T(coupled), T(decay),
-                     T(1 / bias2 ** 0.5))
+    _optim.adam_step(param.size, *_flat(param, grad, exp_avg, exp_avg_sq), T(lr / bias1),
+                     T(beta1), T(1 - beta1), T(beta2), T(1 - beta2), T(eps), T(coupled),
+                     T(decay), T(1 / bias2 ** 0.5))

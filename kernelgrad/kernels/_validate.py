@@ -27,16 +27,22 @@ def float_array(x, name, min_ndim=1, max_ndim=None):
     return x
 
 
-def state_array(x, name, like, like_name):
-    """An array updated in place: it must already match `like` exactly and be contiguous."""
+def in_place_array(x, name):
+    """An array the kernel updates in place: a C-contiguous, writeable NumPy array."""
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a NumPy array updated in place, got {type(x).__name__}")
+    if not x.flags.c_contiguous or not x.flags.writeable:
+        raise ValueError(f"{name} is updated in place and must be C-contiguous and writeable")
+    return x
+
+
+def state_array(x, name, like, like_name):
+    """An array updated in place that must match `like` in shape and dtype."""
+    in_place_array(x, name)
     if x.shape != like.shape:
         raise ValueError(f"{name} has shape {x.shape} but {like_name} has shape {like.shape}")
     if x.dtype != like.dtype:
         raise TypeError(f"{name} is {x.dtype} but {like_name} is {like.dtype}")
-    if not x.flags.c_contiguous or not x.flags.writeable:
-        raise ValueError(f"{name} is updated in place and must be C-contiguous and writeable")
     return x
 
 

@@ -76,6 +76,3 @@ class Specialized:
             found = self.variants[options] = Kernel(self.factory(*options), False)
         return found
 
-
-def specialized(factory):
-    return Specialized(factory)

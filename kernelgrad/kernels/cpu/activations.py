@@ -1,16 +1,16 @@
 """Elementwise activations, forward and backward: one pass, vectorized, memory bound.
 
-`act` is a compile-time constant (one kernel per activation) so that each activation gets its own specialized,
-vectorized loop (a runtime branch in the loop body blocks LLVM's vectorizer). Arrays
-are flat (the launcher ravels them).
+`act` is a compile-time constant (one kernel per activation), so each activation gets
+its own vectorized loop (a runtime branch in the loop body blocks LLVM's vectorizer).
+Arrays are flat (the launcher ravels them).
 """
 from numba import prange
 
-from ._jit import specialized
+from ._jit import Specialized
 from ._math import activate, activate_grad
 
 
-@specialized
+@Specialized
 def activation_forward(act):
     def activation_forward(x, out, alpha):
         for i in prange(x.size):
@@ -18,7 +18,7 @@ def activation_forward(act):
     return activation_forward
 
 
-@specialized
+@Specialized
 def activation_backward(act):
     def activation_backward(dy, saved, dx, alpha):
         for i in prange(dy.size):

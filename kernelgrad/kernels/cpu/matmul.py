@@ -10,13 +10,13 @@ next step. Transposed operands are copied to row-major by the launcher (O(MK + K
 """
 from numba import prange
 
-from ._jit import specialized
+from ._jit import Specialized
 from ._math import activate
 
 MR, NC, KC = 8, 512, 256
 
 
-@specialized
+@Specialized
 def gemm(has_bias, act):
     """gemm[has_bias, act](a, b, c, bias, alpha): C = act(A @ B + bias)."""
     def gemm(a, b, c, bias, alpha):

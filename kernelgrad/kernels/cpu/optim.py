@@ -1,16 +1,16 @@
 """Fused in-place optimizer steps, as torch.optim defines them: one pass over the
 parameter, its gradient and its state; memory bound. Arrays are flat; hyper-parameters
-arrive in the parameter's dtype (1 - beta and the like precomputed, since a
-Python literal would promote float32 arithmetic to float64); flags are closure constants so each variant gets
-its own vectorized loop.
+arrive in the parameter's dtype (1 - beta and the like precomputed, since a Python
+literal would promote float32 arithmetic to float64); flags are closure constants, so
+each variant gets its own vectorized loop.
 """
 import numpy as np
 from numba import prange
 
-from ._jit import kernel, specialized
+from ._jit import Specialized, kernel
 
 
-@specialized
+@Specialized
 def sgd_step(use_momentum, nesterov, first_step):
     """sgd_step[use_momentum, nesterov, first_step](...); grad_scale is 1 - dampening."""
     def sgd_step(param, grad, momentum_buf, lr, momentum, grad_scale, weight_decay):
@@ -33,7 +33,7 @@ def adagrad_step(param, grad, state_sum, clr, weight_decay, eps):
         param[i] -= clr * g / (np.sqrt(s) + eps)
 
 
-@specialized
+@Specialized
 def rmsprop_step(use_momentum, centered):
     """rmsprop_step[use_momentum, centered](...)."""
     def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buf, lr, alpha,
