@@ -47,7 +47,7 @@ def activation_backward(dy, saved, name, alpha=0.01):
     if name == "sigmoid":
         return dy * s * (1.0 - s)
     if name == "tanh":
-        return dy * (1.0 - s * s)
+        return dy * ((1.0 - s) * (1.0 + s))  # 1 - s*s loses all digits as |s| -> 1
     if name == "leaky_relu":
         return dy * np.where(s > 0, 1.0, alpha)
     if name == "gelu":
