@@ -29,12 +29,14 @@ def nan_outputs(monkeypatch):
     monkeypatch.setattr(K, "_empty", nan_empty)
 
 
-def assert_close(out, ref, rtol, scale=None, what=""):
-    """‖out − ref‖/‖ref‖ <= rtol and, elementwise, |out − ref| <= rtol (|ref| + scale).
+def assert_close(out, ref, rtol, scale=None, what="", atol=np.finfo(np.float64).tiny):
+    """‖out − ref‖ <= rtol ‖|ref| + scale‖ and, elementwise, |out − ref| <= rtol (|ref| + scale).
 
-    `scale` bounds the size of the terms that were summed (e.g. |A| @ |B| for a GEMM);
-    it defaults to |ref|'s mean so that tiny results of cancellation are judged fairly.
-    NaN never passes.
+    `scale` bounds the size of the terms that were summed or subtracted to give each result
+    (|A| @ |B| for a GEMM; p and 1 for softmax − onehot): a result that cancels is only as
+    exact as those terms. Without it the norm check is the plain ‖out − ref‖/‖ref‖ <= rtol
+    and the elementwise scale is |ref|'s mean. `atol` admits underflow to zero (pass the
+    dtype's smallest normal for results that may be that small). NaN never passes.
     """
     out = np.asarray(out, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
@@ -47,16 +49,17 @@ def assert_close(out, ref, rtol, scale=None, what=""):
     out, ref = out[finite], ref[finite]
     if ref.size == 0:
         return
-    norm_ref = np.linalg.norm(ref)
-    if norm_ref > 0:
-        assert np.linalg.norm(out - ref) / norm_ref <= rtol, \
-            f"{what}: relative norm error {np.linalg.norm(out - ref) / norm_ref:.3g} > {rtol:.3g}"
     if scale is None:
+        norm_ref = np.linalg.norm(ref)
         scale = np.mean(np.abs(ref))
     else:
         scale = np.asarray(scale, dtype=np.float64)[finite] if np.ndim(scale) else scale
+        norm_ref = np.linalg.norm(np.abs(ref) + scale)
+    norm_err = np.linalg.norm(out - ref)
+    assert norm_err <= rtol * norm_ref + atol * np.sqrt(ref.size), \
+        f"{what}: relative norm error {norm_err / max(norm_ref, atol):.3g} > {rtol:.3g}"
     err = np.abs(out - ref)
-    bound = rtol * (np.abs(ref) + scale) + np.finfo(np.float64).tiny
+    bound = rtol * (np.abs(ref) + scale) + atol
     worst = np.argmax(err / bound)
     assert np.all(err <= bound), \
         f"{what}: elementwise error {err.flat[worst]:.3g} at {worst} (ref {ref.flat[worst]:.6g})"

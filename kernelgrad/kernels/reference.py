@@ -15,6 +15,14 @@ def _f64(*arrays):
     return [np.asarray(a, dtype=np.float64) for a in arrays]
 
 
+def _sigmoid(x):
+    return np.exp(-np.logaddexp(0.0, -x))  # 1 / (1 + e^-x) without overflow
+
+
+def _gelu_inner(x):
+    return _GELU_C * (x + 0.044715 * x ** 3)
+
+
 def matmul(a, b, trans_a=False, trans_b=False):
     a, b = _f64(a, b)
     return (a.T if trans_a else a) @ (b.T if trans_b else b)
@@ -27,13 +35,14 @@ def activation(x, name, alpha=0.01):
     if name == "relu":
         return np.maximum(x, 0.0)
     if name == "sigmoid":
-        return np.exp(-np.logaddexp(0.0, -x))  # 1 / (1 + e^-x) without overflow
+        return _sigmoid(x)
     if name == "tanh":
         return np.tanh(x)
     if name == "leaky_relu":
         return np.where(x > 0, x, alpha * x)
     if name == "gelu":
-        return 0.5 * x * (1.0 + np.tanh(_GELU_C * (x + 0.044715 * x ** 3)))
+        # 0.5 (1 + tanh(u)) = sigmoid(2u); the left side cancels to nothing for x << 0
+        return x * _sigmoid(2.0 * _gelu_inner(x))
     raise ValueError(name)
 
 
@@ -51,10 +60,10 @@ def activation_backward(dy, saved, name, alpha=0.01):
     if name == "leaky_relu":
         return dy * np.where(s > 0, 1.0, alpha)
     if name == "gelu":
-        inner = _GELU_C * (s + 0.044715 * s ** 3)
-        t = np.tanh(inner)
-        dinner = _GELU_C * (1.0 + 3 * 0.044715 * s * s)
-        return dy * (0.5 * (1.0 + t) + 0.5 * s * (1.0 - t * t) * dinner)
+        # d/dx [x sigmoid(2u)] = sigmoid(2u) + 2 x u' sigmoid(2u) sigmoid(-2u)
+        u = _gelu_inner(s)
+        du = _GELU_C * (1.0 + 3 * 0.044715 * s * s)
+        return dy * (_sigmoid(2.0 * u) + 2.0 * s * du * _sigmoid(2.0 * u) * _sigmoid(-2.0 * u))
     raise ValueError(name)
 
 
