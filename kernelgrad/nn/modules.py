@@ -1,0 +1,311 @@
+"""Module, Parameter and the layers: Linear, the activations, Dropout, Sequential, losses.
+
+As in PyTorch: assigning a Parameter or a Module to an attribute registers it; calling a
+module runs `forward`; `train()`/`eval()` switch dropout; `state_dict()` maps dotted
+names to arrays. Linear's weight is (in_features, out_features), as in y = x W + b.
+"""
+import math
+from collections import OrderedDict
+
+import numpy as np
+
+from . import functional as F
+from .random import init_generator
+from .tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module owns and an optimizer updates; requires_grad by default."""
+
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad=True):
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
+                                 "before assigning attributes")
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name, value):
+        """Set `name` to a Parameter, or to None (e.g. a Linear without bias)."""
+        if value is None:
+            self._parameters.pop(name, None)
+            object.__setattr__(self, name, None)
+        else:
+            setattr(self, name, value)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # ---- traversal ----
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, module in self._modules.items():
+            yield from module.named_modules(f"{prefix}{name}.")
+
+    def modules(self):
+        return (module for _, module in self.named_modules())
+
+    def children(self):
+        return iter(self._modules.values())
+
+    def named_parameters(self):
+        for prefix, module in self.named_modules():
+            for name, param in module._parameters.items():
+                yield prefix + name, param
+
+    def parameters(self):
+        return (param for _, param in self.named_parameters())
+
+    # ---- modes and gradients ----
+    def train(self, mode=True):
+        for module in self.modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for param in self.parameters():
+            param.grad = None
+
+    def to(self, device):
+        """Move every parameter to `device` in place; returns self."""
+        for param in self.parameters():
+            moved = param.to(device)
+            param.data = moved.data
+        return self
+
+    # ---- state ----
+    def state_dict(self):
+        """An ordered mapping of dotted parameter names to their arrays (not copies)."""
+        return OrderedDict((name, param.data) for name, param in self.named_parameters())
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays into the parameters in place (optimizers keep their references).
+
+        With strict, a missing or unexpected key is an error; a shape mismatch always is.
+        Returns (missing_keys, unexpected_keys).
+        """
+        params = OrderedDict(self.named_parameters())
+        missing = [name for name in params if name not in state_dict]
+        unexpected = [name for name in state_dict if name not in params]
+        if strict and (missing or unexpected):
+            raise KeyError(f"state_dict does not fit {type(self).__name__}: missing keys "
+                           f"{missing}, unexpected keys {unexpected}")
+        for name, param in params.items():
+            if name in state_dict:
+                value = np.asarray(state_dict[name].data if isinstance(state_dict[name], Tensor)
+                                   else state_dict[name])
+                if value.shape != param.shape:
+                    raise ValueError(f"state_dict[{name!r}] has shape {value.shape} but the "
+                                     f"parameter has shape {param.shape}")
+        for name, param in params.items():
+            if name in state_dict:
+                value = state_dict[name]
+                param.data[...] = value.data if isinstance(value, Tensor) else value
+        return missing, unexpected
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = [f"  ({name}): " + repr(module).replace("\n", "\n  ")
+                 for name, module in self._modules.items()]
+        if not lines:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+def init_bound(fan_in, fan_out, activation, alpha=0.01):
+    """Half-width of the uniform initializer Linear uses for `activation`.
+
+    He (Kaiming) uniform, sqrt(6 / ((1 + a^2) fan_in)), for relu, leaky_relu (a = its slope)
+    and gelu, which keep about half of their input; Glorot (Xavier) uniform,
+    sqrt(6 / (fan_in + fan_out)), for sigmoid, tanh and no activation.
+    """
+    if activation in ("relu", "gelu"):
+        return math.sqrt(6.0 / fan_in)
+    if activation == "leaky_relu":
+        return math.sqrt(6.0 / ((1.0 + alpha * alpha) * fan_in))
+    return math.sqrt(6.0 / (fan_in + fan_out))
+
+
+class Linear(Module):
+    """y = act(x @ weight + bias): weight (in_features, out_features), bias (out_features,).
+
+    `activation` (None, "relu", "leaky_relu", "sigmoid", "tanh", "gelu") runs in the same
+    kernel as the GEMM. Weights start uniform in +-init_bound(...) (He for the ReLU family,
+    Glorot otherwise), drawn from the library seed; the bias starts at zero.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, activation=None,
+                 negative_slope=0.01, dtype=np.float32):
+        super().__init__()
+        for name, n in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+                raise ValueError(f"{name} must be a positive integer, got {n!r}")
+        if activation not in F.K.ACTIVATIONS and activation is not None:
+            raise ValueError(f"unknown activation {activation!r}; choose one of "
+                             f"{F.K.ACTIVATIONS} or None")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.activation, self.negative_slope = activation, negative_slope
+        bound = init_bound(in_features, out_features, activation, negative_slope)
+        weight = init_generator().uniform(-bound, bound, (in_features, out_features))
+        self.weight = Parameter(weight.astype(dtype))
+        self.register_parameter("bias", Parameter(np.zeros(out_features, dtype)) if bias else None)
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias, self.activation, self.negative_slope)
+
+    def extra_repr(self):
+        act = f", activation={self.activation!r}" if self.activation else ""
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}{act}")
+
+
+class _Elementwise(Module):
+    function = None
+
+    def forward(self, x):
+        return type(self).function(x)
+
+
+class ReLU(_Elementwise):
+    function = staticmethod(F.relu)
+
+
+class Sigmoid(_Elementwise):
+    function = staticmethod(F.sigmoid)
+
+
+class Tanh(_Elementwise):
+    function = staticmethod(F.tanh)
+
+
+class GELU(_Elementwise):
+    function = staticmethod(F.gelu)
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class Softmax(Module):
+    def __init__(self, axis=-1):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x):
+        return F.softmax(x, self.axis)
+
+
+class Flatten(Module):
+    """(N, ...) -> (N, prod(...))."""
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], -1)
+
+
+class Dropout(Module):
+    """Zeroes each element with probability p in training mode; the identity in eval mode."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        F.K._validate.probability(p)
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Sequential(Module):
+    """Runs its modules in order; indexable and iterable."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        for i, module in enumerate(modules):
+            if not isinstance(module, Module):
+                raise TypeError(f"Sequential takes Modules, got {type(module).__name__} at {i}")
+            setattr(self, str(i), module)
+
+    def forward(self, x):
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+    def __getitem__(self, index):
+        return list(self._modules.values())[index]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class _Loss(Module):
+    function = None
+
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        if reduction not in F.REDUCTIONS:
+            raise ValueError(f"reduction must be one of {F.REDUCTIONS}, got {reduction!r}")
+        self.reduction = reduction
+
+    def forward(self, prediction, target):
+        return type(self).function(prediction, target, self.reduction)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}"
+
+
+class CrossEntropyLoss(_Loss):
+    """Softmax cross-entropy from logits (N, C) and integer labels (N,)."""
+    function = staticmethod(F.cross_entropy)
+
+
+class BCEWithLogitsLoss(_Loss):
+    function = staticmethod(F.binary_cross_entropy_with_logits)
+
+
+class MSELoss(_Loss):
+    function = staticmethod(F.mse_loss)
