@@ -63,3 +63,44 @@ def assert_close(out, ref, rtol, scale=None, what="", atol=np.finfo(np.float64).
     worst = np.argmax(err / bound)
     assert np.all(err <= bound), \
         f"{what}: elementwise error {err.flat[worst]:.3g} at {worst} (ref {ref.flat[worst]:.6g})"
+
+
+def gradcheck(f, *inputs, eps=1e-6, rtol=1e-6, seed=0):
+    """Compare the autograd gradients of sum(f(*inputs) * r), r random, with central
+    differences, for every float64 Tensor input that requires grad.
+
+    The library seed is reset before every evaluation, so dropout draws the same mask.
+    """
+    import kernelgrad as kg
+    rng = np.random.default_rng(seed)
+
+    def evaluate():
+        kg.manual_seed(1234)
+        return f(*inputs)
+
+    out = evaluate()
+    r = rng.standard_normal(out.shape)
+    for x in inputs:
+        x.grad = None
+    (out * r).sum().backward()
+    for i, x in enumerate(inputs):
+        if not (isinstance(x, kg.Tensor) and x.requires_grad):
+            continue
+        assert x.dtype == np.float64, "gradcheck runs in float64"
+        analytic = np.zeros_like(x.data) if x.grad is None else x.grad  # None: unused input
+        numeric = np.zeros_like(x.data)
+        flat, flat_numeric = x.data.reshape(-1), numeric.reshape(-1)
+        with kg.no_grad():
+            for j in range(flat.size):
+                saved = flat[j]
+                flat[j] = saved + eps
+                plus = np.sum(evaluate().data * r)
+                flat[j] = saved - eps
+                minus = np.sum(evaluate().data * r)
+                flat[j] = saved
+                flat_numeric[j] = (plus - minus) / (2 * eps)
+        # central differences are exact to O(eps^2) plus rounding of size |f| eps_64 / eps
+        rounding = 4 * np.finfo(np.float64).eps * np.abs(out.data * r).sum() / eps
+        np.testing.assert_allclose(analytic, numeric, rtol=rtol,
+                                   atol=rtol * np.abs(numeric).max() + rounding,
+                                   err_msg=f"gradient of input {i}")
