@@ -9,13 +9,12 @@ import numpy as np
 from .. import kernels as K
 from ..devices import same_device
 from .random import next_dropout_stream
-from .tensor import Tensor, _make, _needs, is_grad_enabled, matmul  # noqa: F401 (matmul: API)
+from .tensor import Tensor, _as_array, _make, _needs, is_grad_enabled, matmul  # noqa: F401 (matmul: API)
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _array(x):
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
+_array = _as_array
 
 
 # ---- linear: GEMM + bias + activation, one node ----

@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from .. import kernels as K
-from ..devices import device_of
+from ..devices import device_of, same_device
 
 _grad_enabled = True
 
@@ -354,6 +354,7 @@ def log(x):
 def matmul(a, b):
     """a @ b for 1-D or 2-D operands, forward and backward on the matmul kernel."""
     a_data, b_data = _as_array(a), _as_array(b)
+    same_device(a_data, b_data)
     if a_data.ndim not in (1, 2) or b_data.ndim not in (1, 2):
         raise ValueError(f"matmul supports 1-D and 2-D operands, got shapes {a_data.shape} "
                          f"and {b_data.shape}")
@@ -375,7 +376,10 @@ def _needs(x):
 
 
 def _as_array(x):
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
+    """The array behind x; CuPy arrays pass through so that a mixed-device op says so."""
+    if isinstance(x, Tensor):
+        return x.data
+    return x if isinstance(x, np.ndarray) or device_of(x) == "cuda" else np.asarray(x)
 
 
 def as_tensor(x):
