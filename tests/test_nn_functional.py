@@ -79,10 +79,16 @@ def test_dropout(rng):
 
 def mlp(activation, n_out, seed):
     kg.manual_seed(seed)
-    return nn.Sequential(nn.Linear(5, 8, activation=activation, dtype=np.float64),
-                         nn.Dropout(0.25),
-                         nn.Linear(8, 6, activation=activation, dtype=np.float64),
-                         nn.Linear(6, n_out, dtype=np.float64))
+    model = nn.Sequential(nn.Linear(5, 8, activation=activation, dtype=np.float64),
+                          nn.Dropout(0.25),
+                          nn.Linear(8, 6, activation=activation, dtype=np.float64),
+                          nn.Linear(6, n_out, dtype=np.float64))
+    # Nonzero biases: with zero ones, a row that dropout and ReLU zero out entirely puts
+    # the next pre-activation exactly on ReLU's kink, where no derivative exists.
+    rng = np.random.default_rng(seed)
+    for layer in (model[0], model[2], model[3]):
+        layer.bias.data[:] = rng.standard_normal(layer.bias.shape) * 0.5
+    return model
 
 
 LOSSES = {

@@ -1,27 +1,37 @@
-"""Bias gradient: column sums of dY (N, C). Memory bound: dY is read once.
+"""Bias gradient: column sums of dY (N, C). Memory bound: dY is read once, in order.
 
-Threads take blocks of columns; each block accumulates in float64 over all rows into a
-small buffer that stays in L1, so the sum is more accurate than NumPy's float32 sum.
+The rows are cut into one band per thread; each band is summed in float64 (more accurate
+than NumPy's float32 sum) into its own row of partial sums, and the partial sums are
+added at the end. Rows are taken four at a time, so the accumulator row (8C bytes, in
+L1/L2) is loaded and stored once per four input rows rather than once per row: that
+halves the time of the one-row loop and lets the read stream run at memory speed.
 """
 import numpy as np
 from numba import prange
 
 from ._jit import kernel
 
-COLUMN_BLOCK = 256
-
 
 @kernel
-def bias_grad(dy, out):
+def bias_grad(dy, out, bands):
     rows, cols = dy.shape
-    for block in prange((cols + COLUMN_BLOCK - 1) // COLUMN_BLOCK):
-        j0 = block * COLUMN_BLOCK
-        j1 = min(j0 + COLUMN_BLOCK, cols)
-        acc = np.zeros(j1 - j0, dtype=np.float64)
-        for i in range(rows):
-            segment = dy[i, j0:j1]  # a view from j0: indices from 0 vectorize
-            for j in range(acc.size):
-                acc[j] += segment[j]
-        out_segment = out[j0:j1]
-        for j in range(acc.size):
-            out_segment[j] = acc[j]
+    partial = np.zeros((bands, cols), dtype=np.float64)
+    for band in prange(bands):
+        acc = partial[band]
+        i, end = band * rows // bands, (band + 1) * rows // bands
+        while i + 4 <= end:
+            r0, r1, r2, r3 = dy[i], dy[i + 1], dy[i + 2], dy[i + 3]
+            for j in range(cols):
+                acc[j] += ((np.float64(r0[j]) + np.float64(r1[j]))
+                           + (np.float64(r2[j]) + np.float64(r3[j])))
+            i += 4
+        while i < end:
+            row = dy[i]
+            for j in range(cols):
+                acc[j] += row[j]
+            i += 1
+    for j in range(cols):
+        total = 0.0
+        for band in range(bands):
+            total += partial[band, j]
+        out[j] = total
