@@ -23,7 +23,8 @@ def check_dropout(rng, shape, p, seed, offset, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(n,) for n in AWKWARD] + [(33, 127), (5, 1, 3)])
+@pytest.mark.parametrize("shape", [(n,) for n in AWKWARD] + [(33, 127), (5, 1, 3),
+                                   (999, 333), (2 * 4 * 16384 + 3,)])  # several parallel chunks
 @pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 0.9])
 def test_dropout_matches_numpy_philox(rng, shape, p, dtype):
     check_dropout(rng, shape, p, int(rng.integers(0, 2 ** 63)), int(rng.integers(0, 2 ** 40)),
