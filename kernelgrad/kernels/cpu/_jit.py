@@ -27,7 +27,7 @@ def typed(factory):
     first = params.split(",")[0]
     namespace = {}
     exec(f"def typing({params}):\n    return impls.get({first})", {"impls": impls}, namespace)
-    overload(stub)(namespace["typing"])
+    overload(stub, inline="always")(namespace["typing"])
     return stub
 
 
@@ -35,12 +35,15 @@ class Kernel:
     """A parallel and a serial build of one function; call with the amount of work."""
 
     def __init__(self, fn, fastmath):
-        self.parallel = njit(parallel=True, cache=True, fastmath=fastmath)(fn)
+        # error_model="numpy": x / 0 is inf or NaN as in NumPy. Python's model checks every
+        # division for zero and raises, a branch that keeps LLVM from vectorizing the loop.
+        options = dict(cache=True, fastmath=fastmath, error_model="numpy")
+        self.parallel = njit(parallel=True, **options)(fn)
         serial_fn = pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
                                          fn.__defaults__, fn.__closure__)
         # Numba names its cache files after the qualname: distinct names keep the two apart.
         serial_fn.__qualname__ = fn.__qualname__ + "_serial"
-        self.serial = njit(cache=True, fastmath=fastmath)(serial_fn)
+        self.serial = njit(**options)(serial_fn)
         self.__doc__ = fn.__doc__
 
     def __call__(self, work, *args):
