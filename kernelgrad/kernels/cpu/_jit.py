@@ -27,7 +27,7 @@ def typed(factory):
     first = params.split(",")[0]
     namespace = {}
     exec(f"def typing({params}):\n    return impls.get({first})", {"impls": impls}, namespace)
-    overload(stub, inline="always")(namespace["typing"])
+    overload(stub)(namespace["typing"])
     return stub
 
 
