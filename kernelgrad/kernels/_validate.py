@@ -58,9 +58,10 @@ def same_shape(a, a_name, b, b_name):
 
 def finite(value, name, low=None, high=None, low_open=False, high_open=False):
     """A finite real hyper-parameter within [low, high] (open ends as flagged)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
+    if type(value) is not float:  # the common case skips the slow ABC isinstance check
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {value!r}")
+        value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
