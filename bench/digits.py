@@ -101,9 +101,10 @@ def main(argv=None):
           f"{args.epochs} epochs, batch {BATCH}, {args.repeats} runs each, medians")
     run_kernelgrad(data, 1, args.seed)  # compile or load the Numba kernels before timing
     runs = {
-        "kernelgrad": [run_kernelgrad(data, args.epochs, args.seed + r) for r in range(args.repeats)],
-        "pytorch": [run_torch(data, args.epochs, args.seed + r) for r in range(args.repeats)],
-        "scikit-learn": [run_sklearn(data, args.seed + r) for r in range(args.repeats)],
+        name: [run(data, args.seed + r) for r in range(args.repeats)]
+        for name, run in (("kernelgrad", lambda d, s: run_kernelgrad(d, args.epochs, s)),
+                          ("pytorch", lambda d, s: run_torch(d, args.epochs, s)),
+                          ("scikit-learn", run_sklearn))
     }
     print(f"{'library':<14}{'test acc':>10}{'train s':>10}{'epoch ms':>10}")
     medians = {}

@@ -47,5 +47,6 @@ def same_device(*arrays):
     """Raise when the arrays of one op live on different devices, naming both."""
     devices = {device_of(a) for a in arrays}
     if len(devices) > 1:
-        raise RuntimeError(f"an op got tensors on different devices ({' and '.join(sorted(devices))}): "
-                           "move them to one device with .to(...)")
+        names = " and ".join(sorted(devices))
+        raise RuntimeError(f"an op got tensors on different devices ({names}): move them to "
+                           "one device with .to(...)")

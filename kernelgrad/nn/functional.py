@@ -9,7 +9,8 @@ import numpy as np
 from .. import kernels as K
 from ..devices import same_device
 from .random import next_dropout_stream
-from .tensor import Tensor, _as_array, _make, _needs, is_grad_enabled, matmul  # noqa: F401 (matmul: API)
+from .tensor import Tensor, _as_array, _make, _needs, is_grad_enabled
+from .tensor import matmul  # noqa: F401  (part of this module's API)
 
 REDUCTIONS = ("mean", "sum", "none")
 

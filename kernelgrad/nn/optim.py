@@ -110,7 +110,8 @@ class RMSprop(Optimizer):
         K.rmsprop_step(
             param, grad, self._buffer(state, "square_avg", param),
             grad_avg=self._buffer(state, "grad_avg", param) if group["centered"] else None,
-            momentum_buf=self._buffer(state, "momentum_buffer", param) if group["momentum"] else None,
+            momentum_buf=(self._buffer(state, "momentum_buffer", param)
+                          if group["momentum"] else None),
             lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
             weight_decay=group["weight_decay"], momentum=group["momentum"],
             centered=group["centered"])

@@ -141,7 +141,8 @@ def predict(model, x, batch_size=1024):
     model.eval()
     try:
         with no_grad():
-            return np.concatenate([model(xb).data for (xb,) in DataLoader(x, batch_size=batch_size)])
+            batches = DataLoader(x, batch_size=batch_size)
+            return np.concatenate([model(xb).data for (xb,) in batches])
     finally:
         model.train(was_training)
 
