@@ -7,6 +7,7 @@ stored apart from dlogits itself. Stable for any finite logits: exp sees x - max
 """
 import math
 
+import numpy as np
 from numba import njit, prange
 
 from ._jit import kernel, typed
@@ -58,12 +59,31 @@ def softmax_cross_entropy(logits, labels, losses, dlogits):
 
 
 @typed
+def _log1p_unit(T):
+    """log(1 + e) for e in [0, 1]: 2 atanh(s), s = e / (2 + e) <= 1/3, by its odd series
+    (terms to s^17 for float32, s^37 for float64). Exact relative accuracy as e -> 0,
+    and vectorizable, unlike libm's scalar log1p."""
+    terms = 9 if T is np.float32 else 19
+    c = tuple(T(2.0 / (2 * k + 1)) for k in range(terms)) + (T(0),) * (19 - terms)
+    two = T(2)
+
+    def log1p_unit(e):
+        s = e / (two + e)
+        s2 = s * s
+        p = c[18]
+        for k in range(17, -1, -1):
+            p = p * s2 + c[k]
+        return s * p
+    return log1p_unit
+
+
+@typed
 def _bce(T):
     zero, one = T(0), T(1)
 
     def bce(z, t):
         e = fast_exp(-abs(z))
-        loss = (z if z > zero else zero) - z * t + math.log1p(e)
+        loss = (z if z > zero else zero) - z * t + _log1p_unit(e)
         sig = one / (one + e)
         grad = (sig if z >= zero else one - sig) - t
         return loss, grad
