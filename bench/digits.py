@@ -15,6 +15,7 @@ import numpy as np
 
 import kernelgrad as kg
 from kernelgrad import nn
+from kernelgrad.cli import build_mlp
 
 HIDDEN, BATCH, DROPOUT, LR = (128, 128), 64, 0.2, 1e-3
 
@@ -22,11 +23,7 @@ HIDDEN, BATCH, DROPOUT, LR = (128, 128), 64, 0.2, 1e-3
 def run_kernelgrad(data, epochs, seed):
     x_train, x_test, y_train, y_test = data
     kg.manual_seed(seed)
-    layers, width = [], x_train.shape[1]
-    for h in HIDDEN:
-        layers += [nn.Linear(width, h, activation="relu"), nn.Dropout(DROPOUT)]
-        width = h
-    model = nn.Sequential(*layers, nn.Linear(width, 10))
+    model = build_mlp(x_train.shape[1], HIDDEN, 10, "relu", DROPOUT)  # kernelgrad train's MLP
     loader = kg.data.DataLoader(x_train, y_train, batch_size=BATCH, shuffle=True, seed=seed)
     optimizer = kg.optim.Adam(model.parameters(), lr=LR)
     loss_fn = nn.CrossEntropyLoss()

@@ -6,7 +6,6 @@ float64 (one dtype per call); non-contiguous inputs are copied, while arrays upd
 place (optimizer state) must be C-contiguous. Gradients returned by the loss functions
 are those of the *sum* of the per-element losses.
 """
-import numba
 import numpy as np
 
 from . import _validate as v
@@ -17,7 +16,6 @@ from .cpu import losses as _losses
 from .cpu import matmul as _matmul
 from .cpu import optim as _optim
 from .cpu import reductions as _reductions
-from .cpu._jit import PARALLEL_MIN_WORK
 from .cpu._math import ACTIVATION_IDS
 from .philox import keep_threshold
 
@@ -229,8 +227,7 @@ def dropout_backward(dy, p, seed, offset=0):
 
 def _bias_grad(dy):
     out = _empty(dy.shape[1], dtype=dy.dtype)
-    parallel = dy.size >= PARALLEL_MIN_WORK
-    bands = min(numba.get_num_threads(), dy.shape[0]) if parallel else 1
+    bands = min(_reductions.bias_grad.threads(dy.size), dy.shape[0])  # one per thread
     _reductions.bias_grad(dy.size, dy, out, bands)
     return out
 

@@ -8,14 +8,13 @@ import numpy as np
 
 from .. import kernels as K
 from ..devices import same_device
+from ..kernels._validate import probability
 from .random import next_dropout_stream
-from .tensor import Tensor, _as_array, _make, _needs, is_grad_enabled
+from .tensor import Tensor, _make, _needs, is_grad_enabled
+from .tensor import _as_array as _array
 from .tensor import matmul  # noqa: F401  (part of this module's API)
 
 REDUCTIONS = ("mean", "sum", "none")
-
-
-_array = _as_array
 
 
 # ---- linear: GEMM + bias + activation, one node ----
@@ -153,7 +152,7 @@ def dropout(x, p=0.5, training=True):
     1/(1-p) when training; the identity otherwise. The mask is Philox's, from the
     library's seed (kernelgrad.manual_seed) and a per-call offset; it is never stored."""
     if not training or p == 0:
-        K._validate.probability(p)
+        probability(p)
         return x if isinstance(x, Tensor) else Tensor(x)
     seed, offset = next_dropout_stream()
     y = K.dropout(_array(x), p, seed, offset)

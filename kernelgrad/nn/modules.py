@@ -9,9 +9,12 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..kernels import ACTIVATIONS
+from ..kernels._validate import probability
 from . import functional as F
 from .random import init_generator
 from .tensor import Tensor
+from .tensor import _as_array as _array
 
 
 class Parameter(Tensor):
@@ -120,17 +123,15 @@ class Module:
         if strict and (missing or unexpected):
             raise KeyError(f"state_dict does not fit {type(self).__name__}: missing keys "
                            f"{missing}, unexpected keys {unexpected}")
-        for name, param in params.items():
-            if name in state_dict:
-                value = np.asarray(state_dict[name].data if isinstance(state_dict[name], Tensor)
-                                   else state_dict[name])
-                if value.shape != param.shape:
-                    raise ValueError(f"state_dict[{name!r}] has shape {value.shape} but the "
-                                     f"parameter has shape {param.shape}")
-        for name, param in params.items():
-            if name in state_dict:
-                value = state_dict[name]
-                param.data[...] = value.data if isinstance(value, Tensor) else value
+        # Every shape is checked before any parameter is written: a misfit changes nothing.
+        values = {name: np.asarray(_array(state_dict[name])) for name in params
+                  if name in state_dict}
+        for name, value in values.items():
+            if value.shape != params[name].shape:
+                raise ValueError(f"state_dict[{name!r}] has shape {value.shape} but the "
+                                 f"parameter has shape {params[name].shape}")
+        for name, value in values.items():
+            params[name].data[...] = value
         return missing, unexpected
 
     def extra_repr(self):
@@ -172,9 +173,9 @@ class Linear(Module):
         for name, n in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
                 raise ValueError(f"{name} must be a positive integer, got {n!r}")
-        if activation not in F.K.ACTIVATIONS and activation is not None:
+        if activation not in ACTIVATIONS and activation is not None:
             raise ValueError(f"unknown activation {activation!r}; choose one of "
-                             f"{F.K.ACTIVATIONS} or None")
+                             f"{ACTIVATIONS} or None")
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.activation, self.negative_slope = activation, negative_slope
         bound = init_bound(in_features, out_features, activation, negative_slope)
@@ -247,7 +248,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5):
         super().__init__()
-        F.K._validate.probability(p)
+        probability(p)
         self.p = p
 
     def forward(self, x):

@@ -57,7 +57,9 @@ class Optimizer:
         for group in self.param_groups:
             for param in group["params"]:
                 if param.grad is not None:
-                    state = self.state.setdefault(id(param), {"step": 0})
+                    state = self.state.get(id(param))
+                    if state is None:
+                        state = self.state[id(param)] = {"step": 0}
                     state["step"] += 1
                     self._update(param.data, param.grad, state, group)
 

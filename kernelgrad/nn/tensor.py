@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from .. import kernels as K
-from ..devices import device_of, same_device
+from ..devices import device_of, move, same_device
 
 _grad_enabled = True
 
@@ -93,7 +93,6 @@ class Tensor:
 
     def to(self, device):
         """This tensor on `device` ("cpu", "cuda" or "auto"); itself when already there."""
-        from ..devices import move
         data = move(self.data, device)
         if data is self.data:
             return self

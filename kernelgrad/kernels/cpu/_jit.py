@@ -46,8 +46,13 @@ class Kernel:
         self.serial = njit(**options)(serial_fn)
         self.__doc__ = fn.__doc__
 
+    @staticmethod
+    def threads(work):
+        """How many threads a launch with this much work runs on (1: the serial build)."""
+        return numba.get_num_threads() if work >= PARALLEL_MIN_WORK else 1
+
     def __call__(self, work, *args):
-        if work >= PARALLEL_MIN_WORK and numba.get_num_threads() > 1:
+        if self.threads(work) > 1:
             return self.parallel(*args)
         return self.serial(*args)
 
