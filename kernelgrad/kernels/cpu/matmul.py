@@ -1,58 +1,180 @@
-"""GEMM C = A @ B (+ bias, activation) for row-major A (M, K) and B (K, N).
+"""GEMM C = act(op(A) @ op(B) + bias), BLIS-style, for row-major arrays.
 
-Blocked for the caches: threads take blocks of MR rows of C; for each NC-wide column
-panel the KC x NC block of B stays in L2 while the MR rows use it, and each C row
-segment (NC floats) stays in L1 while K is swept four at a time (one C load and store
-per four FMAs). Bias and activation are applied to each finished C segment while it is
-in L1: the epilogue of the linear layer. Compute bound; this loop nest reaches a
-fraction of OpenBLAS (see bench/results), a packed register-blocked micro-kernel is the
-next step. Transposed operands are copied to row-major by the launcher (O(MK + KN)).
+Design (see the README's "How the GEMM is built" for measurements):
+- B is packed once per call into column panels NR wide (NR = 2 host vectors: 32 floats
+  with AVX-512), cut into KC-deep blocks: each micro-kernel reads its B panel (KC x NR,
+  32 KiB) from L1, contiguously.
+- Each thread takes a block of MC rows and, per KC block, packs its A block into row
+  panels MR tall (MC x KC, about 240 KiB, in L2), then sweeps every B panel over it.
+- The micro-kernel keeps an MR x NR tile of C in MR * 2 vector registers (24 of the 32
+  zmm with AVX-512) and does one broadcast and two FMAs per row per k.
+- Transposes are absorbed by the packing (no copy of the operand), and ragged edges by
+  zero padding in the packed panels: an edge tile is computed into a scratch tile and
+  only its valid part is written, so no kernel touches memory outside C.
+- On the last KC block the bias and activation are applied to each finished tile while
+  it is in L1: the linear layer's epilogue.
 """
-from numba import prange
+import numpy as np
+from numba import njit, prange
 
 from ._jit import Specialized
 from ._math import activate
+from ._simd import VECTOR_REGISTERS, lanes, vadd, vbroadcast, vfma, vload, vstore, vzero
 
-MR, NC, KC = 8, 512, 256
+NV = 2                                     # vectors per micro-tile row
+MR = 12 if VECTOR_REGISTERS >= 32 else 6   # rows: MR * NV accumulators + NV + 1 in use
+KC = 256                                   # depth of a packed block
+MC_MAX = 240                               # rows of A a thread packs at once (multiple of MR)
+
+
+def _micro_kernel_source(mr, nv):
+    """Source of micro_kernel(kc, ap, a_off, bp, b_off, c, c_off, ldc, accumulate).
+
+    C[c_off + i*ldc + (0..NR)] (+)= sum_k ap[a_off + k*MR + i] * bp[b_off + k*NR + (0..NR)]
+    for i < MR, unrolled so that every accumulator is a local (a register).
+    """
+    acc = [[f"c{i}_{v}" for v in range(nv)] for i in range(mr)]
+    lines = ["def micro_kernel(kc, ap, a_off, bp, b_off, c, c_off, ldc, accumulate):",
+             "    L = lanes(c)",
+             f"    NR = {nv} * L"]
+    lines += [f"    {name} = vzero(c)" for row in acc for name in row]
+    lines += ["    for k in range(kc):",
+              f"        pa = a_off + k * {mr}",
+              "        pb = b_off + k * NR"]
+    lines += [f"        b{v} = vload(bp, pb + {v} * L)" for v in range(nv)]
+    for i in range(mr):
+        lines.append(f"        a = vbroadcast(ap, pa + {i})")
+        lines += [f"        {acc[i][v]} = vfma(a, b{v}, {acc[i][v]})" for v in range(nv)]
+    lines.append("    if accumulate:")
+    lines += [f"        {acc[i][v]} = vadd({acc[i][v]}, vload(c, c_off + {i} * ldc + {v} * L))"
+              for i in range(mr) for v in range(nv)]
+    lines += [f"    vstore(c, c_off + {i} * ldc + {v} * L, {acc[i][v]})"
+              for i in range(mr) for v in range(nv)]
+    return "\n".join(lines) + "\n"
+
+
+def _build_micro_kernel():
+    namespace = dict(lanes=lanes, vzero=vzero, vload=vload, vstore=vstore, vbroadcast=vbroadcast,
+                     vfma=vfma, vadd=vadd)
+    exec(compile(_micro_kernel_source(MR, NV), f"<micro_kernel {MR}x{NV}v>", "exec"), namespace)
+    # Not cached on its own (generated source has no file); it is compiled into, and
+    # cached with, every GEMM that calls it.
+    return njit(error_model="numpy")(namespace["micro_kernel"])
+
+
+micro_kernel = _build_micro_kernel()
+
+
+@njit(cache=True, error_model="numpy")
+def _pack_a(a, trans_a, i0, rows, k0, kc, ap):
+    """Rows i0..i0+rows, columns k0..k0+kc of op(A) into MR-row panels [k][MR], zero-padded."""
+    for r0 in range(0, rows, MR):
+        panel = ap[r0 * kc: (r0 + MR) * kc]
+        mr = min(MR, rows - r0)
+        if trans_a:  # a is (K, M): each k gives mr contiguous values
+            for k in range(kc):
+                src = a[k0 + k, i0 + r0: i0 + r0 + mr]
+                dst = panel[k * MR: (k + 1) * MR]
+                for ii in range(mr):
+                    dst[ii] = src[ii]
+                for ii in range(mr, MR):
+                    dst[ii] = 0
+        else:
+            for ii in range(mr):
+                src = a[i0 + r0 + ii, k0: k0 + kc]
+                for k in range(kc):
+                    panel[k * MR + ii] = src[k]
+            for ii in range(mr, MR):
+                for k in range(kc):
+                    panel[k * MR + ii] = 0
+
+
+@njit(cache=True, error_model="numpy")
+def _pack_b(b, trans_b, k0, kc, j0, nr_full, panel):
+    """Rows k0..k0+kc, columns j0..j0+NR of op(B) into one panel [k][NR], zero-padded."""
+    N = b.shape[0] if trans_b else b.shape[1]
+    nr = min(nr_full, N - j0)
+    if trans_b:  # b is (N, K): each column of op(B) is a contiguous row of b
+        for jj in range(nr):
+            src = b[j0 + jj, k0: k0 + kc]
+            for k in range(kc):
+                panel[k * nr_full + jj] = src[k]
+        for jj in range(nr, nr_full):
+            for k in range(kc):
+                panel[k * nr_full + jj] = 0
+    else:
+        for k in range(kc):
+            src = b[k0 + k, j0: j0 + nr]
+            dst = panel[k * nr_full: (k + 1) * nr_full]
+            for jj in range(nr):
+                dst[jj] = src[jj]
+            for jj in range(nr, nr_full):
+                dst[jj] = 0
 
 
 @Specialized
 def gemm(has_bias, act):
-    """gemm[has_bias, act](a, b, c, bias, alpha): C = act(A @ B + bias)."""
-    def gemm(a, b, c, bias, alpha):
-        M, K = a.shape
-        N = b.shape[1]
-        for row_block in prange((M + MR - 1) // MR):
-            i0 = row_block * MR
-            i1 = min(i0 + MR, M)
-            for j0 in range(0, N, NC):
-                j1 = min(j0 + NC, N)
-                for i in range(i0, i1):
-                    c[i, j0:j1] = 0
-                for k0 in range(0, K, KC):
-                    k1 = min(k0 + KC, K)
-                    k_main = k0 + (k1 - k0) // 4 * 4
-                    for i in range(i0, i1):
-                        # Views starting at column j0 and loops from 0: the index is provably
-                        # non-negative, so Numba's wraparound check vanishes and LLVM vectorizes.
-                        c_seg = c[i, j0:j1]
-                        a_row = a[i]
-                        for k in range(k0, k_main, 4):
-                            a0, a1, a2, a3 = a_row[k], a_row[k + 1], a_row[k + 2], a_row[k + 3]
-                            b0, b1 = b[k, j0:j1], b[k + 1, j0:j1]
-                            b2, b3 = b[k + 2, j0:j1], b[k + 3, j0:j1]
-                            for j in range(c_seg.size):
-                                c_seg[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
-                        for k in range(k_main, k1):
-                            a0 = a_row[k]
-                            b0 = b[k, j0:j1]
-                            for j in range(c_seg.size):
-                                c_seg[j] += a0 * b0[j]
-                if has_bias or act != 0:
-                    bias_seg = bias[j0:j1]
-                    for i in range(i0, i1):
-                        c_seg = c[i, j0:j1]
-                        for j in range(c_seg.size):
-                            v = c_seg[j] + bias_seg[j] if has_bias else c_seg[j]
-                            c_seg[j] = activate(v, act, alpha)
+    """gemm[has_bias, act](a, b, c, bias, alpha, trans_a, trans_b, mc): C = act(op(A) @ op(B)
+    + bias), threads taking blocks of mc rows (a multiple of MR)."""
+    def gemm(a, b, c, bias, alpha, trans_a, trans_b, mc):
+        M, N = c.shape
+        K = a.shape[0] if trans_a else a.shape[1]
+        flat_c = c.reshape(M * N)
+        NR = NV * lanes(flat_c)
+        n_panels = (N + NR - 1) // NR
+        k_blocks = (K + KC - 1) // KC
+        # Packed B: KC-deep blocks one after another, each holding n_panels panels [k][NR].
+        bp = np.empty(n_panels * NR * K, dtype=c.dtype)
+        for job in prange(k_blocks * n_panels):
+            p, panel = job // n_panels, job % n_panels
+            k0 = p * KC
+            kc = min(KC, K - k0)
+            start = k0 * n_panels * NR + panel * kc * NR
+            _pack_b(b, trans_b, k0, kc, panel * NR, NR, bp[start: start + kc * NR])
+        m_blocks = (M + mc - 1) // mc
+        a_packed = np.empty((m_blocks, mc * KC), dtype=c.dtype)
+        tiles = np.empty((m_blocks, MR * NR), dtype=c.dtype)
+        for block in prange(m_blocks):
+            i0 = block * mc
+            rows = min(mc, M - i0)
+            ap, tile = a_packed[block], tiles[block]
+            for p in range(k_blocks):
+                k0 = p * KC
+                kc = min(KC, K - k0)
+                _pack_a(a, trans_a, i0, rows, k0, kc, ap)
+                for panel in range(n_panels):
+                    j0 = panel * NR
+                    nr = min(NR, N - j0)
+                    b_off = k0 * n_panels * NR + panel * kc * NR
+                    for r0 in range(0, rows, MR):
+                        i = i0 + r0
+                        mr = min(MR, rows - r0)
+                        if mr == MR and nr == NR:
+                            micro_kernel(kc, ap, r0 * kc, bp, b_off, flat_c, i * N + j0, N, p > 0)
+                        else:  # an edge tile: computed whole, written only where C is
+                            micro_kernel(kc, ap, r0 * kc, bp, b_off, tile, 0, NR, False)
+                            for r in range(mr):
+                                dst = c[i + r, j0: j0 + nr]
+                                src = tile[r * NR: r * NR + nr]
+                                if p > 0:
+                                    for j in range(nr):
+                                        dst[j] += src[j]
+                                else:
+                                    for j in range(nr):
+                                        dst[j] = src[j]
+                        if (has_bias or act != 0) and p == k_blocks - 1:
+                            bias_seg = bias[j0: j0 + nr]
+                            for r in range(mr):
+                                dst = c[i + r, j0: j0 + nr]
+                                for j in range(nr):
+                                    v = dst[j] + bias_seg[j] if has_bias else dst[j]
+                                    dst[j] = activate(v, act, alpha)
     return gemm
+
+
+def row_block(M, threads):
+    """Rows per thread block: blocks a multiple of MR, at most MC_MAX, and a multiple of
+    `threads` of them, so the threads get equal work."""
+    per_round = threads * MC_MAX
+    n_blocks = threads * -(-M // per_round)
+    return -(-(-(-M // n_blocks)) // MR) * MR
