@@ -1,10 +1,18 @@
 """Shared test helpers: fresh random inputs, NaN-filled outputs, tolerance checks."""
+import os
 import secrets
+import tempfile
 
 import numpy as np
 import pytest
 
 import kernelgrad.kernels as K
+
+# Ops with several implementations run ours unless a test asks otherwise (impl= or
+# test_autotune), so the suite checks our kernels, not which one a timing picked; and
+# no test writes to the user's cache directory.
+os.environ["KERNELGRAD_IMPL"] = "numba"
+os.environ["KERNELGRAD_CACHE_DIR"] = tempfile.mkdtemp(prefix="kernelgrad-test-cache-")
 
 # Sizes that are not multiples of any tile or vector width.
 AWKWARD = (1, 7, 33, 127, 1000)

@@ -23,13 +23,13 @@ def operands(rng, m, n, k, dtype, trans_a, trans_b):
     return a, b
 
 
-def check_matmul(rng, m, n, k, dtype, trans_a, trans_b):
+def check_matmul(rng, m, n, k, dtype, trans_a, trans_b, impl="numba"):
     a, b = operands(rng, m, n, k, dtype, trans_a, trans_b)
-    out = K.matmul(a, b, trans_a, trans_b)
+    out = K.matmul(a, b, trans_a, trans_b, impl=impl)
     assert out.dtype == dtype and out.shape == (m, n)
     scale = R.matmul(np.abs(a), np.abs(b), trans_a, trans_b)  # the GEMM error bound's scale
     assert_close(out, R.matmul(a, b, trans_a, trans_b), gemm_tolerance(dtype, k), scale,
-                 f"matmul {m}x{n}x{k} {dtype.__name__} ta={trans_a} tb={trans_b}")
+                 f"matmul {m}x{n}x{k} {dtype.__name__} ta={trans_a} tb={trans_b} {impl}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -45,6 +45,21 @@ def test_matmul_transposed(rng, m, n, k, dtype, trans_a, trans_b):
     check_matmul(rng, m, n, k, dtype, trans_a, trans_b)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("m,n,k", [(257, 784, 513), (1000, 65, 300)])
+def test_matmul_blocks_and_edges(rng, m, n, k, dtype, trans_a, trans_b):
+    """Several row blocks per thread, several KC blocks with a ragged last one, edge tiles
+    in both M and N: the packed GEMM's whole loop nest (MLP-like shapes)."""
+    check_matmul(rng, m, n, k, dtype, trans_a, trans_b)
+
+
+@pytest.mark.parametrize("m,n,k", [(33, 127, 1000), (1, 1, 1)])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)])
+def test_matmul_blas_impl(rng, m, n, k, trans_a, trans_b):
+    check_matmul(rng, m, n, k, np.float32, trans_a, trans_b, impl="blas")
+
+
 @settings(max_examples=30, deadline=None)
 @given(m=st.integers(1, 300), n=st.integers(1, 300), k=st.integers(1, 600),
        trans_a=st.booleans(), trans_b=st.booleans(), single=st.booleans(),
@@ -54,26 +69,29 @@ def test_matmul_hypothesis_shapes(m, n, k, trans_a, trans_b, single, seed):
                  trans_a, trans_b)
 
 
+@pytest.mark.parametrize("impl", ["numba", "blas"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", [None, *K.ACTIVATIONS])
-@pytest.mark.parametrize("batch,fan_in,fan_out", [(1, 1, 1), (33, 127, 7), (127, 33, 1000)])
-def test_linear_forward_and_backward(rng, dtype, activation, batch, fan_in, fan_out):
+@pytest.mark.parametrize("batch,fan_in,fan_out", [(1, 1, 1), (33, 127, 7), (127, 300, 1000)])
+def test_linear_forward_and_backward(rng, dtype, activation, batch, fan_in, fan_out, impl):
     x = rng.standard_normal((batch, fan_in)).astype(dtype)
     w = (rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)).astype(dtype)
     b = rng.standard_normal(fan_out).astype(dtype)
-    y, z = K.linear(x, w, b, activation, return_preact=True)
+    y, z = K.linear(x, w, b, activation, return_preact=True, impl=impl)
     y_ref, z_ref = R.linear(x, w, b, activation)
     tol = gemm_tolerance(dtype, fan_in) * 2
     assert_close(z, z_ref, tol, what="linear preact")
-    assert_close(K.linear(x, w, b, activation), y_ref, tol, what=f"linear {activation}")
+    assert_close(K.linear(x, w, b, activation, impl=impl), y_ref, tol,
+                 what=f"linear {activation}")
     assert_close(y, y_ref, tol, what=f"linear (return_preact) {activation}")
 
     dy = rng.standard_normal(y.shape).astype(dtype)
-    grads = K.linear_backward(dy, x, w, y, activation, preact=z)
+    grads = K.linear_backward(dy, x, w, y, activation, preact=z, impl=impl)
     refs = R.linear_backward(dy, x, w, y, activation, preact=z)
     for name, got, ref, k in zip(("dx", "dw", "db"), grads, refs, (fan_out, batch, batch)):
         assert_close(got, ref, gemm_tolerance(dtype, k) * 4, what=f"linear_backward {name}")
-    assert K.linear_backward(dy, x, w, y, activation, preact=z, need_input_grad=False)[0] is None
+    assert K.linear_backward(dy, x, w, y, activation, preact=z, need_input_grad=False,
+                             impl=impl)[0] is None
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

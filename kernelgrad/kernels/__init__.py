@@ -8,6 +8,7 @@ are those of the *sum* of the per-element losses.
 """
 import numpy as np
 
+from . import _autotune
 from . import _validate as v
 from . import reference
 from .cpu import activations as _act
@@ -58,34 +59,59 @@ def _gemm_operands(a, b, trans_a, trans_b):
         raise ValueError(f"matmul shapes do not align: op(a) is {a_shape} and op(b) is "
                          f"{b_shape} (a {a.shape}, trans_a={trans_a}; b {b.shape}, "
                          f"trans_b={trans_b})")
-    # The loop nest reads row-major operands: a transposed one is copied once (O(MK)).
-    a = np.ascontiguousarray(a.T) if trans_a else a
-    b = np.ascontiguousarray(b.T) if trans_b else b
     return a, b
 
 
-def _gemm(a, b, bias, act, alpha):
-    M, K = a.shape
-    N = b.shape[1]
-    c = _empty((M, N), dtype=a.dtype)
-    has_bias = bias is not None
-    bias = bias if has_bias else c[0]
-    _matmul.gemm[has_bias, act](M * N * K // 64, a, b, c, bias, alpha)
-    return c
+def _gemm(a, b, trans_a, trans_b, impl, bias=None, act=0, alpha=None):
+    """act(op(a) @ op(b) + bias) by `impl` (already checked); operands validated."""
+    M = a.shape[1] if trans_a else a.shape[0]
+    K = a.shape[0] if trans_a else a.shape[1]
+    N = b.shape[0] if trans_b else b.shape[1]
+    alpha = a.dtype.type(0) if alpha is None else alpha
+
+    has_epilogue = bias is not None or act != 0
+    if bias is None:
+        bias = np.zeros(N if act else 1, a.dtype)  # the epilogue adds a bias: zero if none
+
+    def numba():
+        c = _empty((M, N), a.dtype)
+        mc = _matmul.row_block(M, _matmul.gemm.threads(M * N * K // 64))
+        _matmul.gemm(M * N * K // 64, a, b, c, bias, has_epilogue, act, alpha, bool(trans_a),
+                     bool(trans_b), mc)
+        return c
+
+    def blas():
+        c = _empty((M, N), a.dtype)
+        np.matmul(a.T if trans_a else a, b.T if trans_b else b, out=c)
+        if has_epilogue:
+            _act.bias_activation(c.size, c, bias, act, alpha)
+        return c
+
+    key = _autotune.shape_class("linear" if has_epilogue else "matmul", a.dtype, M, N, K,
+                                flags=(f"t{int(trans_a)}{int(trans_b)}",))
+    return _autotune.run(key, impl, {"numba": numba, "blas": blas})
 
 
-def matmul(a, b, trans_a=False, trans_b=False):
-    """C = op(a) @ op(b), op transposing when trans_* is set; 2-D, any M, N, K."""
+def matmul(a, b, trans_a=False, trans_b=False, impl="auto"):
+    """C = op(a) @ op(b), op transposing when trans_* is set; 2-D, any M, N, K.
+
+    impl: "numba" (our packed GEMM), "blas" (OpenBLAS through NumPy) or "auto" (the
+    faster one for this shape class, measured once and cached; $KERNELGRAD_IMPL overrides
+    auto). Transposed operands are read in place, not copied.
+    """
+    impl = _autotune.check_impl(impl)
     a, b = _gemm_operands(a, b, trans_a, trans_b)
-    return _gemm(a, b, None, 0, a.dtype.type(0))
+    return _gemm(a, b, trans_a, trans_b, impl)
 
 
-def linear(x, w, b=None, activation=None, alpha=0.01, return_preact=False):
-    """y = act(x @ w + b) in one kernel (bias and activation in the GEMM's epilogue).
+def linear(x, w, b=None, activation=None, alpha=0.01, return_preact=False, impl="auto"):
+    """y = act(x @ w + b); with impl "numba" in one kernel (bias and activation applied to
+    each finished tile of the GEMM), with "blas" as an OpenBLAS GEMM and one fused pass.
 
     x (batch, in), w (in, out), b (out,) or None. With return_preact, returns (y, z)
-    where z = x @ w + b; gelu's backward needs z.
+    where z = x @ w + b; gelu's backward needs z. impl as for matmul.
     """
+    impl = _autotune.check_impl(impl)
     x = v.float_array(x, "x", 2, 2)
     w = v.float_array(w, "w", 2, 2)
     v.same_dtype(x, "x", w, "w")
@@ -101,19 +127,21 @@ def linear(x, w, b=None, activation=None, alpha=0.01, return_preact=False):
     act = _activation_id(activation)
     alpha = _alpha(alpha, x.dtype)
     if not return_preact:
-        return _gemm(x, w, b, act, alpha)
-    z = _gemm(x, w, b, 0, alpha)
+        return _gemm(x, w, False, False, impl, b, act, alpha)
+    z = _gemm(x, w, False, False, impl, b, 0, alpha)
     y = _empty_like(z)
     _act.activation_forward[act](z.size, z.reshape(-1), y.reshape(-1), alpha)
     return y, z
 
 
 def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
-                    need_input_grad=True):
+                    need_input_grad=True, impl="auto"):
     """(dx, dw, db) for y = act(x @ w + b); dx is None unless need_input_grad.
 
-    `y` is the layer's output; gelu needs `preact` (z) instead.
+    `y` is the layer's output; gelu needs `preact` (z) instead. dx = dz @ w.T and
+    dw = x.T @ dz are GEMMs on the transposed operands in place; impl as for matmul.
     """
+    impl = _autotune.check_impl(impl)
     x = v.float_array(x, "x", 2, 2)
     w = v.float_array(w, "w", 2, 2)
     dy = v.float_array(dy, "dy", 2, 2)
@@ -137,8 +165,8 @@ def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
         dz = _empty_like(dy)
         _act.activation_backward[act](dy.size, dy.reshape(-1), saved.reshape(-1),
                                       dz.reshape(-1), alpha)
-    dx = _gemm(dz, np.ascontiguousarray(w.T), None, 0, alpha) if need_input_grad else None
-    dw = _gemm(np.ascontiguousarray(x.T), dz, None, 0, alpha)
+    dx = _gemm(dz, w, False, True, impl) if need_input_grad else None
+    dw = _gemm(x, dz, True, False, impl)
     return dx, dw, _bias_grad(dz)
 
 

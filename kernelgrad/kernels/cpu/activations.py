@@ -6,8 +6,9 @@ Arrays are flat (the launcher ravels them).
 """
 from numba import prange
 
-from ._jit import Specialized
+from ._jit import Specialized, kernel
 from ._math import activate, activate_grad
+from .matmul import epilogue
 
 
 @Specialized
@@ -24,3 +25,11 @@ def activation_backward(act):
         for i in prange(dy.size):
             dx[i] = activate_grad(dy[i], saved[i], act, alpha)
     return activation_backward
+
+
+
+@kernel
+def bias_activation(z, bias, act, alpha):
+    """z[i, :] = act(z[i, :] + bias) in place: the epilogue of a GEMM done elsewhere (BLAS)."""
+    for i in prange(z.shape[0]):
+        epilogue(z[i], bias, act, alpha)

@@ -17,8 +17,9 @@ Design (see the README's "How the GEMM is built" for measurements):
 import numpy as np
 from numba import njit, prange
 
-from ._jit import Specialized
-from ._math import activate
+from ._jit import kernel
+from ._math import (ACT_GELU, ACT_LEAKY_RELU, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH,
+                    activate)
 from ._simd import VECTOR_REGISTERS, lanes, vadd, vbroadcast, vfma, vload, vstore, vzero
 
 NV = 2                                     # vectors per micro-tile row
@@ -112,64 +113,82 @@ def _pack_b(b, trans_b, k0, kc, j0, nr_full, panel):
                 dst[jj] = 0
 
 
-@Specialized
-def gemm(has_bias, act):
-    """gemm[has_bias, act](a, b, c, bias, alpha, trans_a, trans_b, mc): C = act(op(A) @ op(B)
-    + bias), threads taking blocks of mc rows (a multiple of MR)."""
-    def gemm(a, b, c, bias, alpha, trans_a, trans_b, mc):
-        M, N = c.shape
-        K = a.shape[0] if trans_a else a.shape[1]
-        flat_c = c.reshape(M * N)
-        NR = NV * lanes(flat_c)
-        n_panels = (N + NR - 1) // NR
-        k_blocks = (K + KC - 1) // KC
-        # Packed B: KC-deep blocks one after another, each holding n_panels panels [k][NR].
-        bp = np.empty(n_panels * NR * K, dtype=c.dtype)
-        for job in prange(k_blocks * n_panels):
-            p, panel = job // n_panels, job % n_panels
+@njit(cache=True, error_model="numpy")
+def epilogue(row, bias, act, alpha):
+    """row = act(row + bias) in place. The activation is a runtime argument tested once per
+    row, and each branch is its own vectorized loop: one compiled GEMM serves them all."""
+    if act == ACT_NONE:
+        for j in range(row.size):
+            row[j] += bias[j]
+    elif act == ACT_RELU:
+        for j in range(row.size):
+            row[j] = activate(row[j] + bias[j], ACT_RELU, alpha)
+    elif act == ACT_SIGMOID:
+        for j in range(row.size):
+            row[j] = activate(row[j] + bias[j], ACT_SIGMOID, alpha)
+    elif act == ACT_TANH:
+        for j in range(row.size):
+            row[j] = activate(row[j] + bias[j], ACT_TANH, alpha)
+    elif act == ACT_LEAKY_RELU:
+        for j in range(row.size):
+            row[j] = activate(row[j] + bias[j], ACT_LEAKY_RELU, alpha)
+    elif act == ACT_GELU:
+        for j in range(row.size):
+            row[j] = activate(row[j] + bias[j], ACT_GELU, alpha)
+
+
+@kernel
+def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, mc):
+    """C = op(A) @ op(B), then act(C + bias) if has_epilogue; threads take blocks of mc rows
+    (a multiple of MR). Flags are runtime arguments: one compiled GEMM per dtype."""
+    M, N = c.shape
+    K = a.shape[0] if trans_a else a.shape[1]
+    flat_c = c.reshape(M * N)
+    NR = NV * lanes(flat_c)
+    n_panels = (N + NR - 1) // NR
+    k_blocks = (K + KC - 1) // KC
+    # Packed B: KC-deep blocks one after another, each holding n_panels panels [k][NR].
+    bp = np.empty(n_panels * NR * K, dtype=c.dtype)
+    for job in prange(k_blocks * n_panels):
+        p, panel = job // n_panels, job % n_panels
+        k0 = p * KC
+        kc = min(KC, K - k0)
+        start = k0 * n_panels * NR + panel * kc * NR
+        _pack_b(b, trans_b, k0, kc, panel * NR, NR, bp[start: start + kc * NR])
+    m_blocks = (M + mc - 1) // mc
+    a_packed = np.empty((m_blocks, mc * KC), dtype=c.dtype)
+    tiles = np.empty((m_blocks, MR * NR), dtype=c.dtype)
+    for block in prange(m_blocks):
+        i0 = block * mc
+        rows = min(mc, M - i0)
+        ap, tile = a_packed[block], tiles[block]
+        for p in range(k_blocks):
             k0 = p * KC
             kc = min(KC, K - k0)
-            start = k0 * n_panels * NR + panel * kc * NR
-            _pack_b(b, trans_b, k0, kc, panel * NR, NR, bp[start: start + kc * NR])
-        m_blocks = (M + mc - 1) // mc
-        a_packed = np.empty((m_blocks, mc * KC), dtype=c.dtype)
-        tiles = np.empty((m_blocks, MR * NR), dtype=c.dtype)
-        for block in prange(m_blocks):
-            i0 = block * mc
-            rows = min(mc, M - i0)
-            ap, tile = a_packed[block], tiles[block]
-            for p in range(k_blocks):
-                k0 = p * KC
-                kc = min(KC, K - k0)
-                _pack_a(a, trans_a, i0, rows, k0, kc, ap)
-                for panel in range(n_panels):
-                    j0 = panel * NR
-                    nr = min(NR, N - j0)
-                    b_off = k0 * n_panels * NR + panel * kc * NR
-                    for r0 in range(0, rows, MR):
-                        i = i0 + r0
-                        mr = min(MR, rows - r0)
-                        if mr == MR and nr == NR:
-                            micro_kernel(kc, ap, r0 * kc, bp, b_off, flat_c, i * N + j0, N, p > 0)
-                        else:  # an edge tile: computed whole, written only where C is
-                            micro_kernel(kc, ap, r0 * kc, bp, b_off, tile, 0, NR, False)
-                            for r in range(mr):
-                                dst = c[i + r, j0: j0 + nr]
-                                src = tile[r * NR: r * NR + nr]
-                                if p > 0:
-                                    for j in range(nr):
-                                        dst[j] += src[j]
-                                else:
-                                    for j in range(nr):
-                                        dst[j] = src[j]
-                        if (has_bias or act != 0) and p == k_blocks - 1:
-                            bias_seg = bias[j0: j0 + nr]
-                            for r in range(mr):
-                                dst = c[i + r, j0: j0 + nr]
+            _pack_a(a, trans_a, i0, rows, k0, kc, ap)
+            for panel in range(n_panels):
+                j0 = panel * NR
+                nr = min(NR, N - j0)
+                b_off = k0 * n_panels * NR + panel * kc * NR
+                for r0 in range(0, rows, MR):
+                    i = i0 + r0
+                    mr = min(MR, rows - r0)
+                    if mr == MR and nr == NR:
+                        micro_kernel(kc, ap, r0 * kc, bp, b_off, flat_c, i * N + j0, N, p > 0)
+                    else:  # an edge tile: computed whole, written only where C is
+                        micro_kernel(kc, ap, r0 * kc, bp, b_off, tile, 0, NR, False)
+                        for r in range(mr):
+                            dst = c[i + r, j0: j0 + nr]
+                            src = tile[r * NR: r * NR + nr]
+                            if p > 0:
                                 for j in range(nr):
-                                    v = dst[j] + bias_seg[j] if has_bias else dst[j]
-                                    dst[j] = activate(v, act, alpha)
-    return gemm
+                                    dst[j] += src[j]
+                            else:
+                                for j in range(nr):
+                                    dst[j] = src[j]
+                    if has_epilogue and p == k_blocks - 1:  # the tile is done
+                        for r in range(mr):
+                            epilogue(c[i + r, j0: j0 + nr], bias[j0: j0 + nr], act, alpha)
 
 
 def row_block(M, threads):
