@@ -75,9 +75,10 @@ def _gemm(a, b, trans_a, trans_b, impl, bias=None, act=0, alpha=None):
 
     def numba():
         c = _empty((M, N), a.dtype)
-        mc = _matmul.row_block(M, _matmul.gemm.threads(M * N * K // 64))
-        _matmul.gemm(M * N * K // 64, a, b, c, bias, has_epilogue, act, alpha, bool(trans_a),
-                     bool(trans_b), mc)
+        work = M * N * K // 64
+        parts = _matmul.partition(M, N, a.dtype, _matmul.gemm.threads(work))
+        _matmul.gemm(work, a, b, c, bias, has_epilogue, act, alpha, bool(trans_a),
+                     bool(trans_b), *parts)
         return c
 
     def blas():

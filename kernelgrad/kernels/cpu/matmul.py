@@ -20,12 +20,12 @@ from numba import njit, prange
 from ._jit import kernel
 from ._math import (ACT_GELU, ACT_LEAKY_RELU, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH,
                     activate)
-from ._simd import VECTOR_REGISTERS, lanes, vadd, vbroadcast, vfma, vload, vstore, vzero
+from ._simd import VECTOR_BYTES, VECTOR_REGISTERS, lanes, vadd, vbroadcast, vfma, vload, vstore, vzero
 
 NV = 2                                     # vectors per micro-tile row
 MR = 12 if VECTOR_REGISTERS >= 32 else 6   # rows: MR * NV accumulators + NV + 1 in use
 KC = 256                                   # depth of a packed block
-MC_MAX = 240                               # rows of A a thread packs at once (multiple of MR)
+MC_MAX = 240                               # most rows of A a thread packs at once (L2)
 
 
 def _micro_kernel_source(mr, nv):
@@ -67,50 +67,35 @@ micro_kernel = _build_micro_kernel()
 
 
 @njit(cache=True, error_model="numpy")
-def _pack_a(a, trans_a, i0, rows, k0, kc, ap):
-    """Rows i0..i0+rows, columns k0..k0+kc of op(A) into MR-row panels [k][MR], zero-padded."""
-    for r0 in range(0, rows, MR):
-        panel = ap[r0 * kc: (r0 + MR) * kc]
-        mr = min(MR, rows - r0)
-        if trans_a:  # a is (K, M): each k gives mr contiguous values
-            for k in range(kc):
-                src = a[k0 + k, i0 + r0: i0 + r0 + mr]
-                dst = panel[k * MR: (k + 1) * MR]
-                for ii in range(mr):
-                    dst[ii] = src[ii]
-                for ii in range(mr, MR):
-                    dst[ii] = 0
-        else:
-            for ii in range(mr):
-                src = a[i0 + r0 + ii, k0: k0 + kc]
-                for k in range(kc):
-                    panel[k * MR + ii] = src[k]
-            for ii in range(mr, MR):
-                for k in range(kc):
-                    panel[k * MR + ii] = 0
+def _pack_panel(src, base, stride_i, stride_k, n, width, kc, panel):
+    """panel[k * width + i] = src[base + i * stride_i + k * stride_k] for i < n, k < kc, and
+    0 for n <= i < width: one panel of op(A) (width MR) or op(B) (width NR) from a flat
+    row-major operand, whichever way it is transposed."""
+    for k in range(kc):
+        dst = panel[k * width: (k + 1) * width]
+        start = base + k * stride_k
+        if stride_i == 1:  # a contiguous run: vectorized copy
+            run = src[start: start + n]
+            for i in range(n):
+                dst[i] = run[i]
+        else:              # a gather down a column (the operand's rows are the panel's k)
+            col = src[start:]
+            for i in range(n):
+                dst[i] = col[i * stride_i]
+        for i in range(n, width):
+            dst[i] = 0
 
 
 @njit(cache=True, error_model="numpy")
-def _pack_b(b, trans_b, k0, kc, j0, nr_full, panel):
-    """Rows k0..k0+kc, columns j0..j0+NR of op(B) into one panel [k][NR], zero-padded."""
-    N = b.shape[0] if trans_b else b.shape[1]
-    nr = min(nr_full, N - j0)
-    if trans_b:  # b is (N, K): each column of op(B) is a contiguous row of b
-        for jj in range(nr):
-            src = b[j0 + jj, k0: k0 + kc]
-            for k in range(kc):
-                panel[k * nr_full + jj] = src[k]
-        for jj in range(nr, nr_full):
-            for k in range(kc):
-                panel[k * nr_full + jj] = 0
-    else:
-        for k in range(kc):
-            src = b[k0 + k, j0: j0 + nr]
-            dst = panel[k * nr_full: (k + 1) * nr_full]
-            for jj in range(nr):
-                dst[jj] = src[jj]
-            for jj in range(nr, nr_full):
-                dst[jj] = 0
+def _pack_a(a, trans_a, i0, rows, k0, kc, ap):
+    """Rows i0..i0+rows, columns k0..k0+kc of op(A) into MR-row panels [k][MR]."""
+    flat = a.reshape(a.size)
+    ld = a.shape[1]
+    for r0 in range(0, rows, MR):
+        i = i0 + r0
+        base, stride_i, stride_k = (k0 * ld + i, 1, ld) if trans_a else (i * ld + k0, ld, 1)
+        _pack_panel(flat, base, stride_i, stride_k, min(MR, rows - r0), MR, kc,
+                    ap[r0 * kc: (r0 + MR) * kc])
 
 
 @njit(cache=True, error_model="numpy")
@@ -138,62 +123,78 @@ def epilogue(row, bias, act, alpha):
 
 
 @kernel
-def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, mc):
-    """C = op(A) @ op(B), then act(C + bias) if has_epilogue; threads take blocks of mc rows
-    (a multiple of MR). Flags are runtime arguments: one compiled GEMM per dtype."""
+def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, parts_n):
+    """C = op(A) @ op(B), then act(C + bias) if has_epilogue. Flags are runtime arguments:
+    one compiled GEMM per dtype. C is cut into parts_m x parts_n parts, one per thread:
+    rows in whole MR panels and columns in whole NR panels, as evenly as they go."""
     M, N = c.shape
     K = a.shape[0] if trans_a else a.shape[1]
     flat_c = c.reshape(M * N)
     NR = NV * lanes(flat_c)
     n_panels = (N + NR - 1) // NR
+    m_panels = (M + MR - 1) // MR
     k_blocks = (K + KC - 1) // KC
     # Packed B: KC-deep blocks one after another, each holding n_panels panels [k][NR].
     bp = np.empty(n_panels * NR * K, dtype=c.dtype)
+    flat_b = b.reshape(b.size)
+    ldb = b.shape[1]
     for job in prange(k_blocks * n_panels):
         p, panel = job // n_panels, job % n_panels
-        k0 = p * KC
+        k0, j0 = p * KC, panel * NR
         kc = min(KC, K - k0)
+        base, stride_j, stride_k = (j0 * ldb + k0, ldb, 1) if trans_b else (k0 * ldb + j0, 1, ldb)
         start = k0 * n_panels * NR + panel * kc * NR
-        _pack_b(b, trans_b, k0, kc, panel * NR, NR, bp[start: start + kc * NR])
-    m_blocks = (M + mc - 1) // mc
-    a_packed = np.empty((m_blocks, mc * KC), dtype=c.dtype)
-    tiles = np.empty((m_blocks, MR * NR), dtype=c.dtype)
-    for block in prange(m_blocks):
-        i0 = block * mc
-        rows = min(mc, M - i0)
-        ap, tile = a_packed[block], tiles[block]
-        for p in range(k_blocks):
-            k0 = p * KC
-            kc = min(KC, K - k0)
-            _pack_a(a, trans_a, i0, rows, k0, kc, ap)
-            for panel in range(n_panels):
-                j0 = panel * NR
-                nr = min(NR, N - j0)
-                b_off = k0 * n_panels * NR + panel * kc * NR
-                for r0 in range(0, rows, MR):
-                    i = i0 + r0
-                    mr = min(MR, rows - r0)
-                    if mr == MR and nr == NR:
-                        micro_kernel(kc, ap, r0 * kc, bp, b_off, flat_c, i * N + j0, N, p > 0)
-                    else:  # an edge tile: computed whole, written only where C is
-                        micro_kernel(kc, ap, r0 * kc, bp, b_off, tile, 0, NR, False)
-                        for r in range(mr):
-                            dst = c[i + r, j0: j0 + nr]
-                            src = tile[r * NR: r * NR + nr]
-                            if p > 0:
-                                for j in range(nr):
-                                    dst[j] += src[j]
-                            else:
-                                for j in range(nr):
-                                    dst[j] = src[j]
-                    if has_epilogue and p == k_blocks - 1:  # the tile is done
-                        for r in range(mr):
-                            epilogue(c[i + r, j0: j0 + nr], bias[j0: j0 + nr], act, alpha)
+        _pack_panel(flat_b, base, stride_j, stride_k, min(NR, N - j0), NR, kc,
+                    bp[start: start + kc * NR])
+    parts = parts_m * parts_n
+    a_packed = np.empty((parts, MC_MAX * KC), dtype=c.dtype)
+    tiles = np.empty((parts, MR * NR), dtype=c.dtype)
+    for part in prange(parts):
+        pm, pn = part // parts_n, part % parts_n
+        ap, tile = a_packed[part], tiles[part]
+        first_panel, end_panel = pn * n_panels // parts_n, (pn + 1) * n_panels // parts_n
+        row_start, row_end = pm * m_panels // parts_m * MR, min(M, (pm + 1) * m_panels // parts_m * MR)
+        # Blocks of at most MC_MAX rows (A's block must fit L2), equal in size.
+        part_panels = (row_end - row_start + MR - 1) // MR
+        n_blocks = (part_panels * MR + MC_MAX - 1) // MC_MAX
+        for blk in range(n_blocks):
+            i0 = row_start + blk * part_panels // n_blocks * MR
+            rows = min(row_end, row_start + (blk + 1) * part_panels // n_blocks * MR) - i0
+            for p in range(k_blocks):
+                k0 = p * KC
+                kc = min(KC, K - k0)
+                _pack_a(a, trans_a, i0, rows, k0, kc, ap)
+                for panel in range(first_panel, end_panel):
+                    j0 = panel * NR
+                    nr = min(NR, N - j0)
+                    b_off = k0 * n_panels * NR + panel * kc * NR
+                    for r0 in range(0, rows, MR):
+                        i = i0 + r0
+                        mr = min(MR, rows - r0)
+                        if mr == MR and nr == NR:
+                            micro_kernel(kc, ap, r0 * kc, bp, b_off, flat_c, i * N + j0, N, p > 0)
+                        else:  # an edge tile: computed whole, written only where C is
+                            micro_kernel(kc, ap, r0 * kc, bp, b_off, tile, 0, NR, False)
+                            for r in range(mr):
+                                dst = c[i + r, j0: j0 + nr]
+                                src = tile[r * NR: r * NR + nr]
+                                if p > 0:
+                                    for j in range(nr):
+                                        dst[j] += src[j]
+                                else:
+                                    for j in range(nr):
+                                        dst[j] = src[j]
+                        if has_epilogue and p == k_blocks - 1:  # the tile is done
+                            for r in range(mr):
+                                epilogue(c[i + r, j0: j0 + nr], bias[j0: j0 + nr], act, alpha)
 
 
-def row_block(M, threads):
-    """Rows per thread block: blocks a multiple of MR, at most MC_MAX, and a multiple of
-    `threads` of them, so the threads get equal work."""
-    per_round = threads * MC_MAX
-    n_blocks = threads * -(-M // per_round)
-    return -(-(-(-M // n_blocks)) // MR) * MR
+def partition(M, N, dtype, threads):
+    """(parts_m, parts_n): split the rows among the threads when there are enough MR panels
+    for each, else the columns (a short, wide C)."""
+    if threads <= 1:
+        return 1, 1
+    if -(-M // MR) >= threads:
+        return threads, 1
+    nr = NV * VECTOR_BYTES // np.dtype(dtype).itemsize
+    return 1, max(1, min(threads, -(-N // nr)))
