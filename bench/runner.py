@@ -14,8 +14,17 @@ from numba import njit, prange
 RESULTS = Path(__file__).parent / "results"
 
 
+# After a call, OpenBLAS's worker threads spin for about 0.1 s and Numba's OpenMP threads
+# for a few ms before they sleep; on 2 cores a spinning pool halves the speed of the other
+# library's threads. Each measurement starts after this pause, so it times one library
+# alone, whichever ran before it.
+SETTLE_S = 0.25
+
+
 def median_time(fn, min_repeats=5, budget_s=0.5):
-    """Median wall time of fn() after one warm-up call, repeated within a time budget."""
+    """Median wall time of fn() after a settling pause and one warm-up call, repeated
+    within a time budget."""
+    time.sleep(SETTLE_S)
     fn()
     times = []
     start = time.perf_counter()

@@ -47,10 +47,10 @@ def test_matmul_transposed(rng, m, n, k, dtype, trans_a, trans_b):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True)])
-@pytest.mark.parametrize("m,n,k", [(257, 784, 513), (1000, 65, 300)])
+@pytest.mark.parametrize("m,n,k", [(257, 784, 513), (1000, 65, 300), (600, 20, 700)])
 def test_matmul_blocks_and_edges(rng, m, n, k, dtype, trans_a, trans_b):
     """Several row blocks per thread, several KC blocks with a ragged last one, edge tiles
-    in both M and N: the packed GEMM's whole loop nest (MLP-like shapes)."""
+    in both M and N, and a C one panel wide (A read in place): the whole loop nest."""
     check_matmul(rng, m, n, k, dtype, trans_a, trans_b)
 
 

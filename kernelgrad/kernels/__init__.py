@@ -49,6 +49,19 @@ def _alpha(alpha, dtype):
     return dtype.type(v.finite(alpha, "alpha (leaky_relu's negative slope)", 0.0))
 
 
+_scratch_buffers = {}
+
+
+def _scratch(size, dtype):
+    """A reused buffer for the GEMM's packed operands. A fresh multi-megabyte array per
+    call would page-fault on first touch every time (it is mmap'd and unmapped by malloc);
+    reuse is safe because the kernels hold the GIL, so calls never overlap."""
+    buf = _scratch_buffers.get(dtype)
+    if buf is None or buf.size < size:
+        buf = _scratch_buffers[dtype] = np.empty(size, dtype)
+    return buf
+
+
 def _gemm_operands(a, b, trans_a, trans_b):
     a = v.float_array(a, "a", 2, 2)
     b = v.float_array(b, "b", 2, 2)
@@ -77,8 +90,10 @@ def _gemm(a, b, trans_a, trans_b, impl, bias=None, act=0, alpha=None):
         c = _empty((M, N), a.dtype)
         work = M * N * K // 64
         parts = _matmul.partition(M, N, a.dtype, _matmul.gemm.threads(work))
+        scratch = _scratch(_matmul.scratch_size(M, N, K, a.dtype, parts[0] * parts[1]),
+                           a.dtype)
         _matmul.gemm(work, a, b, c, bias, has_epilogue, act, alpha, bool(trans_a),
-                     bool(trans_b), *parts)
+                     bool(trans_b), *parts, scratch)
         return c
 
     def blas():

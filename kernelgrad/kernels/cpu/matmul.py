@@ -28,23 +28,29 @@ KC = 256                                   # depth of a packed block
 MC_MAX = 240                               # most rows of A a thread packs at once (L2)
 
 
-def _micro_kernel_source(mr, nv):
-    """Source of micro_kernel(kc, ap, a_off, bp, b_off, c, c_off, ldc, accumulate).
+def _micro_kernel_source(name, mr, nv, a_strides):
+    """Source of name(kc, ap, a_off, [a_rs, a_ks,] bp, b_off, c, c_off, ldc, accumulate):
 
-    C[c_off + i*ldc + (0..NR)] (+)= sum_k ap[a_off + k*MR + i] * bp[b_off + k*NR + (0..NR)]
-    for i < MR, unrolled so that every accumulator is a local (a register).
+    C[c_off + i*ldc + (0..NR)] (+)= sum_k A(i, k) * bp[b_off + k*NR + (0..NR)] for i < MR,
+    unrolled so that every accumulator is a local (a register). A(i, k) is
+    ap[a_off + k*MR + i] from a packed panel, or with a_strides ap[a_off + i*a_rs + k*a_ks]
+    read in place (no packing: for a C one panel wide, where packing A would cost more
+    than the product).
     """
     acc = [[f"c{i}_{v}" for v in range(nv)] for i in range(mr)]
-    lines = ["def micro_kernel(kc, ap, a_off, bp, b_off, c, c_off, ldc, accumulate):",
+    args = "kc, ap, a_off, a_rs, a_ks," if a_strides else "kc, ap, a_off,"
+    lines = [f"def {name}({args} bp, b_off, c, c_off, ldc, accumulate):",
              "    L = lanes(c)",
              f"    NR = {nv} * L"]
+    if a_strides:
+        lines += [f"    r{i} = {i} * a_rs" for i in range(mr)]
     lines += [f"    {name} = vzero(c)" for row in acc for name in row]
     lines += ["    for k in range(kc):",
-              f"        pa = a_off + k * {mr}",
+              f"        pa = a_off + k * {'a_ks' if a_strides else mr}",
               "        pb = b_off + k * NR"]
     lines += [f"        b{v} = vload(bp, pb + {v} * L)" for v in range(nv)]
     for i in range(mr):
-        lines.append(f"        a = vbroadcast(ap, pa + {i})")
+        lines.append(f"        a = vbroadcast(ap, pa + {f'r{i}' if a_strides else i})")
         lines += [f"        {acc[i][v]} = vfma(a, b{v}, {acc[i][v]})" for v in range(nv)]
     lines.append("    if accumulate:")
     lines += [f"        {acc[i][v]} = vadd({acc[i][v]}, vload(c, c_off + {i} * ldc + {v} * L))"
@@ -54,16 +60,18 @@ def _micro_kernel_source(mr, nv):
     return "\n".join(lines) + "\n"
 
 
-def _build_micro_kernel():
+def _build_micro_kernel(name, a_strides):
     namespace = dict(lanes=lanes, vzero=vzero, vload=vload, vstore=vstore, vbroadcast=vbroadcast,
                      vfma=vfma, vadd=vadd)
-    exec(compile(_micro_kernel_source(MR, NV), f"<micro_kernel {MR}x{NV}v>", "exec"), namespace)
+    source = _micro_kernel_source(name, MR, NV, a_strides)
+    exec(compile(source, f"<{name} {MR}x{NV}v>", "exec"), namespace)
     # Not cached on its own (generated source has no file); it is compiled into, and
     # cached with, every GEMM that calls it.
-    return njit(error_model="numpy")(namespace["micro_kernel"])
+    return njit(error_model="numpy")(namespace[name])
 
 
-micro_kernel = _build_micro_kernel()
+micro_kernel = _build_micro_kernel("micro_kernel", False)
+micro_kernel_strided = _build_micro_kernel("micro_kernel_strided", True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -123,10 +131,11 @@ def epilogue(row, bias, act, alpha):
 
 
 @kernel
-def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, parts_n):
+def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, parts_n, scratch):
     """C = op(A) @ op(B), then act(C + bias) if has_epilogue. Flags are runtime arguments:
     one compiled GEMM per dtype. C is cut into parts_m x parts_n parts, one per thread:
-    rows in whole MR panels and columns in whole NR panels, as evenly as they go."""
+    rows in whole MR panels and columns in whole NR panels, as evenly as they go.
+    `scratch` holds the packed operands: at least scratch_size(...) elements."""
     M, N = c.shape
     K = a.shape[0] if trans_a else a.shape[1]
     flat_c = c.reshape(M * N)
@@ -135,7 +144,7 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
     m_panels = (M + MR - 1) // MR
     k_blocks = (K + KC - 1) // KC
     # Packed B: KC-deep blocks one after another, each holding n_panels panels [k][NR].
-    bp = np.empty(n_panels * NR * K, dtype=c.dtype)
+    bp = scratch[:n_panels * NR * K]
     flat_b = b.reshape(b.size)
     ldb = b.shape[1]
     for job in prange(k_blocks * n_panels):
@@ -146,12 +155,17 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
         start = k0 * n_panels * NR + panel * kc * NR
         _pack_panel(flat_b, base, stride_j, stride_k, min(NR, N - j0), NR, kc,
                     bp[start: start + kc * NR])
+    # One panel of C: each row of A meets one micro-tile, so A is read in place, unpacked.
+    direct = n_panels == 1
+    flat_a = a.reshape(a.size)
+    lda = a.shape[1]
     parts = parts_m * parts_n
-    a_packed = np.empty((parts, MC_MAX * KC), dtype=c.dtype)
-    tiles = np.empty((parts, MR * NR), dtype=c.dtype)
+    a_size = min(MC_MAX, (M + MR - 1) // MR * MR) * min(KC, K)
     for part in prange(parts):
         pm, pn = part // parts_n, part % parts_n
-        ap, tile = a_packed[part], tiles[part]
+        start = bp.size + part * (a_size + MR * NR)
+        ap = scratch[start: start + a_size]
+        tile = scratch[start + a_size: start + a_size + MR * NR]
         first_panel, end_panel = pn * n_panels // parts_n, (pn + 1) * n_panels // parts_n
         row_start, row_end = pm * m_panels // parts_m * MR, min(M, (pm + 1) * m_panels // parts_m * MR)
         # Blocks of at most MC_MAX rows (A's block must fit L2), equal in size.
@@ -163,7 +177,8 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
             for p in range(k_blocks):
                 k0 = p * KC
                 kc = min(KC, K - k0)
-                _pack_a(a, trans_a, i0, rows, k0, kc, ap)
+                if not direct:
+                    _pack_a(a, trans_a, i0, rows, k0, kc, ap)
                 for panel in range(first_panel, end_panel):
                     j0 = panel * NR
                     nr = min(NR, N - j0)
@@ -171,10 +186,21 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                     for r0 in range(0, rows, MR):
                         i = i0 + r0
                         mr = min(MR, rows - r0)
-                        if mr == MR and nr == NR:
-                            micro_kernel(kc, ap, r0 * kc, bp, b_off, flat_c, i * N + j0, N, p > 0)
-                        else:  # an edge tile: computed whole, written only where C is
-                            micro_kernel(kc, ap, r0 * kc, bp, b_off, tile, 0, NR, False)
+                        full = mr == MR and nr == NR
+                        # An edge tile is computed whole into `tile`, then written where C is.
+                        out, out_off, ldc = (flat_c, i * N + j0, N) if full else (tile, 0, NR)
+                        if direct and mr == MR:
+                            a_off, a_rs, a_ks = (k0 * lda + i, 1, lda) if trans_a else \
+                                (i * lda + k0, lda, 1)
+                            micro_kernel_strided(kc, flat_a, a_off, a_rs, a_ks, bp, b_off, out,
+                                                 out_off, ldc, full and p > 0)
+                        else:
+                            a_off = r0 * kc
+                            if direct:  # the last, short row panel: packed, zero-padded
+                                _pack_a(a, trans_a, i, mr, k0, kc, ap)
+                                a_off = 0
+                            micro_kernel(kc, ap, a_off, bp, b_off, out, out_off, ldc, full and p > 0)
+                        if not full:
                             for r in range(mr):
                                 dst = c[i + r, j0: j0 + nr]
                                 src = tile[r * NR: r * NR + nr]
@@ -187,6 +213,14 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                         if has_epilogue and p == k_blocks - 1:  # the tile is done
                             for r in range(mr):
                                 epilogue(c[i + r, j0: j0 + nr], bias[j0: j0 + nr], act, alpha)
+
+
+def scratch_size(M, N, K, dtype, parts):
+    """Elements of scratch a gemm call needs: packed B, and per part a packed A block and
+    an edge tile."""
+    nr = NV * VECTOR_BYTES // np.dtype(dtype).itemsize
+    a_size = min(MC_MAX, -(-M // MR) * MR) * min(KC, K)
+    return -(-N // nr) * nr * K + parts * (a_size + MR * nr)
 
 
 def partition(M, N, dtype, threads):

@@ -1,0 +1,176 @@
+"""One training step of an MLP: kernelgrad against PyTorch, plain NumPy and the GEMM floor.
+
+A step is zero_grad, forward (Linear+ReLU, dropout after each hidden layer), softmax
+cross-entropy, backward and an Adam update, on float32 data. The "GEMM floor" is the
+step's eight GEMMs alone (three forward, five backward: the first layer needs no input
+gradient) through OpenBLAS, on the same shapes in the same run: no implementation that
+calls a BLAS-speed GEMM for them can be faster.
+
+    python -m bench.steps            # both MLPs; also run by `python -m bench`
+"""
+import sys
+
+import numpy as np
+
+import kernelgrad as kg
+from kernelgrad import nn
+
+from .runner import median_time
+
+# (name, batch, layer widths, dropout)
+MLPS = [("wide MLP", 512, (784, 1024, 1024, 10), 0.2),
+        ("demo MLP", 64, (64, 128, 128, 10), 0.2)]
+
+
+def _data(batch, widths):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, widths[0]), dtype=np.float32)
+    y = rng.integers(0, widths[-1], batch)
+    return x, y
+
+
+def kernelgrad_step(batch, widths, p):
+    layers = []
+    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        last = i == len(widths) - 2
+        layers.append(nn.Linear(fan_in, fan_out, activation=None if last else "relu"))
+        if not last:
+            layers.append(nn.Dropout(p))
+    model = nn.Sequential(*layers)
+    loss_fn = nn.CrossEntropyLoss()
+    opt = kg.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = _data(batch, widths)
+    x, y = kg.tensor(x), kg.tensor(y)
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def torch_step(batch, widths, p):
+    import torch
+    torch.manual_seed(0)
+    layers = []
+    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(torch.nn.Linear(fan_in, fan_out))
+        if i < len(widths) - 2:
+            layers += [torch.nn.ReLU(), torch.nn.Dropout(p)]
+    model = torch.nn.Sequential(*layers)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = _data(batch, widths)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def numpy_step(batch, widths, p, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+    """The step as a NumPy user writes it: masks from rng.random, textbook Adam."""
+    rng = np.random.default_rng(0)
+    params = []
+    for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+        bound = np.sqrt(6 / fan_in)
+        params += [rng.uniform(-bound, bound, (fan_in, fan_out)).astype(np.float32),
+                   np.zeros(fan_out, np.float32)]
+    moments = [(np.zeros_like(q), np.zeros_like(q)) for q in params]
+    x, y = _data(batch, widths)
+    t = [0]
+
+    def step():
+        hs, masks = [x], []
+        h = x
+        n_layers = len(params) // 2
+        for i in range(n_layers):
+            z = h @ params[2 * i] + params[2 * i + 1]
+            if i < n_layers - 1:
+                mask = (rng.random(z.shape, dtype=np.float32) >= p) / np.float32(1 - p)
+                h = np.maximum(z, 0) * mask
+                masks.append(mask)
+                hs.append(h)
+            else:
+                h = z
+        shifted = h - h.max(axis=1, keepdims=True)
+        probs = np.exp(shifted)
+        probs /= probs.sum(axis=1, keepdims=True)
+        dz = probs
+        dz[np.arange(batch), y] -= 1
+        dz /= batch
+        grads = [None] * len(params)
+        for i in reversed(range(n_layers)):
+            grads[2 * i] = hs[i].T @ dz
+            grads[2 * i + 1] = dz.sum(axis=0)
+            if i > 0:
+                dh = dz @ params[2 * i].T
+                dz = dh * masks[i - 1] * (hs[i] > 0)
+        t[0] += 1
+        for q, g, (m, v) in zip(params, grads, moments):
+            m *= beta1
+            m += (1 - beta1) * g
+            v *= beta2
+            v += (1 - beta2) * g * g
+            m_hat = m / (1 - beta1 ** t[0])
+            v_hat = v / (1 - beta2 ** t[0])
+            q -= lr * m_hat / (np.sqrt(v_hat) + eps)
+    return step
+
+
+def gemm_floor(batch, widths):
+    """The step's GEMMs through OpenBLAS: forward x@W per layer, then dW = h^T @ dz per
+    layer and dh = dz @ W^T for every layer but the first."""
+    rng = np.random.default_rng(0)
+    acts = [rng.standard_normal((batch, w), dtype=np.float32) for w in widths]
+    weights = [rng.standard_normal((i, o), dtype=np.float32) for i, o in zip(widths, widths[1:])]
+
+    def gemms():
+        for h, w in zip(acts, weights):
+            h @ w
+        for i, w in enumerate(weights):
+            acts[i].T @ acts[i + 1]
+            if i > 0:
+                acts[i + 1] @ w.T
+    return gemms
+
+
+def run(mlps=MLPS):
+    results = []
+    for name, batch, widths, p in MLPS if mlps is None else mlps:
+        shape = f"batch {batch}, {'-'.join(map(str, widths))}"
+        row = {"mlp": name, "shape": shape, "dropout": p}
+        row["kernelgrad_s"] = median_time(kernelgrad_step(batch, widths, p), budget_s=2)
+        try:
+            row["pytorch_s"] = median_time(torch_step(batch, widths, p), budget_s=2)
+        except ImportError:
+            row["pytorch_s"] = None
+        row["numpy_s"] = median_time(numpy_step(batch, widths, p), budget_s=2)
+        row["gemm_floor_s"] = median_time(gemm_floor(batch, widths), budget_s=2)
+        results.append(row)
+        print(format_row(row), flush=True)
+    return results
+
+
+def header():
+    return (f"{'training step':<10} {'shape':<26} {'ours ms':>8} {'torch ms':>9} {'numpy ms':>9} "
+            f"{'GEMMs ms':>9}  ours/GEMMs ours/torch ours/numpy")
+
+
+def format_row(r):
+    ours, torch_s = r["kernelgrad_s"], r["pytorch_s"]
+    torch_ms = f"{torch_s * 1e3:9.2f}" if torch_s else f"{'-':>9}"
+    vs_torch = f"{ours / torch_s:10.2f}x" if torch_s else f"{'-':>11}"
+    return (f"{r['mlp']:<10} {r['shape']:<26} {ours * 1e3:8.2f} {torch_ms} "
+            f"{r['numpy_s'] * 1e3:9.2f} {r['gemm_floor_s'] * 1e3:9.2f}  "
+            f"{ours / r['gemm_floor_s']:9.2f}x {vs_torch} {ours / r['numpy_s']:9.2f}x")
+
+
+if __name__ == "__main__":
+    print(header())
+    run()
+    sys.exit(0)
