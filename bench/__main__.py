@@ -1,4 +1,7 @@
-"""python -m bench [--device cpu] [--quick] [--only SUBSTRING] [--name NAME]"""
+"""python -m bench [--device cpu] [--quick] [--only SUBSTRING] [--name NAME]
+
+Every kernel against its NumPy baseline, GEMMs once per implementation (numba, blas and
+what auto picked), then the MLP training steps against PyTorch, NumPy and the GEMM floor."""
 import argparse
 import sys
 
@@ -10,16 +13,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--quick", action="store_true", help="skip the largest GEMM")
-    parser.add_argument("--only", default=None, help="run the ops whose name contains this")
+    parser.add_argument("--only", default=None,
+                        help="run the ops whose name contains this ('step': the training steps)")
     parser.add_argument("--name", default=None, help="results file name (default cpu-<host>)")
     args = parser.parse_args(argv)
     if args.device == "cuda":
         parser.error("the CUDA kernels are not part of this build yet (issue 4); "
                      "use --device cpu")
     cases = [c for c in all_cases(args.quick) if args.only is None or args.only in c.op]
-    if not cases:
+    if not cases and args.only != "step":
         parser.error(f"no benchmark op contains {args.only!r}")
-    return run(cases, args.name)
+    return run(cases, args.name, steps=args.only in (None, "step"))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ class Case:
     bytes_moved: Callable[[dict], int] = None   # memory-bound ops
     flops: Callable[[dict], int] = None         # compute-bound ops
     groups: tuple = field(default_factory=tuple)
+    impl: str = None                            # for ops with several implementations
+    shape_class: tuple = ()                     # autotune keys ("auto" reports its picks)
 
 
 def rel_error(out, ref):
@@ -44,7 +46,10 @@ def nbytes(*arrays):
 
 # ---------------------------------------------------------------- GEMMs ------------------
 
-def gemm_case(m, n, k, trans_a=False, trans_b=False):
+IMPLS = ("numba", "blas", "auto")  # auto's row names what it picked
+
+
+def gemm_case(m, n, k, trans_a=False, trans_b=False, impl="numba"):
     def make(rng):
         a = rng.standard_normal((k, m) if trans_a else (m, k), dtype=F32)
         b = rng.standard_normal((n, k) if trans_b else (k, n), dtype=F32)
@@ -53,26 +58,28 @@ def gemm_case(m, n, k, trans_a=False, trans_b=False):
     op_b = "B^T" if trans_b else "B"
     return Case(
         f"matmul {op_a}@{op_b}", f"{m}x{n}x{k}", make,
-        lambda d: K.matmul(d["a"], d["b"], trans_a, trans_b),
+        lambda d: K.matmul(d["a"], d["b"], trans_a, trans_b, impl=impl),
         lambda d: (d["a"].T if trans_a else d["a"]) @ (d["b"].T if trans_b else d["b"]),
         lambda d, out: rel_error(out, R.matmul(d["a"], d["b"], trans_a, trans_b)),
-        1e-6 * np.sqrt(k), flops=lambda d: 2 * m * n * k, groups=("matmul",))
+        1e-6 * np.sqrt(k), flops=lambda d: 2 * m * n * k, groups=("matmul",), impl=impl,
+        shape_class=(K.gemm_shape_class("matmul", F32, m, n, k, trans_a, trans_b),))
 
 
-def linear_case(batch, fan_in, fan_out):
+def linear_case(batch, fan_in, fan_out, impl="numba"):
     def make(rng):
         return {"x": rng.standard_normal((batch, fan_in), dtype=F32),
                 "w": (rng.standard_normal((fan_in, fan_out), dtype=F32) / F32(np.sqrt(fan_in))),
                 "b": rng.standard_normal(fan_out, dtype=F32)}
     return Case(
         "linear relu fwd", f"{batch}x{fan_in}->{fan_out}", make,
-        lambda d: K.linear(d["x"], d["w"], d["b"], "relu"),
+        lambda d: K.linear(d["x"], d["w"], d["b"], "relu", impl=impl),
         lambda d: np.maximum(d["x"] @ d["w"] + d["b"], 0),
         lambda d, out: rel_error(out, R.linear(d["x"], d["w"], d["b"], "relu")[0]),
-        1e-6 * np.sqrt(fan_in), flops=lambda d: 2 * batch * fan_in * fan_out, groups=("linear",))
+        1e-6 * np.sqrt(fan_in), flops=lambda d: 2 * batch * fan_in * fan_out, groups=("linear",),
+        impl=impl, shape_class=(K.gemm_shape_class("linear", F32, batch, fan_out, fan_in),))
 
 
-def linear_backward_case(batch, fan_in, fan_out):
+def linear_backward_case(batch, fan_in, fan_out, impl="numba"):
     def make(rng):
         d = {"x": rng.standard_normal((batch, fan_in), dtype=F32),
              "w": rng.standard_normal((fan_in, fan_out), dtype=F32) / F32(np.sqrt(fan_in)),
@@ -89,9 +96,11 @@ def linear_backward_case(batch, fan_in, fan_out):
         return max(rel_error(o, r) for o, r in zip(out, ref))
     return Case(
         "linear relu bwd", f"{batch}x{fan_in}->{fan_out}", make,
-        lambda d: K.linear_backward(d["dy"], d["x"], d["w"], d["y"], "relu"),
+        lambda d: K.linear_backward(d["dy"], d["x"], d["w"], d["y"], "relu", impl=impl),
         numpy_backward, check, 1e-6 * np.sqrt(batch),
-        flops=lambda d: 4 * batch * fan_in * fan_out, groups=("linear",))
+        flops=lambda d: 4 * batch * fan_in * fan_out, groups=("linear",), impl=impl,
+        shape_class=(K.gemm_shape_class("matmul", F32, batch, fan_in, fan_out, False, True),
+                     K.gemm_shape_class("matmul", F32, fan_in, fan_out, batch, True, False)))
 
 
 # ---------------------------------------------------------------- elementwise ------------
@@ -248,12 +257,17 @@ def adam_case(size, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
 def all_cases(quick=False):
     big = 1 << 24  # 16M elements
     act_shapes = [(1024, 1024), (4096, 4096)]
-    cases = [gemm_case(1024, 1024, 1024), gemm_case(256, 512, 784),
-             gemm_case(784, 512, 256, trans_a=True), gemm_case(256, 784, 512, trans_b=True),
-             gemm_case(4096, 1024, 1024)]
+    # Issue 5's shapes: square, and two MLP layers' forward GEMM with its backward's two
+    # transposed GEMMs (dx = dz @ W^T, dW = x^T @ dz).
+    gemms = [(1024, 1024, 1024, False, False), (256, 512, 784, False, False),
+             (256, 784, 512, False, True), (784, 512, 256, True, False),
+             (4096, 1024, 1024, False, False), (4096, 1024, 1024, False, True),
+             (1024, 1024, 4096, True, False)]
     if not quick:
-        cases += [gemm_case(2048, 2048, 2048)]
-    cases += [linear_case(4096, 1024, 1024), linear_backward_case(4096, 1024, 1024)]
+        gemms.insert(1, (2048, 2048, 2048, False, False))
+    cases = [gemm_case(*shape, impl=impl) for shape in gemms for impl in IMPLS]
+    cases += [linear_case(4096, 1024, 1024, impl) for impl in IMPLS]
+    cases += [linear_backward_case(4096, 1024, 1024, impl) for impl in IMPLS]
     for name in K.ACTIVATIONS:
         for shape in act_shapes:
             cases += activation_case(name, shape)

@@ -11,6 +11,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+import kernelgrad.kernels as K
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -72,6 +74,14 @@ def run_case(case, rng, bandwidth, flop_rate):
     data = case.make(rng)
     row = {"op": case.op, "shape": case.shape}
     error = case.check(data, case.ours(data))
+    if case.impl:
+        row["impl"] = case.impl
+        if case.impl == "auto":  # the first call above measured (or read) the choice
+            picks = K.impl_choices()
+            row["auto_picked"] = "/".join(picks.get(key, {}).get("impl", "?")
+                                          for key in case.shape_class)
+        row["op"] = f"{case.op} [{case.impl}" + (f"={row['auto_picked']}]"
+                                                  if case.impl == "auto" else "]")
     row["rel_error"] = error
     if not error <= case.tolerance:
         row["status"] = "FAIL"
@@ -90,12 +100,12 @@ def run_case(case, rng, bandwidth, flop_rate):
 
 def format_row(row):
     if row["status"] != "ok":
-        return f"{row['op']:<22} {row['shape']:<18} FAIL (relative error {row['rel_error']:.2e})"
-    return (f"{row['op']:<22} {row['shape']:<18} {row['ours_s'] * 1e3:>9.3f} "
+        return f"{row['op']:<34} {row['shape']:<18} FAIL (relative error {row['rel_error']:.2e})"
+    return (f"{row['op']:<34} {row['shape']:<18} {row['ours_s'] * 1e3:>9.3f} "
             f"{row['baseline_s'] * 1e3:>10.3f} {row['ratio']:>7.2f}x {row['roofline'] * 100:>8.1f}%")
 
 
-def run(cases, out_name=None):
+def run(cases, out_name=None, steps=True):
     rng = np.random.default_rng(0)
     threads = numba.get_num_threads()
     print(f"kernelgrad CPU benchmark on {cpu_model()}, {threads} Numba threads, "
@@ -104,15 +114,23 @@ def run(cases, out_name=None):
     flop_rate = sgemm_rate()
     print(f"measured: copy bandwidth {bandwidth / 1e9:.1f} GB/s, "
           f"OpenBLAS SGEMM {flop_rate / 1e9:.1f} GFLOP/s (2048^3)")
-    print(f"{'op':<22} {'shape':<18} {'ours ms':>9} {'numpy ms':>10} {'ratio':>8} {'roofline':>9}")
+    print(f"{'op [impl]':<34} {'shape':<18} {'ours ms':>9} {'numpy ms':>10} {'ratio':>8} "
+          f"{'roofline':>9}")
     rows = []
     for case in cases:
         row = run_case(case, rng, bandwidth, flop_rate)
         rows.append(row)
         print(format_row(row), flush=True)
+    step_rows = []
+    if steps:
+        from . import steps as step_bench
+        print()
+        print(step_bench.header())
+        step_rows = step_bench.run()
     report = {"device": "cpu", "host": socket.gethostname(), "cpu": cpu_model(),
               "threads": threads, "numpy": np.__version__, "numba": numba.__version__,
               "copy_bandwidth_Bps": bandwidth, "sgemm_flops": flop_rate, "rows": rows,
+              "training_steps": step_rows,
               "command": "python -m bench", "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     RESULTS.mkdir(exist_ok=True)
     name = out_name or f"cpu-{socket.gethostname()}"

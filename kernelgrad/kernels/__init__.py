@@ -22,7 +22,8 @@ from .philox import keep_threshold
 
 ACTIVATIONS = tuple(name for name in ACTIVATION_IDS if name)
 
-__all__ = ["ACTIVATIONS", "matmul", "linear", "linear_backward", "activation",
+__all__ = ["ACTIVATIONS", "matmul", "linear", "linear_backward", "gemm_shape_class",
+           "impl_choices", "forget_impl_choices", "activation",
            "activation_backward", "softmax_cross_entropy", "binary_cross_entropy_with_logits",
            "mse", "dropout", "dropout_backward", "bias_grad", "sgd_step", "adagrad_step",
            "rmsprop_step", "adam_step", "reference"]
@@ -103,9 +104,19 @@ def _gemm(a, b, trans_a, trans_b, impl, bias=None, act=0, alpha=None):
             _act.bias_activation(c.size, c, bias, act, alpha)
         return c
 
-    key = _autotune.shape_class("linear" if has_epilogue else "matmul", a.dtype, M, N, K,
-                                flags=(f"t{int(trans_a)}{int(trans_b)}",))
+    key = gemm_shape_class("linear" if has_epilogue else "matmul", a.dtype, M, N, K, trans_a,
+                           trans_b)
     return _autotune.run(key, impl, {"numba": numba, "blas": blas})
+
+
+def gemm_shape_class(op, dtype, M, N, K, trans_a=False, trans_b=False):
+    """The key under which impl="auto" records its choice for this GEMM ("matmul", or
+    "linear" for one with an epilogue); see impl_choices()."""
+    return _autotune.shape_class(op, dtype, M, N, K, flags=(f"t{int(trans_a)}{int(trans_b)}",))
+
+
+impl_choices = _autotune.choices
+forget_impl_choices = _autotune.forget
 
 
 def matmul(a, b, trans_a=False, trans_b=False, impl="auto"):

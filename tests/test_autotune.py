@@ -1,0 +1,111 @@
+"""impl= on matmul and linear: explicit choices, the environment override, and auto's
+measured choice, recorded per shape class in a cache file and read back from it."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import kernelgrad.kernels as K
+from kernelgrad.kernels import _autotune
+
+from conftest import assert_close
+
+
+@pytest.fixture
+def auto(monkeypatch, tmp_path):
+    """impl="auto" as a user gets it (no KERNELGRAD_IMPL), with an empty cache in tmp_path."""
+    monkeypatch.delenv("KERNELGRAD_IMPL", raising=False)
+    monkeypatch.setenv("KERNELGRAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_autotune, "_choices", None)
+    monkeypatch.setattr(_autotune, "SETTLE_SECONDS", 0.0)
+    return tmp_path
+
+
+def no_measuring(fn):
+    raise AssertionError("measured although the choice was given or cached")
+
+
+def operands(rng):
+    return rng.standard_normal((70, 50)).astype(np.float32), \
+        rng.standard_normal((50, 40)).astype(np.float32)
+
+
+def test_auto_measures_once_and_caches_to_disk(auto, rng, monkeypatch):
+    a, b = operands(rng)
+    assert_close(K.matmul(a, b), a.astype(np.float64) @ b, 1e-5, what="auto matmul")
+    key = K.gemm_shape_class("matmul", np.float32, 70, 40, 50)
+    choice = K.impl_choices()[key]
+    assert choice["impl"] in ("numba", "blas")
+    assert set(choice["seconds"]) == {"numba", "blas"}
+    assert choice["impl"] == min(choice["seconds"], key=choice["seconds"].get)
+    files = os.listdir(auto)
+    assert len(files) == 1 and files[0].startswith("impl-choices-")
+    assert json.loads((auto / files[0]).read_text())[key]["impl"] == choice["impl"]
+
+    # A new process reads the file instead of measuring again; a shape of the same
+    # class (sizes within a factor sqrt 2) shares the choice.
+    monkeypatch.setattr(_autotune, "_choices", None)
+    monkeypatch.setattr(_autotune, "_best_time", no_measuring)
+    a2 = rng.standard_normal((64, 48)).astype(np.float32)
+    b2 = rng.standard_normal((48, 36)).astype(np.float32)
+    assert_close(K.matmul(a2, b2), a2.astype(np.float64) @ b2, 1e-5, what="cached choice")
+
+
+def test_auto_follows_a_recorded_choice(auto, rng, monkeypatch):
+    a, b = operands(rng)
+    key = K.gemm_shape_class("matmul", np.float32, 70, 40, 50)
+    path = _autotune.cache_path()
+    with open(path, "w") as f:
+        json.dump({key: {"impl": "blas", "seconds": {"numba": 2.0, "blas": 1.0}}}, f)
+    monkeypatch.setattr(_autotune, "_best_time", no_measuring)
+    used = []
+    real_matmul = np.matmul
+    monkeypatch.setattr(K.np, "matmul", lambda *args, **kw: used.append(1) or
+                        real_matmul(*args, **kw))
+    assert_close(K.matmul(a, b), a.astype(np.float64) @ b, 1e-5, what="recorded blas")
+    assert used, "the recorded choice (blas) was not used"
+
+
+def test_unreadable_cache_is_measured_again(auto, rng):
+    (auto / os.path.basename(_autotune.cache_path())).write_text("{not json")
+    a, b = operands(rng)
+    K.matmul(a, b)
+    assert K.gemm_shape_class("matmul", np.float32, 70, 40, 50) in K.impl_choices()
+
+
+@pytest.mark.parametrize("impl", ["numba", "blas"])
+def test_argument_and_environment_choose_without_measuring(auto, rng, monkeypatch, impl):
+    monkeypatch.setattr(_autotune, "_best_time", no_measuring)
+    a, b = operands(rng)
+    ref = a.astype(np.float64) @ b
+    assert_close(K.matmul(a, b, impl=impl), ref, 1e-5, what=f"impl={impl}")
+    monkeypatch.setenv("KERNELGRAD_IMPL", impl)
+    assert_close(K.matmul(a, b), ref, 1e-5, what=f"KERNELGRAD_IMPL={impl}")
+    # The argument beats the environment variable.
+    other = "blas" if impl == "numba" else "numba"
+    assert_close(K.matmul(a, b, impl=other), ref, 1e-5, what=f"impl={other} over env")
+    x, w = operands(rng)
+    assert_close(K.linear(x, w, None, "relu"), np.maximum(x.astype(np.float64) @ w, 0), 1e-5,
+                 what=f"linear KERNELGRAD_IMPL={impl}")
+    assert K.impl_choices() == {}
+
+
+def test_forget_drops_choices(auto, rng):
+    a, b = operands(rng)
+    K.matmul(a, b)
+    assert K.impl_choices()
+    K.forget_impl_choices()
+    assert K.impl_choices() == {}
+    assert not os.path.exists(_autotune.cache_path())
+
+
+def test_bad_impl_names(auto, rng, monkeypatch):
+    a, b = operands(rng)
+    with pytest.raises(ValueError, match="impl is 'cublas'; choose one of"):
+        K.matmul(a, b, impl="cublas")
+    with pytest.raises(ValueError, match="impl is 'fast'"):
+        K.linear(a, b, impl="fast")
+    monkeypatch.setenv("KERNELGRAD_IMPL", "gpu")
+    with pytest.raises(ValueError, match="environment variable KERNELGRAD_IMPL is 'gpu'"):
+        K.matmul(a, b)
