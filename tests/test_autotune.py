@@ -26,9 +26,23 @@ def no_measuring(fn):
     raise AssertionError("measured although the choice was given or cached")
 
 
+@pytest.fixture(autouse=True)
+def small_shapes_measured(monkeypatch):
+    """These tests use small shapes; let auto measure them (normally it runs ours)."""
+    monkeypatch.setattr(K, "AUTO_MIN_MACS", 0)
+
+
 def operands(rng):
     return rng.standard_normal((70, 50)).astype(np.float32), \
         rng.standard_normal((50, 40)).astype(np.float32)
+
+
+def test_small_gemms_run_ours_without_measuring(auto, rng, monkeypatch):
+    monkeypatch.setattr(K, "AUTO_MIN_MACS", 1 << 24)
+    monkeypatch.setattr(_autotune, "_best_time", no_measuring)
+    a, b = operands(rng)
+    assert_close(K.matmul(a, b), a.astype(np.float64) @ b, 1e-5, what="small auto")
+    assert K.impl_choices() == {}
 
 
 def test_auto_measures_once_and_caches_to_disk(auto, rng, monkeypatch):
