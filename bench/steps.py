@@ -14,6 +14,7 @@ import numpy as np
 
 import kernelgrad as kg
 from kernelgrad import nn
+from kernelgrad.cli import build_mlp
 
 from .runner import median_time
 
@@ -29,25 +30,21 @@ def _data(batch, widths):
     return x, y
 
 
-def kernelgrad_step(batch, widths, p):
-    layers = []
-    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-        last = i == len(widths) - 2
-        layers.append(nn.Linear(fan_in, fan_out, activation=None if last else "relu"))
-        if not last:
-            layers.append(nn.Dropout(p))
-    model = nn.Sequential(*layers)
-    loss_fn = nn.CrossEntropyLoss()
-    opt = kg.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = _data(batch, widths)
-    x, y = kg.tensor(x), kg.tensor(y)
-
+def _training_step(model, loss_fn, opt, x, y):
+    """The step as written for both PyTorch and kernelgrad (the same API)."""
     def step():
         opt.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
     return step
+
+
+def kernelgrad_step(batch, widths, p):
+    model = build_mlp(widths[0], widths[1:-1], widths[-1], "relu", p)
+    x, y = _data(batch, widths)
+    return _training_step(model, nn.CrossEntropyLoss(), kg.optim.Adam(model.parameters()),
+                          kg.tensor(x), kg.tensor(y))
 
 
 def torch_step(batch, widths, p):
@@ -59,17 +56,10 @@ def torch_step(batch, widths, p):
         if i < len(widths) - 2:
             layers += [torch.nn.ReLU(), torch.nn.Dropout(p)]
     model = torch.nn.Sequential(*layers)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x, y = _data(batch, widths)
-    x, y = torch.from_numpy(x), torch.from_numpy(y)
-
-    def step():
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-    return step
+    return _training_step(model, torch.nn.CrossEntropyLoss(),
+                          torch.optim.Adam(model.parameters(), lr=1e-3),
+                          torch.from_numpy(x), torch.from_numpy(y))
 
 
 def numpy_step(batch, widths, p, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):

@@ -10,13 +10,15 @@ Each candidate is timed together with a small parallel Numba kernel run right af
 because that is what follows a GEMM in a training step, and because a BLAS call costs
 more than its own time: OpenBLAS's threads spin for about 0.1 s after a call and on a
 2-core machine halve the speed of every Numba kernel that runs meanwhile (measured: a
-wide MLP step took 69 ms with two small GEMMs through OpenBLAS, 24 ms with none). Winners are kept in memory and in a JSON file under the user's cache
-directory, one file per machine and software build, so the measurement happens once.
+wide MLP step took 69 ms with two small GEMMs through OpenBLAS, 24 ms with none).
+Winners are kept in memory and in a JSON file under the user's cache directory, one file
+per machine and software build, so the measurement happens once.
 
 Overrides, strongest first: the `impl=` argument; the environment variable
 KERNELGRAD_IMPL ("numba", "blas" or "auto"); the cache. KERNELGRAD_CACHE_DIR moves the
 cache file (default: $XDG_CACHE_HOME/kernelgrad or ~/.cache/kernelgrad).
 """
+import functools
 import hashlib
 import json
 import math
@@ -61,18 +63,22 @@ def shape_class(op, dtype, *sizes, flags=()):
     return f"{op}:{np.dtype(dtype).name}:{rounded}{tags}:t{numba.get_num_threads()}"
 
 
+@functools.lru_cache(maxsize=None)
+def _machine_file_name():
+    """One file per machine and build: a choice made on other hardware or with another
+    NumPy/Numba/BLAS says nothing about this one. (Hashed once: every auto call looks.)"""
+    from .. import __version__
+    identity = "|".join([platform.machine(), llvm_binding.get_host_cpu_name(),
+                         str(os.cpu_count()), np.__version__, numba.__version__, __version__])
+    return f"impl-choices-{hashlib.sha256(identity.encode()).hexdigest()[:12]}.json"
+
+
 def cache_path():
     base = os.environ.get(ENV_CACHE_DIR)
     if not base:
         xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         base = os.path.join(xdg, "kernelgrad")
-    # One file per machine and build: a choice made on other hardware or with another
-    # NumPy/Numba/BLAS says nothing about this one.
-    from .. import __version__
-    identity = "|".join([platform.machine(), llvm_binding.get_host_cpu_name(),
-                         str(os.cpu_count()), np.__version__, numba.__version__, __version__])
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
-    return os.path.join(base, f"impl-choices-{digest}.json")
+    return os.path.join(base, _machine_file_name())
 
 
 def _load():

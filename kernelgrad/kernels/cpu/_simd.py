@@ -123,7 +123,7 @@ def _binary_vector_signature(a, b):
 @intrinsic
 def vfma(typingctx, a, b, c):
     """a * b + c, fused where the machine has FMA (llvm.fmuladd)."""
-    sig = _binary_vector_signature(a, b)
+    _binary_vector_signature(a, b)
     if c != a:
         raise TypeError(f"vfma operands must be one Vec type, got {a}, {b}, {c}")
 

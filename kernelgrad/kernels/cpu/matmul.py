@@ -4,8 +4,9 @@ Design (see the README's "How the GEMM is built" for measurements):
 - B is packed once per call into column panels NR wide (NR = 2 host vectors: 32 floats
   with AVX-512), cut into KC-deep blocks: each micro-kernel reads its B panel (KC x NR,
   32 KiB) from L1, contiguously.
-- Each thread takes a block of MC rows and, per KC block, packs its A block into row
-  panels MR tall (MC x KC, about 240 KiB, in L2), then sweeps every B panel over it.
+- Each thread takes an equal part of C (whole MR-row panels, or NR-column panels when C is
+  short) and, per block of at most MC_MAX rows and per KC block, packs its A block into
+  row panels MR tall (about 240 KiB, in L2), then sweeps its B panels over it.
 - The micro-kernel keeps an MR x NR tile of C in MR * 2 vector registers (24 of the 32
   zmm with AVX-512) and does one broadcast and two FMAs per row per k.
 - Transposes are absorbed by the packing (no copy of the operand), and ragged edges by
@@ -20,7 +21,8 @@ from numba import njit, prange
 from ._jit import kernel
 from ._math import (ACT_GELU, ACT_LEAKY_RELU, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH,
                     activate)
-from ._simd import VECTOR_BYTES, VECTOR_REGISTERS, lanes, vadd, vbroadcast, vfma, vload, vstore, vzero
+from ._simd import (VECTOR_BYTES, VECTOR_REGISTERS, lanes, vadd, vbroadcast, vfma, vload,
+                    vstore, vzero)
 
 NV = 2                                     # vectors per micro-tile row
 MR = 12 if VECTOR_REGISTERS >= 32 else 6   # rows: MR * NV accumulators + NV + 1 in use
@@ -44,7 +46,7 @@ def _micro_kernel_source(name, mr, nv, a_strides):
              f"    NR = {nv} * L"]
     if a_strides:
         lines += [f"    r{i} = {i} * a_rs" for i in range(mr)]
-    lines += [f"    {name} = vzero(c)" for row in acc for name in row]
+    lines += [f"    {acc_name} = vzero(c)" for row in acc for acc_name in row]
     lines += ["    for k in range(kc):",
               f"        pa = a_off + k * {'a_ks' if a_strides else mr}",
               "        pb = b_off + k * NR"]
@@ -215,10 +217,15 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                                 epilogue(c[i + r, j0: j0 + nr], bias[j0: j0 + nr], act, alpha)
 
 
+def panel_width(dtype):
+    """NR for a NumPy dtype: the micro-tile's width, NV host vectors."""
+    return NV * VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
 def scratch_size(M, N, K, dtype, parts):
     """Elements of scratch a gemm call needs: packed B, and per part a packed A block and
-    an edge tile."""
-    nr = NV * VECTOR_BYTES // np.dtype(dtype).itemsize
+    an edge tile (the kernel carves it up with the same formulas)."""
+    nr = panel_width(dtype)
     a_size = min(MC_MAX, -(-M // MR) * MR) * min(KC, K)
     return -(-N // nr) * nr * K + parts * (a_size + MR * nr)
 
@@ -230,5 +237,4 @@ def partition(M, N, dtype, threads):
         return 1, 1
     if -(-M // MR) >= threads:
         return threads, 1
-    nr = NV * VECTOR_BYTES // np.dtype(dtype).itemsize
-    return 1, max(1, min(threads, -(-N // nr)))
+    return 1, max(1, min(threads, -(-N // panel_width(dtype))))
