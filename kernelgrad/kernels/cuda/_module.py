@@ -1,0 +1,95 @@
+"""Compiling and launching kernelgrad's CUDA kernels through CuPy.
+
+Each op family's CUDA C lives in a .cu file beside its launcher (activations.cu and
+activations.py, ...). `source(name)` is the file with common.cuh pasted in place of its
+include, so the text CuPy compiles, and keys its compile cache on, is the whole program.
+`module(name)` compiles it once per process with NVRTC (cupy.RawModule, for the current
+device's architecture; CuPy also caches the binary on disk). Kernels launch on CuPy's
+current stream and nothing here synchronizes with the host, so a training step made of
+these ops can be captured into a CUDA graph.
+
+Nothing in this file imports CuPy at import time: the package imports, and the CUDA
+sources compile-check (nvrtc_check.py), on machines with no GPU and no CuPy.
+"""
+import functools
+import pathlib
+
+import numpy as np
+
+SOURCE_DIR = pathlib.Path(__file__).resolve().parent
+SOURCES = ("activations", "dropout", "losses", "reductions", "optim", "matmul")
+OPTIONS = ("--std=c++17",)
+NULL = np.uint64(0)  # a null pointer argument (e.g. no bias)
+BLOCK = 256
+
+
+def source(name):
+    """The CUDA C of op family `name`, with common.cuh pasted in."""
+    text = (SOURCE_DIR / f"{name}.cu").read_text()
+    common = (SOURCE_DIR / "common.cuh").read_text()
+    include = '#include "common.cuh"'
+    if include not in text:
+        raise RuntimeError(f"{name}.cu does not include common.cuh")
+    return text.replace(include, common, 1)
+
+
+@functools.lru_cache(maxsize=None)
+def module(name):
+    import cupy
+    return cupy.RawModule(code=source(name), options=OPTIONS)
+
+
+def kernel(module_name, kernel_name):
+    return module(module_name).get_function(kernel_name)
+
+
+@functools.lru_cache(maxsize=None)
+def _sm_count(device_id):
+    import cupy
+    return cupy.cuda.Device(device_id).attributes["MultiProcessorCount"]
+
+
+def grid(items, block=BLOCK, waves=16):
+    """Blocks for a grid-stride loop over `items`: enough to cover them, at most `waves`
+    blocks per SM (more only adds scheduling work)."""
+    import cupy
+    cap = _sm_count(cupy.cuda.Device().id) * waves
+    return max(1, min((items + block - 1) // block, cap))
+
+
+def aligned(*arrays):
+    """1 when every array's data is 16-byte aligned (128-bit loads are allowed), else 0."""
+    return int(all(a.data.ptr % 16 == 0 for a in arrays))
+
+
+def launch(module_name, kernel_name, blocks, threads, args, shared_mem=0):
+    kernel(module_name, kernel_name)(
+        blocks if isinstance(blocks, tuple) else (blocks,),
+        threads if isinstance(threads, tuple) else (threads,), args, shared_mem=shared_mem)
+
+
+# ---- the device error flag --------------------------------------------------------------
+# Kernels that can meet bad data only on the device (a label outside [0, classes): the
+# host cannot check it without a synchronizing read) write NaN results and set this flag.
+# check_errors() reads it: the nn API calls it wherever it reads a value back to the host
+# (loss.item()), which synchronizes anyway.
+
+@functools.lru_cache(maxsize=None)
+def _error_flag(device_id):
+    import cupy
+    with cupy.cuda.Device(device_id):
+        return cupy.zeros(1, dtype=np.int32)
+
+
+def error_flag():
+    import cupy
+    return _error_flag(cupy.cuda.Device().id)
+
+
+def check_errors():
+    """Raise if a kernel on the current device flagged bad input since the last check."""
+    flag = error_flag()
+    if int(flag.get()[0]):
+        flag.fill(0)
+        raise ValueError("softmax_cross_entropy on the GPU got a label outside [0, classes): "
+                         "that row's loss and dlogits are NaN")

@@ -1,0 +1,164 @@
+// Losses with their gradients in one pass.
+//
+// softmax_xent_*: per row, loss = log(sum exp(x - m)) + m - x[label] and
+// dlogits = softmax(x) - onehot(label). The row's max m and sum are found in one online
+// sweep (each thread keeps a running (max, sum) and rescales its sum when the max grows;
+// partial pairs merge the same way), then a second sweep writes dlogits, reading the row
+// again from L1/L2. A warp per row for short rows, a block per row for long ones; 128-bit
+// accesses when rows are 16-byte aligned (`vec`). A label outside [0, C) makes its row's
+// loss and dlogits NaN and sets *error (the launcher's device flag; see _module.py): no
+// out-of-bounds read, and the host learns of it at its next checked read.
+#include "common.cuh"
+
+#define NEG_INF __int_as_float(0xff800000)
+#define QNAN __int_as_float(0x7fffffff)
+
+struct MaxSum {
+    float m, s;
+};
+
+__device__ __forceinline__ MaxSum merge(MaxSum a, MaxSum b) {
+    float m = fmaxf(a.m, b.m);
+    if (m == NEG_INF) return a;  // both empty
+    return {m, a.s * expf(a.m - m) + b.s * expf(b.m - m)};
+}
+
+__device__ __forceinline__ void add(MaxSum& a, float x) {
+    if (x > a.m) {
+        a.s = a.s * expf(a.m - x) + 1.0f;
+        a.m = x;
+    } else {
+        a.s += expf(x - a.m);
+    }
+}
+
+__device__ __forceinline__ MaxSum warp_merge(MaxSum v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        MaxSum other = {__shfl_xor_sync(0xffffffffu, v.m, o), __shfl_xor_sync(0xffffffffu, v.s, o)};
+        v = merge(v, other);
+    }
+    return v;
+}
+
+// One row's online (max, sum) over this thread's elements: lane, lane + step, ...
+__device__ __forceinline__ MaxSum row_stats(const float* __restrict__ row, int C, int lane,
+                                            int step, int vec) {
+    MaxSum a = {NEG_INF, 0.0f};
+    int tail = 0;
+    if (vec) {
+        const float4* r4 = reinterpret_cast<const float4*>(row);
+        for (int j = lane; j < C / 4; j += step) {
+            float4 v = r4[j];
+            add(a, v.x);
+            add(a, v.y);
+            add(a, v.z);
+            add(a, v.w);
+        }
+        tail = C / 4 * 4;
+    }
+    for (int j = tail + lane; j < C; j += step) add(a, row[j]);
+    return a;
+}
+
+__device__ __forceinline__ void row_grad(const float* __restrict__ row, float* __restrict__ drow,
+                                         int C, int lane, int step, int vec, float m, float inv,
+                                         i64 label, bool bad) {
+    int tail = 0;
+    if (bad) {
+        for (int j = lane; j < C; j += step) drow[j] = QNAN;
+        return;
+    }
+    if (vec) {
+        const float4* r4 = reinterpret_cast<const float4*>(row);
+        float4* d4 = reinterpret_cast<float4*>(drow);
+        for (int j = lane; j < C / 4; j += step) {
+            float4 v = r4[j];
+            v.x = expf(v.x - m) * inv - (4 * j == label);
+            v.y = expf(v.y - m) * inv - (4 * j + 1 == label);
+            v.z = expf(v.z - m) * inv - (4 * j + 2 == label);
+            v.w = expf(v.w - m) * inv - (4 * j + 3 == label);
+            d4[j] = v;
+        }
+        tail = C / 4 * 4;
+    }
+    for (int j = tail + lane; j < C; j += step) drow[j] = expf(row[j] - m) * inv - (j == label);
+}
+
+__device__ __forceinline__ void row_loss(const float* __restrict__ row, i64 label, int C,
+                                         MaxSum t, float* loss, int* error) {
+    if (label < 0 || label >= C) {
+        *loss = QNAN;
+        *error = 1;
+    } else {
+        *loss = logf(t.s) + t.m - row[label];
+    }
+}
+
+extern "C" __global__ void softmax_xent_warp(const float* __restrict__ logits,
+                                             const i64* __restrict__ labels,
+                                             float* __restrict__ losses,
+                                             float* __restrict__ dlogits, int rows, int C,
+                                             int vec, int* error) {
+    int lane = threadIdx.x & 31;
+    int warps = blockDim.x >> 5;
+    for (int r = blockIdx.x * warps + (threadIdx.x >> 5); r < rows; r += gridDim.x * warps) {
+        const float* row = logits + (i64)r * C;
+        MaxSum t = warp_merge(row_stats(row, C, lane, 32, vec));
+        i64 label = labels[r];
+        bool bad = label < 0 || label >= C;
+        if (lane == 0) row_loss(row, label, C, t, losses + r, error);
+        row_grad(row, dlogits + (i64)r * C, C, lane, 32, vec, t.m, 1.0f / t.s, label, bad);
+    }
+}
+
+extern "C" __global__ void softmax_xent_block(const float* __restrict__ logits,
+                                              const i64* __restrict__ labels,
+                                              float* __restrict__ losses,
+                                              float* __restrict__ dlogits, int rows, int C,
+                                              int vec, int* error) {
+    __shared__ float part_m[32], part_s[32];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float* row = logits + (i64)r * C;
+        MaxSum t = warp_merge(row_stats(row, C, threadIdx.x, blockDim.x, vec));
+        if (lane == 0) {
+            part_m[warp] = t.m;
+            part_s[warp] = t.s;
+        }
+        __syncthreads();
+        t = lane < warps ? MaxSum{part_m[lane], part_s[lane]} : MaxSum{NEG_INF, 0.0f};
+        t = warp_merge(t);  // every warp merges the partials: no second broadcast needed
+        i64 label = labels[r];
+        bool bad = label < 0 || label >= C;
+        if (threadIdx.x == 0) row_loss(row, label, C, t, losses + r, error);
+        row_grad(row, dlogits + (i64)r * C, C, threadIdx.x, blockDim.x, vec, t.m, 1.0f / t.s,
+                 label, bad);
+        __syncthreads();  // the partials are rewritten for the next row
+    }
+}
+
+// Binary cross-entropy with logits: loss = max(z, 0) - z t + log1p(exp(-|z|)), stable for
+// any z; dlogits = sigmoid(z) - t.
+extern "C" __global__ void bce_with_logits(const float* __restrict__ z,
+                                           const float* __restrict__ t,
+                                           float* __restrict__ loss, float* __restrict__ grad,
+                                           i64 n) {
+    for (i64 i = global_thread(); i < n; i += grid_threads()) {
+        float x = z[i], y = t[i];
+        float e = expf(-fabsf(x));
+        loss[i] = fmaxf(x, 0.0f) - x * y + log1pf(e);
+        float s = x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+        grad[i] = s - y;
+    }
+}
+
+// Mean squared error, per element: loss = (p - t)^2, grad = 2 (p - t).
+extern "C" __global__ void mse(const float* __restrict__ p, const float* __restrict__ t,
+                               float* __restrict__ loss, float* __restrict__ grad, i64 n) {
+    for (i64 i = global_thread(); i < n; i += grid_threads()) {
+        float d = p[i] - t[i];
+        loss[i] = d * d;
+        grad[i] = 2.0f * d;
+    }
+}
