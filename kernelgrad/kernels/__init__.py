@@ -1,13 +1,17 @@
 """The kernel library: one public function per op.
 
 Each function validates its arguments once (raising before any kernel runs), allocates
-its outputs, and runs the Numba CPU kernel for NumPy arrays. Inputs may be float32 or
-float64 (one dtype per call); non-contiguous inputs are copied, while arrays updated in
-place (optimizer state) must be C-contiguous. Gradients returned by the loss functions
+its outputs, and runs the Numba CPU kernel for NumPy arrays or the CUDA kernel for CuPy
+arrays (all of one call's arrays on one device). NumPy inputs may be float32 or float64
+(one dtype per call), CuPy inputs float32; non-contiguous inputs are copied, while arrays
+updated in place (optimizer state) must be C-contiguous. Gradients returned by the loss functions
 are those of the *sum* of the per-element losses.
 """
+import importlib
+
 import numpy as np
 
+from .. import devices as _devices
 from . import _autotune
 from . import _validate as v
 from . import reference
@@ -26,7 +30,7 @@ __all__ = ["ACTIVATIONS", "matmul", "linear", "linear_backward", "gemm_shape_cla
            "impl_choices", "forget_impl_choices", "activation",
            "activation_backward", "softmax_cross_entropy", "binary_cross_entropy_with_logits",
            "mse", "dropout", "dropout_backward", "bias_grad", "sgd_step", "adagrad_step",
-           "rmsprop_step", "adam_step", "reference"]
+           "rmsprop_step", "adam_step", "check_device_errors", "reference"]
 
 
 def _empty(shape, dtype):
@@ -36,6 +40,25 @@ def _empty(shape, dtype):
 
 def _empty_like(x):
     return _empty(x.shape, x.dtype)
+
+
+def _on_gpu(*arrays):
+    """True for CuPy arrays, False for NumPy; mixing devices in one op is an error."""
+    arrays = [a for a in arrays if a is not None]
+    _devices.same_device(*arrays)
+    return v.is_cupy(arrays[0])
+
+
+def _cuda(family):
+    """The CUDA launcher module for an op family, imported on first use (it imports CuPy)."""
+    return importlib.import_module(f".cuda.{family}", __name__)
+
+
+def check_device_errors():
+    """Raise if a CUDA kernel on the current device met bad data only it could see (a
+    label outside [0, classes) in softmax_cross_entropy: that row came out NaN) since the
+    last check. A synchronizing read; the nn API calls it where it reads a loss back."""
+    _cuda("_module").check_errors()
 
 
 def _activation_id(name):
@@ -88,8 +111,13 @@ def _gemm(a, b, trans_a, trans_b, impl, bias=None, act=0, alpha=None):
     K = a.shape[0] if trans_a else a.shape[1]
     N = b.shape[0] if trans_b else b.shape[1]
     alpha = a.dtype.type(0) if alpha is None else alpha
-
     has_epilogue = bias is not None or act != 0
+    key = gemm_shape_class("linear" if has_epilogue else "matmul", a.dtype, M, N, K, trans_a,
+                           trans_b)
+    if v.is_cupy(a):
+        return _cuda("matmul").gemm(a, b, bool(trans_a), bool(trans_b), impl, key, bias, act,
+                                    alpha)
+
     if bias is None:
         bias = np.zeros(N if act else 1, a.dtype)  # the epilogue adds a bias: zero if none
 
@@ -112,8 +140,6 @@ def _gemm(a, b, trans_a, trans_b, impl, bias=None, act=0, alpha=None):
 
     if impl == "auto" and M * N * K < AUTO_MIN_MACS:
         impl = "numba"
-    key = gemm_shape_class("linear" if has_epilogue else "matmul", a.dtype, M, N, K, trans_a,
-                           trans_b)
     return _autotune.run(key, impl, {"numba": numba, "blas": blas})
 
 
@@ -130,11 +156,12 @@ forget_impl_choices = _autotune.forget
 def matmul(a, b, trans_a=False, trans_b=False, impl="auto"):
     """C = op(a) @ op(b), op transposing when trans_* is set; 2-D, any M, N, K.
 
-    impl: "numba" (our packed GEMM), "blas" (OpenBLAS through NumPy) or "auto" (the
-    faster one for this shape class, measured once and cached; $KERNELGRAD_IMPL overrides
-    auto). Transposed operands are read in place, not copied.
+    impl on the CPU: "numba" (our packed GEMM), "blas" (OpenBLAS through NumPy) or "auto"
+    (the faster one for this shape class, measured once and cached; $KERNELGRAD_IMPL
+    overrides auto). On the GPU: "cuda-tiled", "cuda-regblock", "cublas" or "auto"
+    (measured once per shape class and process). Transposed operands are read in place.
     """
-    impl = _autotune.check_impl(impl)
+    impl = _autotune.check_impl(impl, "cuda" if _on_gpu(a, b) else "cpu")
     a, b = _gemm_operands(a, b, trans_a, trans_b)
     return _gemm(a, b, trans_a, trans_b, impl)
 
@@ -146,7 +173,7 @@ def linear(x, w, b=None, activation=None, alpha=0.01, return_preact=False, impl=
     x (batch, in), w (in, out), b (out,) or None. With return_preact, returns (y, z)
     where z = x @ w + b; gelu's backward needs z. impl as for matmul.
     """
-    impl = _autotune.check_impl(impl)
+    impl = _autotune.check_impl(impl, "cuda" if _on_gpu(x, w, b) else "cpu")
     x = v.float_array(x, "x", 2, 2)
     w = v.float_array(w, "w", 2, 2)
     v.same_dtype(x, "x", w, "w")
@@ -164,9 +191,7 @@ def linear(x, w, b=None, activation=None, alpha=0.01, return_preact=False, impl=
     if not return_preact:
         return _gemm(x, w, False, False, impl, b, act, alpha)
     z = _gemm(x, w, False, False, impl, b, 0, alpha)
-    y = _empty_like(z)
-    _act.activation_forward[act](z.size, z.reshape(-1), y.reshape(-1), alpha)
-    return y, z
+    return _activation_forward(z, act, alpha), z
 
 
 def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
@@ -176,7 +201,7 @@ def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
     `y` is the layer's output; gelu needs `preact` (z) instead. dx = dz @ w.T and
     dw = x.T @ dz are GEMMs on the transposed operands in place; impl as for matmul.
     """
-    impl = _autotune.check_impl(impl)
+    impl = _autotune.check_impl(impl, "cuda" if _on_gpu(dy, x, w, y, preact) else "cpu")
     x = v.float_array(x, "x", 2, 2)
     w = v.float_array(w, "w", 2, 2)
     dy = v.float_array(dy, "dy", 2, 2)
@@ -197,21 +222,37 @@ def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
         saved = v.float_array(saved, saved_name, 2, 2)
         v.same_shape(saved, saved_name, dy, "dy")
         v.same_dtype(saved, saved_name, dy, "dy")
-        dz = _empty_like(dy)
-        _act.activation_backward[act](dy.size, dy.reshape(-1), saved.reshape(-1),
-                                      dz.reshape(-1), alpha)
+        dz = _activation_backward(dy, saved, act, alpha)
     dx = _gemm(dz, w, False, True, impl) if need_input_grad else None
     dw = _gemm(x, dz, True, False, impl)
     return dx, dw, _bias_grad(dz)
 
 
+def _activation_forward(x, act, alpha):
+    if v.is_cupy(x):
+        if act == 0:
+            return x.copy()
+        return _cuda("activations").forward(x, ACTIVATIONS[act - 1], alpha)
+    out = _empty_like(x)
+    _act.activation_forward[act](x.size, x.reshape(-1), out.reshape(-1), alpha)
+    return out
+
+
+def _activation_backward(dy, saved, act, alpha):
+    if v.is_cupy(dy):
+        if act == 0:
+            return dy.copy()
+        return _cuda("activations").backward(dy, saved, ACTIVATIONS[act - 1], alpha)
+    dx = _empty_like(dy)
+    _act.activation_backward[act](dy.size, dy.reshape(-1), saved.reshape(-1), dx.reshape(-1),
+                                  alpha)
+    return dx
+
+
 def activation(x, name, alpha=0.01):
     """name(x) elementwise for name in ACTIVATIONS (gelu is the tanh form)."""
     x = v.float_array(x, "x")
-    act = _activation_id(name)
-    out = _empty_like(x)
-    _act.activation_forward[act](x.size, x.reshape(-1), out.reshape(-1), _alpha(alpha, x.dtype))
-    return out
+    return _activation_forward(x, _activation_id(name), _alpha(alpha, x.dtype))
 
 
 def activation_backward(dy, saved, name, alpha=0.01):
@@ -220,11 +261,8 @@ def activation_backward(dy, saved, name, alpha=0.01):
     saved = v.float_array(saved, "saved")
     v.same_shape(dy, "dy", saved, "saved")
     v.same_dtype(dy, "dy", saved, "saved")
-    act = _activation_id(name)
-    dx = _empty_like(dy)
-    _act.activation_backward[act](dy.size, dy.reshape(-1), saved.reshape(-1), dx.reshape(-1),
-                                  _alpha(alpha, dy.dtype))
-    return dx
+    _on_gpu(dy, saved)
+    return _activation_backward(dy, saved, _activation_id(name), _alpha(alpha, dy.dtype))
 
 
 def softmax_cross_entropy(logits, labels):
@@ -234,7 +272,10 @@ def softmax_cross_entropy(logits, labels):
     the gradient of losses.sum(). Stable for any finite logits.
     """
     logits = v.float_array(logits, "logits", 2, 2)
+    gpu = _on_gpu(logits, labels)
     labels = v.labels_for(labels, *logits.shape)
+    if gpu:
+        return _cuda("losses").softmax_cross_entropy(logits, labels)
     losses = _empty(logits.shape[0], dtype=logits.dtype)
     dlogits = _empty_like(logits)
     _losses.softmax_cross_entropy(logits.size, logits, labels, losses, dlogits)
@@ -242,25 +283,28 @@ def softmax_cross_entropy(logits, labels):
 
 
 def _elementwise_loss(kernel, pred, target, pred_name, target_name):
+    """kernel: the name of the loss kernel, the same in cpu/losses.py and cuda/losses.py."""
     pred = v.float_array(pred, pred_name)
     target = v.float_array(target, target_name)
     v.same_shape(pred, pred_name, target, target_name)
     v.same_dtype(pred, pred_name, target, target_name)
+    if _on_gpu(pred, target):
+        return getattr(_cuda("losses"), kernel)(pred, target)
     losses = _empty_like(pred)
     grad = _empty_like(pred)
-    kernel(pred.size, pred.reshape(-1), target.reshape(-1), losses.reshape(-1), grad.reshape(-1))
+    getattr(_losses, kernel)(pred.size, pred.reshape(-1), target.reshape(-1), losses.reshape(-1), grad.reshape(-1))
     return losses, grad
 
 
 def binary_cross_entropy_with_logits(logits, targets):
     """(losses, dlogits) elementwise: -[t log s(z) + (1-t) log(1-s(z))], dlogits = s(z) - t."""
-    return _elementwise_loss(_losses.binary_cross_entropy_with_logits, logits, targets,
+    return _elementwise_loss("binary_cross_entropy_with_logits", logits, targets,
                              "logits", "targets")
 
 
 def mse(pred, target):
     """(losses, dpred) elementwise: (pred - target)^2 and 2 (pred - target)."""
-    return _elementwise_loss(_losses.mse, pred, target, "pred", "target")
+    return _elementwise_loss("mse", pred, target, "pred", "target")
 
 
 def _dropout(x, p, seed, offset, name):
@@ -268,6 +312,8 @@ def _dropout(x, p, seed, offset, name):
     p = v.probability(p)
     seed = np.uint64(v.uint64(seed, "seed"))
     offset = np.uint64(v.uint64(offset, "offset"))
+    if v.is_cupy(x):
+        return _cuda("dropout").dropout(x, keep_threshold(p), 1.0 / (1.0 - p), seed, offset)
     out = _empty_like(x)
     _dropout_kernel.dropout(x.size, x.reshape(-1), out.reshape(-1), keep_threshold(p),
                      x.dtype.type(1.0 / (1.0 - p)), seed, offset)
@@ -289,6 +335,8 @@ def dropout_backward(dy, p, seed, offset=0):
 
 
 def _bias_grad(dy):
+    if v.is_cupy(dy):
+        return _cuda("reductions").bias_grad(dy)
     out = _empty(dy.shape[1], dtype=dy.dtype)
     bands = min(_reductions.bias_grad.threads(dy.size), dy.shape[0])  # one per thread
     _reductions.bias_grad(dy.size, dy, out, bands)
@@ -342,6 +390,9 @@ def sgd_step(param, grad, momentum_buf=None, *, lr, momentum=0.0, dampening=0.0,
         buf = _state(momentum_buf, "momentum_buf", param)
     else:
         buf = param
+    if _on_gpu(param, grad, buf):
+        return _cuda("optim").sgd_step(*_flat(param, grad, buf), lr, momentum, 1 - dampening,
+                                       weight_decay, momentum != 0, nesterov, step == 1)
     T = param.dtype.type
     _optim.sgd_step[momentum != 0, bool(nesterov), step == 1](
         param.size, *_flat(param, grad, buf), T(lr), T(momentum), T(1 - dampening),
@@ -358,9 +409,12 @@ def adagrad_step(param, grad, state_sum, *, lr=0.01, lr_decay=0.0, weight_decay=
     weight_decay = v.finite(weight_decay, "weight_decay", 0.0)
     eps = v.finite(eps, "eps", 0.0)
     step = v.step_count(step)
+    clr = lr / (1 + (step - 1) * lr_decay)
+    if _on_gpu(param, grad, state):
+        return _cuda("optim").adagrad_step(*_flat(param, grad, state), clr, weight_decay, eps)
     T = param.dtype.type
     _optim.adagrad_step(param.size, *_flat(param, grad, state),
-                        T(lr / (1 + (step - 1) * lr_decay)), T(weight_decay), T(eps))
+                        T(clr), T(weight_decay), T(eps))
 
 
 def rmsprop_step(param, grad, square_avg, *, grad_avg=None, momentum_buf=None, lr=0.01,
@@ -381,6 +435,11 @@ def rmsprop_step(param, grad, square_avg, *, grad_avg=None, momentum_buf=None, l
         if momentum_buf is None:
             raise ValueError("momentum != 0 needs a momentum_buf shaped like param")
         momentum_buf = _state(momentum_buf, "momentum_buf", param)
+    if _on_gpu(param, grad, square_avg, grad_avg, momentum_buf):
+        return _cuda("optim").rmsprop_step(
+            *_flat(param, grad, square_avg, grad_avg if centered else param,
+                   momentum_buf if momentum else param),
+            lr, alpha, eps, weight_decay, momentum, momentum != 0, centered)
     T = param.dtype.type
     _optim.rmsprop_step[momentum != 0, bool(centered)](
         param.size, *_flat(param, grad, square_avg, grad_avg if centered else param,
@@ -406,6 +465,9 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr=1e-3, beta1=0.9, beta2=0.9
     T = param.dtype.type
     coupled = 0.0 if decoupled_weight_decay else weight_decay
     decay = 1 - lr * weight_decay if decoupled_weight_decay else 1.0
+    if _on_gpu(param, grad, exp_avg, exp_avg_sq):
+        return _cuda("optim").adam_step(*_flat(param, grad, exp_avg, exp_avg_sq), lr / bias1,
+                                        beta1, beta2, eps, coupled, decay, 1 / bias2 ** 0.5)
     _optim.adam_step(param.size, *_flat(param, grad, exp_avg, exp_avg_sq), T(lr / bias1),
                      T(beta1), T(1 - beta1), T(beta2), T(1 - beta2), T(eps), T(coupled),
                      T(decay), T(1 / bias2 ** 0.5))

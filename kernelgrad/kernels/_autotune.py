@@ -32,6 +32,7 @@ import numba
 import numpy as np
 
 IMPLS = ("numba", "blas")
+CUDA_IMPLS = ("cuda-tiled", "cuda-regblock", "cublas")  # for CuPy arrays (cuda/matmul.py)
 ENV_IMPL = "KERNELGRAD_IMPL"
 ENV_CACHE_DIR = "KERNELGRAD_CACHE_DIR"
 MEASURE_SECONDS = 0.05   # per candidate, after its warm-up run; at least 2 timed runs
@@ -44,15 +45,20 @@ _choices = None          # key -> {"impl": name, "seconds": {name: best time}}
 _choices_path = None     # the file _choices was loaded from
 
 
-def check_impl(impl):
-    """The implementation asked for: impl, else $KERNELGRAD_IMPL, else "auto"."""
+def check_impl(impl, device="cpu"):
+    """The implementation asked for on `device`: impl, else $KERNELGRAD_IMPL, else "auto".
+    The environment variable names one device's implementation; on the other it means
+    auto."""
+    valid = IMPLS if device == "cpu" else CUDA_IMPLS
     if impl is None or impl == "auto":
         impl = os.environ.get(ENV_IMPL, "auto") or "auto"
         source = f"environment variable {ENV_IMPL}"
+        if impl in IMPLS + CUDA_IMPLS and impl not in valid:
+            return "auto"
     else:
         source = "impl"
-    if impl != "auto" and impl not in IMPLS:
-        raise ValueError(f"{source} is {impl!r}; choose one of {('auto',) + IMPLS}")
+    if impl != "auto" and impl not in valid:
+        raise ValueError(f"{source} is {impl!r}; on {device} choose one of {('auto',) + valid}")
     return impl
 
 

@@ -8,12 +8,21 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def is_cupy(x):
+    return type(x).__module__.split(".")[0] == "cupy"
+
+
+def _cupy_float32(x, name):
+    if x.dtype != np.float32:
+        raise TypeError(f"{name} is a CuPy {x.dtype} array: the CUDA kernels take float32")
+
+
 def float_array(x, name, min_ndim=1, max_ndim=None):
-    """x as a C-contiguous float32/float64 NumPy array (a non-contiguous input is copied)."""
-    if not isinstance(x, np.ndarray):
-        if type(x).__module__.split(".")[0] == "cupy":
-            raise TypeError(f"{name} is a CuPy array: the CUDA kernels are not part of this "
-                            "build yet; move it to the CPU with .get()")
+    """x as a C-contiguous float array (a non-contiguous input is copied): float32/float64
+    NumPy, or float32 CuPy (which stays on its GPU)."""
+    if is_cupy(x):
+        _cupy_float32(x, name)
+    elif not isinstance(x, np.ndarray):
         x = np.asarray(x)
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
@@ -23,12 +32,25 @@ def float_array(x, name, min_ndim=1, max_ndim=None):
     if x.size == 0:
         raise ValueError(f"{name} is empty (shape {x.shape}): this op needs data")
     if not x.flags.c_contiguous:
-        x = np.ascontiguousarray(x)
+        x = _xp(x).ascontiguousarray(x)
     return x
 
 
+def _xp(x):
+    if is_cupy(x):
+        import cupy
+        return cupy
+    return np
+
+
 def in_place_array(x, name):
-    """An array the kernel updates in place: a C-contiguous, writeable NumPy array."""
+    """An array the kernel updates in place: a C-contiguous, writeable NumPy array or a
+    C-contiguous float32 CuPy array."""
+    if is_cupy(x):
+        _cupy_float32(x, name)
+        if not x.flags.c_contiguous:
+            raise ValueError(f"{name} is updated in place and must be C-contiguous")
+        return x
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a NumPy array updated in place, got {type(x).__name__}")
     if not x.flags.c_contiguous or not x.flags.writeable:
@@ -90,7 +112,15 @@ def step_count(step):
 
 
 def labels_for(labels, rows, classes):
-    """Integer class labels of shape (rows,), each in [0, classes)."""
+    """Integer class labels of shape (rows,), each in [0, classes). On the GPU the range
+    is the kernel's to check (here it would cost a synchronizing read)."""
+    if is_cupy(labels):
+        if labels.dtype.kind not in "iu":
+            raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
+        if labels.shape != (rows,):
+            raise ValueError(f"labels has shape {labels.shape} but logits have {rows} rows: "
+                             f"expected ({rows},)")
+        return labels
     labels = np.asarray(labels)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"labels must be integers, got dtype {labels.dtype}")

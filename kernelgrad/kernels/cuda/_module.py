@@ -23,6 +23,24 @@ NULL = np.uint64(0)  # a null pointer argument (e.g. no bias)
 BLOCK = 256
 
 
+def empty(shape):
+    """Every CUDA output is allocated here (the GPU tests swap in a NaN-filled allocator)."""
+    import cupy
+    return cupy.empty(shape, dtype=np.float32)
+
+
+def f32(x):
+    return np.float32(x)
+
+
+def i64(x):
+    return np.int64(x)
+
+
+def i32(x):
+    return np.int32(x)
+
+
 def source(name):
     """The CUDA C of op family `name`, with common.cuh pasted in."""
     text = (SOURCE_DIR / f"{name}.cu").read_text()
@@ -49,12 +67,16 @@ def _sm_count(device_id):
     return cupy.cuda.Device(device_id).attributes["MultiProcessorCount"]
 
 
+def sm_count():
+    """Streaming multiprocessors of the current device."""
+    import cupy
+    return _sm_count(cupy.cuda.Device().id)
+
+
 def grid(items, block=BLOCK, waves=16):
     """Blocks for a grid-stride loop over `items`: enough to cover them, at most `waves`
     blocks per SM (more only adds scheduling work)."""
-    import cupy
-    cap = _sm_count(cupy.cuda.Device().id) * waves
-    return max(1, min((items + block - 1) // block, cap))
+    return max(1, min((items + block - 1) // block, sm_count() * waves))
 
 
 def aligned(*arrays):

@@ -1,0 +1,213 @@
+"""The CUDA kernels against the reference, on a GPU (marked `gpu`; skipped elsewhere).
+
+Run on a GPU machine: `PYTHONPATH=. python3 -m pytest -m gpu tests`. Every output starts
+NaN-filled (cuda/_module.empty is swapped), shapes are awkward, and misaligned views send
+the kernels down their scalar (non-128-bit) paths.
+"""
+import numpy as np
+import pytest
+
+import kernelgrad.kernels as K
+from kernelgrad import devices
+from kernelgrad.kernels import philox
+from kernelgrad.kernels import reference as R
+
+from conftest import AWKWARD, ELEMENTWISE_RTOL, assert_close
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not devices.cuda_available(),
+                                 reason="needs an NVIDIA GPU with CuPy")]
+
+if devices.cuda_available():
+    import cupy as cp
+    from kernelgrad.kernels.cuda import _module
+
+F32 = np.float32
+RTOL = ELEMENTWISE_RTOL[F32]
+
+
+@pytest.fixture(autouse=True)
+def nan_cuda_outputs(monkeypatch):
+    monkeypatch.setattr(_module, "empty", lambda shape: cp.full(shape, cp.nan, cp.float32))
+
+
+def gpu(x, misalign=False):
+    """x on the GPU; with misalign, a contiguous view whose data is not 16-byte aligned."""
+    if not misalign:
+        return cp.asarray(x)
+    flat = cp.empty(x.size + 1, x.dtype)
+    view = flat[1:].reshape(x.shape)
+    view[...] = cp.asarray(x)
+    assert view.data.ptr % 16 and view.flags.c_contiguous
+    return view
+
+
+def host(x):
+    return cp.asnumpy(x)
+
+
+SIZES = [(n,) for n in AWKWARD] + [(33, 127), (1 << 20,)]
+
+
+@pytest.mark.parametrize("misalign", [False, True])
+@pytest.mark.parametrize("name", K.ACTIVATIONS)
+@pytest.mark.parametrize("shape", SIZES)
+def test_activations(rng, name, shape, misalign):
+    x = (rng.standard_normal(shape) * 4).astype(F32)
+    y = K.activation(gpu(x, misalign), name, alpha=0.05)
+    assert isinstance(y, cp.ndarray) and y.shape == shape
+    y_ref = R.activation(x, name, 0.05)
+    slope = R.activation_backward(np.ones(shape), x if name == "gelu" else y_ref, name, 0.05)
+    assert_close(host(y), y_ref, RTOL * 2, scale=np.abs(x * slope), atol=64 * np.finfo(F32).tiny,
+                 what=f"{name} fwd")
+    dy = rng.standard_normal(shape).astype(F32)
+    saved = x if name == "gelu" else host(y)
+    dx = K.activation_backward(gpu(dy, misalign), gpu(saved), name, alpha=0.05)
+    assert_close(host(dx), R.activation_backward(dy, saved, name, 0.05), RTOL * 4,
+                 what=f"{name} bwd")
+
+
+@pytest.mark.parametrize("rows", AWKWARD)
+@pytest.mark.parametrize("classes", AWKWARD + (1024, 1025, 4099, 32768))
+def test_softmax_cross_entropy(rng, rows, classes):
+    if rows * classes > 1 << 24:
+        rows = (1 << 24) // classes
+    logits = (rng.standard_normal((rows, classes)) * 3).astype(F32)
+    labels = rng.integers(0, classes, rows)
+    losses, dlogits = K.softmax_cross_entropy(gpu(logits), cp.asarray(labels))
+    ref_losses, ref_dlogits = R.softmax_cross_entropy(logits, labels)
+    onehot = np.zeros_like(ref_dlogits)
+    onehot[np.arange(rows), labels] = 1.0
+    assert_close(host(losses), ref_losses, 8e-6, scale=1.0, what="losses")
+    assert_close(host(dlogits), ref_dlogits, 8e-6, scale=np.abs(ref_dlogits + onehot) + onehot,
+                 atol=16 * np.finfo(F32).tiny, what="dlogits")
+    K.check_device_errors()
+
+
+def test_softmax_cross_entropy_is_stable_at_1e4():
+    logits = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 3.0], [1e4, 1e4, -1e4]], F32)
+    losses, dlogits = K.softmax_cross_entropy(gpu(logits), cp.asarray([1, 1, 0]))
+    np.testing.assert_allclose(host(losses), [2e4, 0.0, np.log(2.0)], rtol=1e-6)
+    np.testing.assert_allclose(host(dlogits), [[1, -1, 0], [0, 0, 0], [-0.5, 0.5, 0]], atol=1e-7)
+
+
+@pytest.mark.parametrize("classes", [10, 5000])
+def test_out_of_range_label_is_nan_and_flagged(rng, classes):
+    logits = gpu(rng.standard_normal((4, classes)).astype(F32))
+    losses, dlogits = K.softmax_cross_entropy(logits, cp.asarray([0, classes, -1, 3]))
+    out = host(losses)
+    assert np.isnan(out[1]) and np.isnan(out[2]) and np.isfinite(out[[0, 3]]).all()
+    assert np.isnan(host(dlogits)[1]).all()
+    with pytest.raises(ValueError, match="label outside"):
+        K.check_device_errors()
+    K.check_device_errors()  # the flag was cleared
+
+
+@pytest.mark.parametrize("shape", [(1,), (7,), (33, 127), (1 << 20,)])
+def test_bce_and_mse(rng, shape):
+    z = (rng.standard_normal(shape) * 5).astype(F32)
+    t = rng.random(shape).astype(F32)
+    for fn, ref in ((K.binary_cross_entropy_with_logits, R.binary_cross_entropy_with_logits),
+                    (K.mse, R.mse)):
+        got = fn(gpu(z), gpu(t))
+        for g, r in zip(got, ref(z, t)):
+            assert_close(host(g), r, RTOL * 4, what=fn.__name__)
+
+
+@pytest.mark.parametrize("misalign", [False, True])
+@pytest.mark.parametrize("shape", [(1,), (7,), (33, 127), (1000,), (1 << 20,)])
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5])
+def test_dropout_mask_equals_the_cpu_one(rng, shape, p, misalign):
+    x = rng.standard_normal(shape).astype(F32)
+    seed, offset = int(rng.integers(0, 2 ** 63)), int(rng.integers(0, 2 ** 40))
+    y = host(K.dropout(gpu(x, misalign), p, seed, offset))
+    mask = philox.dropout_mask(shape, p, seed, offset)
+    np.testing.assert_array_equal(y != 0, mask & (x != 0))
+    np.testing.assert_array_equal(y, K.dropout(x, p, seed, offset))  # bit for bit
+    dx = host(K.dropout_backward(gpu(x), p, seed, offset))
+    np.testing.assert_array_equal(dx, y)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 33), (1000, 127), (4096, 1000), (33, 70000)])
+def test_bias_grad(rng, shape):
+    dy = rng.standard_normal(shape).astype(F32)
+    assert_close(host(K.bias_grad(gpu(dy))), R.bias_grad(dy), 1e-6 * np.sqrt(shape[0]),
+                 scale=np.abs(dy).sum(0), what="bias grad")
+
+
+GEMM_SHAPES = ([(m, n, k) for m in AWKWARD for n in (1, 33, 127) for k in (1, 7, 1000)]
+               + [(4096, 3, 17), (3, 2049, 40), (513, 1, 300), (256, 384, 264), (130, 129, 9)])
+
+
+@pytest.mark.parametrize("impl", ["cuda-tiled", "cuda-regblock", "cublas", "auto"])
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("m,n,k", GEMM_SHAPES)
+def test_matmul(rng, m, n, k, trans_a, trans_b, impl):
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(F32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(F32)
+    out = K.matmul(gpu(a), gpu(b), trans_a, trans_b, impl=impl)
+    scale = R.matmul(np.abs(a), np.abs(b), trans_a, trans_b)
+    assert_close(host(out), R.matmul(a, b, trans_a, trans_b), 1e-6 * np.sqrt(k) * 2, scale,
+                 f"{impl} {m}x{n}x{k} ta={trans_a} tb={trans_b}")
+
+
+@pytest.mark.parametrize("impl", ["cuda-tiled", "cuda-regblock", "cublas"])
+@pytest.mark.parametrize("activation", [None, *K.ACTIVATIONS])
+@pytest.mark.parametrize("batch,fan_in,fan_out", [(1, 1, 1), (33, 127, 7), (127, 300, 1000)])
+def test_linear_forward_and_backward(rng, activation, batch, fan_in, fan_out, impl):
+    x = rng.standard_normal((batch, fan_in)).astype(F32)
+    w = (rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)).astype(F32)
+    b = rng.standard_normal(fan_out).astype(F32)
+    y, z = K.linear(gpu(x), gpu(w), gpu(b), activation, return_preact=True, impl=impl)
+    y_ref, z_ref = R.linear(x, w, b, activation)
+    tol = 4e-6 * np.sqrt(fan_in)
+    assert_close(host(z), z_ref, tol, what="linear preact")
+    assert_close(host(K.linear(gpu(x), gpu(w), gpu(b), activation, impl=impl)), y_ref, tol,
+                 what=f"linear {activation}")
+    dy = rng.standard_normal(y.shape).astype(F32)
+    grads = K.linear_backward(gpu(dy), gpu(x), gpu(w), y, activation, preact=z, impl=impl)
+    refs = R.linear_backward(dy, x, w, host(y), activation, preact=host(z))
+    for name, got, ref, k in zip(("dx", "dw", "db"), grads, refs, (fan_out, batch, batch)):
+        assert_close(host(got), ref, 8e-6 * np.sqrt(k), what=f"linear_backward {name}")
+
+
+OPTIMIZER_CASES = [  # (step function, hyper-parameters, positional state, keyword state)
+    ("sgd", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01), ["momentum_buf"], []),
+    ("sgd", dict(lr=0.1), [], []),
+    ("adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.01), ["state_sum"], []),
+    ("rmsprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01), ["square_avg"],
+     ["grad_avg", "momentum_buf"]),
+    ("adam", dict(lr=0.01, weight_decay=0.01), ["exp_avg", "exp_avg_sq"], []),
+    ("adam", dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True),
+     ["exp_avg", "exp_avg_sq"], []),
+]
+
+
+@pytest.mark.parametrize("name,hyper,positional,keywords", OPTIMIZER_CASES)
+def test_optimizer_steps_match_the_cpu_kernels(rng, name, hyper, positional, keywords):
+    step_fn = getattr(K, f"{name}_step")
+    shape = (33, 1001)
+    params = {"cpu": rng.standard_normal(shape).astype(F32)}
+    params["gpu"] = gpu(params["cpu"])
+    zeros = {"cpu": lambda: np.zeros(shape, F32), "gpu": lambda: cp.zeros(shape, cp.float32)}
+    states = {dev: {s: zeros[dev]() for s in positional + keywords} for dev in params}
+    for step in range(1, 4):
+        grad = rng.standard_normal(shape).astype(F32)
+        counted = {} if name == "rmsprop" else {"step": step}
+        for dev, to_dev in (("cpu", lambda g: g), ("gpu", gpu)):
+            st = states[dev]
+            step_fn(params[dev], to_dev(grad), *(st[s] for s in positional),
+                    **{s: st[s] for s in keywords}, **hyper, **counted)
+    assert_close(host(params["gpu"]), params["cpu"], 1e-5, what=f"{name} param")
+
+
+def test_mixed_devices_are_an_error(rng):
+    a = rng.standard_normal((4, 4)).astype(F32)
+    with pytest.raises(RuntimeError, match="different devices"):
+        K.matmul(gpu(a), a)
+
+
+def test_float64_on_gpu_is_rejected():
+    with pytest.raises(TypeError, match="CUDA kernels take float32"):
+        K.activation(cp.zeros(4, cp.float64), "relu")
