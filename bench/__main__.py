@@ -1,4 +1,4 @@
-"""python -m bench [--device cpu] [--quick] [--only SUBSTRING] [--name NAME]
+"""python -m bench [--device cpu|cuda] [--quick] [--only SUBSTRING] [--name NAME]
 
 Every kernel against its NumPy baseline, GEMMs once per implementation (numba, blas and
 what auto picked), then the MLP training steps against PyTorch, NumPy and the GEMM floor."""
@@ -18,8 +18,13 @@ def main(argv=None):
     parser.add_argument("--name", default=None, help="results file name (default cpu-<host>)")
     args = parser.parse_args(argv)
     if args.device == "cuda":
-        parser.error("the CUDA kernels are not part of this build yet (issue 4); "
-                     "use --device cpu")
+        from kernelgrad.devices import cuda_available
+        if not cuda_available():
+            parser.error("--device cuda needs an NVIDIA GPU and CuPy (pip install -e "
+                         "'.[cuda12]' or '.[cuda13]')")
+        from . import gpu
+        cases = [c for c in gpu.all_cases(args.quick) if args.only is None or args.only in c.op]
+        return gpu.run(cases, args.name, steps=args.only in (None, "step"))
     cases = [c for c in all_cases(args.quick) if args.only is None or args.only in c.op]
     if not cases and args.only != "step":
         parser.error(f"no benchmark op contains {args.only!r}")

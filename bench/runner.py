@@ -159,8 +159,10 @@ def chart(rows, path, report):
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", lw=0.8)
-    ax.set_xlabel("speed-up over NumPy (baseline time / kernelgrad time), log scale")
-    ax.set_title(f"kernelgrad CPU kernels vs NumPy — {report['cpu']}, {report['threads']} threads",
+    ax.set_xlabel(f"speed-up over {report.get('baseline', 'NumPy')} (baseline time / "
+                  "kernelgrad time), log scale")
+    ax.set_title(report.get("title") or
+                 f"kernelgrad CPU kernels vs NumPy — {report['cpu']}, {report['threads']} threads",
                  fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -1,7 +1,9 @@
 """Where arrays live: "cpu" (NumPy) or "cuda" (CuPy).
 
-The CUDA kernels are not part of this build yet (issue 4), so moving data to "cuda"
-raises a clear error naming what is missing; "auto" picks the CPU until they are.
+The kernel API (kernelgrad.kernels) takes CuPy arrays and runs the CUDA kernels on them.
+The nn API (Tensor, modules, fit, `kernelgrad train`) does not run on the GPU yet, so
+moving a Tensor or model to "cuda" raises a clear error naming what is missing; "auto"
+picks the CPU until it does.
 """
 import numpy as np
 
@@ -29,7 +31,8 @@ def resolve(device):
     if device == "auto":
         return "cpu"  # becomes "cuda" when cuda_available() once the CUDA kernels exist
     if device == "cuda":
-        reason = ("a GPU was found, but kernelgrad's CUDA kernels are not in this build yet"
+        reason = ("a GPU was found, but kernelgrad's nn API does not run on it yet (the "
+                  "kernel functions in kernelgrad.kernels take CuPy arrays)"
                   if cuda_available() else "no CUDA GPU is available (or CuPy is not installed)")
         raise RuntimeError(f"device 'cuda' is not usable: {reason}; use device='cpu'")
     return device

@@ -2,8 +2,12 @@
 
 Run on a GPU machine: `PYTHONPATH=. python3 -m pytest -m gpu tests`. Every output starts
 NaN-filled (cuda/_module.empty is swapped), shapes are awkward, and misaligned views send
-the kernels down their scalar (non-128-bit) paths.
+the kernels down their scalar (non-128-bit) paths. KERNELGRAD_GPU_TESTS=small drops the
+large sizes (for the sanitizers, which slow every launch a hundredfold); the small ones
+still reach every kernel's edges and both of its paths.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -24,6 +28,11 @@ if devices.cuda_available():
 
 F32 = np.float32
 RTOL = ELEMENTWISE_RTOL[F32]
+SMALL = os.environ.get("KERNELGRAD_GPU_TESTS") == "small"
+
+
+def sizes(*values, large=()):
+    return list(values) + ([] if SMALL else list(large))
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +55,7 @@ def host(x):
     return cp.asnumpy(x)
 
 
-SIZES = [(n,) for n in AWKWARD] + [(33, 127), (1 << 20,)]
+SIZES = sizes(*[(n,) for n in AWKWARD], (33, 127), large=[(1 << 20,)])
 
 
 @pytest.mark.parametrize("misalign", [False, True])
@@ -68,7 +77,7 @@ def test_activations(rng, name, shape, misalign):
 
 
 @pytest.mark.parametrize("rows", AWKWARD)
-@pytest.mark.parametrize("classes", AWKWARD + (1024, 1025, 4099, 32768))
+@pytest.mark.parametrize("classes", sizes(*AWKWARD, 1024, 1025, 4099, large=[32768]))
 def test_softmax_cross_entropy(rng, rows, classes):
     if rows * classes > 1 << 24:
         rows = (1 << 24) // classes
@@ -103,7 +112,7 @@ def test_out_of_range_label_is_nan_and_flagged(rng, classes):
     K.check_device_errors()  # the flag was cleared
 
 
-@pytest.mark.parametrize("shape", [(1,), (7,), (33, 127), (1 << 20,)])
+@pytest.mark.parametrize("shape", sizes((1,), (7,), (33, 127), large=[(1 << 20,)]))
 def test_bce_and_mse(rng, shape):
     z = (rng.standard_normal(shape) * 5).astype(F32)
     t = rng.random(shape).astype(F32)
@@ -115,7 +124,7 @@ def test_bce_and_mse(rng, shape):
 
 
 @pytest.mark.parametrize("misalign", [False, True])
-@pytest.mark.parametrize("shape", [(1,), (7,), (33, 127), (1000,), (1 << 20,)])
+@pytest.mark.parametrize("shape", sizes((1,), (7,), (33, 127), (1000,), large=[(1 << 20,)]))
 @pytest.mark.parametrize("p", [0.0, 0.1, 0.5])
 def test_dropout_mask_equals_the_cpu_one(rng, shape, p, misalign):
     x = rng.standard_normal(shape).astype(F32)
@@ -128,15 +137,17 @@ def test_dropout_mask_equals_the_cpu_one(rng, shape, p, misalign):
     np.testing.assert_array_equal(dx, y)
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (7, 33), (1000, 127), (4096, 1000), (33, 70000)])
+@pytest.mark.parametrize("shape", sizes((1, 1), (7, 33), (1000, 127), (33, 1100),
+                                         large=[(4096, 1000), (33, 70000)]))
 def test_bias_grad(rng, shape):
     dy = rng.standard_normal(shape).astype(F32)
     assert_close(host(K.bias_grad(gpu(dy))), R.bias_grad(dy), 1e-6 * np.sqrt(shape[0]),
                  scale=np.abs(dy).sum(0), what="bias grad")
 
 
-GEMM_SHAPES = ([(m, n, k) for m in AWKWARD for n in (1, 33, 127) for k in (1, 7, 1000)]
-               + [(4096, 3, 17), (3, 2049, 40), (513, 1, 300), (256, 384, 264), (130, 129, 9)])
+GEMM_SHAPES = sizes(*[(m, n, k) for m in AWKWARD for n in (1, 33, 127) for k in (1, 7, 1000)],
+                    (256, 384, 264), (130, 129, 9),
+                    large=[(4096, 3, 17), (3, 2049, 40), (513, 1, 300)])
 
 
 @pytest.mark.parametrize("impl", ["cuda-tiled", "cuda-regblock", "cublas", "auto"])

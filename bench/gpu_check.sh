@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Every GPU check in one command, for a machine with an NVIDIA GPU (DESIGN.md, "Checking
+# without a GPU, and with one"): the device, the NVRTC compile check, the GPU tests, the
+# same tests under compute-sanitizer memcheck and racecheck, and the GPU benchmark.
+# Outputs go to $OUT (default bench/results/gpu-check); commit them with the device name.
+#   OUT=/tmp/out bash bench/gpu_check.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-bench/results/gpu-check}
+mkdir -p "$OUT"
+export PYTHONPATH=.
+status=0
+step() {  # step NAME COMMAND...: run, keep its output, remember a failure
+    local name=$1; shift
+    echo "== $name: $*"
+    local t0=$SECONDS
+    "$@" > "$OUT/$name.txt" 2>&1
+    local rc=$?
+    echo "   rc=$rc in $((SECONDS - t0)) s; tail:"; tail -n 4 "$OUT/$name.txt" | sed 's/^/   /'
+    [ $rc -eq 0 ] || status=1
+}
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv \
+    > "$OUT/device.txt" 2>&1
+cat "$OUT/device.txt"
+step compile python3 -m kernelgrad.kernels.cuda.compile_check
+step tests python3 -m pytest -m gpu -q -p no:randomly tests/test_cuda.py
+# The sanitizers slow every launch a hundredfold: the small sizes still cover every
+# kernel's edges and both its vector and scalar paths (tests/test_cuda.py).
+export KERNELGRAD_GPU_TESTS=small
+step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 \
+    python3 -m pytest -m gpu -q -x tests/test_cuda.py
+step racecheck compute-sanitizer --tool racecheck --error-exitcode 1 \
+    python3 -m pytest -m gpu -q -x tests/test_cuda.py
+unset KERNELGRAD_GPU_TESTS
+step bench python3 -m bench --device cuda --name cuda-check
+cp bench/results/cuda-check.json bench/results/cuda-check.png "$OUT/" 2>/dev/null
+echo "all checks: $([ $status -eq 0 ] && echo ok || echo FAILED)"
+exit $status
