@@ -81,6 +81,35 @@ def _gpu_inputs(make):
 # ---------------------------------------------------------------- cases ------------------
 
 GEMM_IMPLS = ("cuda-tiled", "cuda-regblock", "cublas")
+TC_TOLERANCE = {"cuda-tf32": 1e-3, "cuda-bf16": 8e-3}  # input rounding (tests/test_cuda.py)
+
+
+def tensor_core_case(n, impl):
+    """Our TF32 or bf16 rung against cuBLAS in the same precision, through PyTorch
+    (TF32 allowed; bf16 operands converted before timing)."""
+    torch = _torch()
+
+    def make(rng):
+        return {"a": rng.standard_normal((n, n), dtype=F32),
+                "b": rng.standard_normal((n, n), dtype=F32)}
+
+    def baseline(d):
+        if "ta" not in d:
+            dtype = torch.bfloat16 if impl == "cuda-bf16" else torch.float32
+            d["ta"] = torch.as_tensor(d["a"], device="cuda").to(dtype)
+            d["tb"] = torch.as_tensor(d["b"], device="cuda").to(dtype)
+        torch.backends.cuda.matmul.allow_tf32 = impl == "cuda-tf32"
+        try:
+            return torch.matmul(d["ta"], d["tb"])
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = False
+
+    def check(d, out):
+        a = host(d["a"][:SAMPLE_ROWS]).astype(np.float64)
+        return rel_error(host(out[:SAMPLE_ROWS]), a @ host(d["b"]).astype(np.float64))
+    return Case(f"matmul A@B [{impl}] (vs cuBLAS {impl[5:]})", f"{n}x{n}x{n}", _gpu_inputs(make),
+                lambda d: K.matmul(d["a"], d["b"], impl=impl), baseline, check,
+                TC_TOLERANCE[impl], flops=lambda d: 2 * n ** 3, impl=impl)
 
 
 def gemm_case(m, n, k, impl, trans_a=False, trans_b=False):
@@ -254,6 +283,8 @@ def adam_case(size, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
 def all_cases(quick=False):
     n = 2048 if quick else 4096
     cases = [gemm_case(n, n, n, impl) for impl in GEMM_IMPLS]
+    if _torch() is not None:  # cuBLAS in TF32 and bf16 is reached through PyTorch
+        cases += [tensor_core_case(n, impl) for impl in TC_TOLERANCE]
     # an MLP layer's forward GEMM and its backward's two transposed GEMMs
     for impl in GEMM_IMPLS[1:]:
         cases += [gemm_case(4096, 4096, 1024, impl), gemm_case(4096, 1024, 4096, impl, trans_b=True),

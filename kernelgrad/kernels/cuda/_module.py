@@ -17,7 +17,7 @@ import pathlib
 import numpy as np
 
 SOURCE_DIR = pathlib.Path(__file__).resolve().parent
-SOURCES = ("activations", "dropout", "losses", "reductions", "optim", "matmul")
+SOURCES = ("activations", "dropout", "losses", "reductions", "optim", "matmul", "matmul_tc")
 OPTIONS = ("--std=c++17",)
 NULL = np.uint64(0)  # a null pointer argument (e.g. no bias)
 BLOCK = 256

@@ -11,4 +11,6 @@ KERNELS = {
     "reductions": ("bias_grad_bands", "sum_bands"),
     "optim": ("sgd_step", "adagrad_step", "rmsprop_step", "adam_step"),
     "matmul": ("matmul_tiled", "matmul_regblock"),
+    "matmul_tc": tuple(f"matmul_{kind}_{ab}" for kind in ("tf32", "bf16")
+                       for ab in ("nn", "nt", "tn", "tt")),
 }

@@ -1,8 +1,9 @@
 """Launchers for matmul.cu, cuBLAS as the baseline, and impl="auto" on the GPU.
 
 impl names: "cuda-tiled" (shared-memory tiles), "cuda-regblock" (register-blocked, 128-bit
-loads, double-buffered), "cublas" (cupy.matmul, then our activation kernel for an
-epilogue) and "auto": the fastest of those for the shape class, timed with CUDA events
+loads, double-buffered), "cuda-tf32" and "cuda-bf16" (tensor cores through mma.sync, inputs
+rounded to TF32 or bf16, float32 accumulation, cp.async 3-stage pipeline; matmul_tc.cu),
+"cublas" (cupy.matmul in float32, then our activation kernel for an epilogue) and "auto": the fastest of those for the shape class, timed with CUDA events
 the first time a class is seen in this process (as torch.backends.cudnn.benchmark does;
 that one measurement synchronizes, nothing after it does).
 """
@@ -12,8 +13,14 @@ from ..cpu._math import ACTIVATION_IDS
 from . import _module as m
 from . import activations
 
-IMPLS = ("cuda-tiled", "cuda-regblock", "cublas")
+IMPLS = ("cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16", "cublas")
+# auto keeps float32 semantics: the tensor-core rungs round the inputs, so it never picks
+# them; ask for them by name.
+AUTO_IMPLS = ("cuda-tiled", "cuda-regblock", "cublas")
 TILE, BM, BN = 32, 128, 128
+# matmul_tc.cu's dynamic shared memory: TC_STAGES x 2 operands x TC_TILE floats, a tile
+# being 128 rows of 32 + 4 or 32 rows of 128 + 8 floats, whichever is larger
+TC_SMEM = 3 * 2 * max(128 * (32 + 4), 32 * (128 + 8)) * 4
 _ACT_NAMES = {i: name for name, i in ACTIVATION_IDS.items()}
 _choices = {}  # (device id, shape class) -> impl
 
@@ -26,13 +33,19 @@ def _ours(kernel, a, b, trans_a, trans_b, M, N, K, bias, act, alpha):
     if kernel == "cuda-tiled":
         m.launch("matmul", "matmul_tiled", ((N + TILE - 1) // TILE, (M + TILE - 1) // TILE),
                  (TILE, TILE), common)
-    else:
-        lda, ldb = (M if trans_a else K), (K if trans_b else N)
-        vec_a = m.i32(lda % 4 == 0 and m.aligned(a))
-        vec_b = m.i32(ldb % 4 == 0 and m.aligned(b))
-        vec_c = m.i32(N % 4 == 0 and m.aligned(c))
-        m.launch("matmul", "matmul_regblock", ((N + BN - 1) // BN, (M + BM - 1) // BM), 256,
-                 common + (vec_a, vec_b, vec_c))
+        return c
+    lda, ldb = (M if trans_a else K), (K if trans_b else N)
+    vec = (m.i32(lda % 4 == 0 and m.aligned(a)), m.i32(ldb % 4 == 0 and m.aligned(b)),
+           m.i32(N % 4 == 0 and m.aligned(c)))
+    grid = ((N + BN - 1) // BN, (M + BM - 1) // BM)
+    if kernel == "cuda-regblock":
+        m.launch("matmul", "matmul_regblock", grid, 256, common + vec)
+        return c
+    name = f"matmul_{kernel[5:]}_{'t' if trans_a else 'n'}{'t' if trans_b else 'n'}"
+    fn = m.kernel("matmul_tc", name)
+    if fn.max_dynamic_shared_size_bytes < TC_SMEM:  # above the 48 KiB default: opt in
+        fn.max_dynamic_shared_size_bytes = TC_SMEM
+    fn(grid, (256,), common[:7] + common[9:] + vec, shared_mem=TC_SMEM)
     return c
 
 
@@ -71,7 +84,7 @@ def gemm(a, b, trans_a, trans_b, impl, key, bias=None, act=0, alpha=0.0):
         return run(impl)
     choice_key = (cupy.cuda.Device().id, key)
     if choice_key not in _choices:
-        _choices[choice_key] = min(IMPLS, key=lambda name: _time(lambda: run(name)))
+        _choices[choice_key] = min(AUTO_IMPLS, key=lambda name: _time(lambda: run(name)))
     return run(_choices[choice_key])
 
 
