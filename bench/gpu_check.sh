@@ -23,7 +23,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
     > "$OUT/device.txt" 2>&1
 cat "$OUT/device.txt"
 step compile python3 -m kernelgrad.kernels.cuda.compile_check
-step tests python3 -m pytest -m gpu -q -p no:randomly tests/test_cuda.py
+step tests python3 -m pytest -m gpu -q tests/test_cuda.py tests/test_cuda_nn.py
 # The sanitizers slow every launch a hundredfold: the small sizes still cover every
 # kernel's edges and both its vector and scalar paths (tests/test_cuda.py).
 export KERNELGRAD_GPU_TESTS=small

@@ -1,9 +1,10 @@
 """Where arrays live: "cpu" (NumPy) or "cuda" (CuPy).
 
-The kernel API (kernelgrad.kernels) takes CuPy arrays and runs the CUDA kernels on them.
-The nn API (Tensor, modules, fit, `kernelgrad train`) does not run on the GPU yet, so
-moving a Tensor or model to "cuda" raises a clear error naming what is missing; "auto"
-picks the CPU until it does.
+The kernel API (kernelgrad.kernels) runs its CUDA kernels on CuPy arrays, and the nn API
+follows its tensors: `model.to("cuda")` moves the parameters, fit/evaluate/predict move
+each batch to the model's device, and the optimizers' state lives beside each parameter.
+"auto" is "cuda" where a GPU and CuPy are found, else "cpu". (Written and compile-checked
+without a GPU; tests/test_cuda_nn.py checks it on one.)
 """
 import numpy as np
 
@@ -13,6 +14,19 @@ DEVICES = ("cpu", "cuda", "auto")
 def device_of(array):
     """"cuda" for a CuPy array, "cpu" for anything else (NumPy arrays, scalars, lists)."""
     return "cuda" if type(array).__module__.split(".")[0] == "cupy" else "cpu"
+
+
+def xp_of(array):
+    """The array module of `array`: cupy for a CuPy array, numpy for anything else."""
+    if device_of(array) == "cuda":
+        import cupy
+        return cupy
+    return np
+
+
+def to_numpy(array):
+    """A NumPy array of `array`'s values (copied from the GPU for a CuPy array)."""
+    return array.get() if device_of(array) == "cuda" else np.asarray(array)
 
 
 def cuda_available():
@@ -29,12 +43,10 @@ def resolve(device):
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     if device == "auto":
-        return "cpu"  # becomes "cuda" when cuda_available() once the CUDA kernels exist
-    if device == "cuda":
-        reason = ("a GPU was found, but kernelgrad's nn API does not run on it yet (the "
-                  "kernel functions in kernelgrad.kernels take CuPy arrays)"
-                  if cuda_available() else "no CUDA GPU is available (or CuPy is not installed)")
-        raise RuntimeError(f"device 'cuda' is not usable: {reason}; use device='cpu'")
+        return "cuda" if cuda_available() else "cpu"
+    if device == "cuda" and not cuda_available():
+        raise RuntimeError("device 'cuda' is not usable: no CUDA GPU is available (or CuPy is "
+                           "not installed: pip install -e '.[cuda12]'); use device='cpu'")
     return device
 
 
@@ -43,7 +55,10 @@ def move(array, device):
     target = resolve(device)
     if device_of(array) == target:
         return array
-    return np.asarray(array.get())  # a CuPy array to the CPU
+    if target == "cpu":
+        return np.asarray(array.get())
+    import cupy
+    return cupy.asarray(array)
 
 
 def same_device(*arrays):

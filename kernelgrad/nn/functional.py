@@ -7,7 +7,7 @@ path never materializes probabilities, are NumPy.
 import numpy as np
 
 from .. import kernels as K
-from ..devices import same_device
+from ..devices import same_device, xp_of
 from ..kernels._validate import probability
 from .random import next_dropout_stream
 from .tensor import Tensor, _make, _needs, is_grad_enabled
@@ -106,11 +106,12 @@ def _reduce(losses, grad, reduction, inputs):
     if reduction == "none":
         extra = (slice(None),) + (None,) * (grad.ndim - losses.ndim)
         return _make(losses, inputs, lambda g: (grad * g[extra],))
-    total = np.asarray(losses.sum(dtype=losses.dtype))
+    xp = xp_of(losses)
+    total = xp.asarray(losses.sum(dtype=losses.dtype))
     if reduction == "sum":
         return _make(total, inputs, lambda g: (grad * g,))
     count = losses.size
-    return _make(np.asarray(total / count), inputs, lambda g: (grad * (g / count),))
+    return _make(xp.asarray(total / count), inputs, lambda g: (grad * (g / count),))
 
 
 def cross_entropy(logits, labels, reduction="mean"):

@@ -9,6 +9,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..devices import move
 from ..kernels import ACTIVATIONS
 from ..kernels._validate import probability
 from . import functional as F
@@ -124,7 +125,7 @@ class Module:
             raise KeyError(f"state_dict does not fit {type(self).__name__}: missing keys "
                            f"{missing}, unexpected keys {unexpected}")
         # Every shape is checked before any parameter is written: a misfit changes nothing.
-        values = {name: np.asarray(_array(state_dict[name])) for name in params
+        values = {name: move(_array(state_dict[name]), params[name].device) for name in params
                   if name in state_dict}
         for name, value in values.items():
             if value.shape != params[name].shape:

@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..devices import to_numpy
 from .modules import Module
 from .tensor import Tensor
 
@@ -17,7 +18,7 @@ def save(obj, path):
         raise TypeError(f"save() takes a Module or a dict of arrays, got {type(obj).__name__}")
     arrays = {}
     for name, value in state.items():
-        array = value.data if isinstance(value, Tensor) else np.asarray(value)
+        array = to_numpy(value.data if isinstance(value, Tensor) else value)
         if array.dtype == object:
             raise TypeError(f"save(): {name!r} is not a numeric array")
         arrays[str(name)] = array

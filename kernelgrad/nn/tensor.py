@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from .. import kernels as K
-from ..devices import device_of, move, same_device
+from ..devices import device_of, move, same_device, to_numpy, xp_of
 
 _grad_enabled = True
 
@@ -55,6 +55,8 @@ class Tensor:
             data = data.data
         if device_of(data) == "cpu":
             data = _default_dtype(data) if dtype is None else np.asarray(data, dtype=dtype)
+        elif dtype is not None:
+            data = data.astype(dtype, copy=False)
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require gradients, got {data.dtype}")
         self.data = data
@@ -75,7 +77,8 @@ class Tensor:
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({np.array2string(np.asarray(self.data), prefix='Tensor(')}{grad})"
+        where = "" if self.device == "cpu" else ", device='cuda'"
+        return f"Tensor({np.array2string(to_numpy(self.data), prefix='Tensor(')}{where}{grad})"
 
     def numpy(self):
         """The underlying NumPy array (shared, not copied)."""
@@ -86,6 +89,8 @@ class Tensor:
     def item(self):
         if self.data.size != 1:
             raise ValueError(f"item() needs a one-element tensor, got shape {self.shape}")
+        if self.device == "cuda":  # a synchronizing read: report what the kernels flagged
+            K.check_device_errors()
         return self.data.item()
 
     def detach(self):
@@ -127,7 +132,7 @@ class Tensor:
             gradient = np.ones_like(self.data)
         else:
             gradient = gradient.data if isinstance(gradient, Tensor) else gradient
-            gradient = np.asarray(gradient, dtype=self.dtype)
+            gradient = xp_of(self.data).asarray(gradient, dtype=self.dtype)
             if gradient.shape != self.shape:
                 raise ValueError(f"gradient has shape {gradient.shape} but the tensor has "
                                  f"shape {self.shape}")
@@ -182,8 +187,10 @@ class Tensor:
         return _make(a ** exponent, (self,), lambda g: (g * exponent * a ** (exponent - 1),))
 
     def __rpow__(self, base):
-        out = np.asarray(_data(base)) ** self.data
-        return _make(out, (self,), lambda g: (g * out * np.log(base),))
+        xp = xp_of(self.data)
+        base = xp.asarray(_data(base))
+        out = base ** self.data
+        return _make(out, (self,), lambda g: (g * out * xp.log(base),))
 
     def __neg__(self):
         return _make(-self.data, (self,), lambda g: (-g,))
@@ -197,12 +204,12 @@ class Tensor:
     # ---- reductions and shape ----
     def sum(self, axis=None, keepdims=False):
         shape = self.shape
-        out = np.asarray(self.data.sum(axis=axis, keepdims=keepdims))
+        out = xp_of(self.data).asarray(self.data.sum(axis=axis, keepdims=keepdims))
         return _make(out, (self,), lambda g: (_expand(g, shape, axis, keepdims),))
 
     def mean(self, axis=None, keepdims=False):
         shape = self.shape
-        out = np.asarray(self.data.mean(axis=axis, keepdims=keepdims))
+        out = xp_of(self.data).asarray(self.data.mean(axis=axis, keepdims=keepdims))
         count = self.data.size // max(out.size, 1)
         return _make(out, (self,), lambda g: (_expand(g / count, shape, axis, keepdims),))
 
@@ -223,11 +230,13 @@ class Tensor:
         index = index.data if isinstance(index, Tensor) else index
         shape, dtype = self.shape, self.dtype
 
+        xp = xp_of(self.data)
+
         def backward(g):
-            full = np.zeros(shape, dtype=dtype)
-            np.add.at(full, index, g)  # repeated fancy indices add up
+            full = xp.zeros(shape, dtype=dtype)
+            _scatter_add(full, index, g)  # repeated fancy indices add up
             return (full,)
-        return _make(np.asarray(self.data[index]), (self,), backward)
+        return _make(xp.asarray(self.data[index]), (self,), backward)
 
     # ---- elementwise functions (the activations run the kernels) ----
     def exp(self):
@@ -274,6 +283,14 @@ def _make(data, inputs, backward):
                 out._node = (inputs, backward)
                 break
     return out
+
+
+def _scatter_add(target, index, values):
+    if device_of(target) == "cuda":
+        import cupyx
+        cupyx.scatter_add(target, index, values)
+    else:
+        np.add.at(target, index, values)
 
 
 def _unbroadcast(g, shape):
@@ -332,7 +349,7 @@ def _run_backward(root, gradient):
 def _accumulate(leaf, g, handed_out):
     if g.dtype != leaf.data.dtype or g.shape != leaf.data.shape:
         g = np.broadcast_to(g, leaf.data.shape).astype(leaf.data.dtype)
-    elif id(g) in handed_out or g.base is not None or not g.flags.writeable:
+    elif id(g) in handed_out or g.base is not None or not getattr(g.flags, "writeable", True):
         g = g.copy()
     handed_out.add(id(g))
     leaf.grad = g if leaf.grad is None else leaf.grad + g

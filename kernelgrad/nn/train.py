@@ -99,6 +99,11 @@ def _correct(outputs, targets):
     return None
 
 
+def _device_of(model):
+    """Where the model's parameters live ("cpu" for a model without any)."""
+    return next((param.device for param in model.parameters()), "cpu")
+
+
 class _Meter:
     """Running sample-weighted loss and accuracy over an epoch."""
 
@@ -123,11 +128,12 @@ class _Meter:
 
 def evaluate(model, loss_fn, x, y, batch_size=1024):
     """{"loss", "accuracy"} of the model in eval mode over (x, y), without a graph."""
-    meter, was_training = _Meter(), model.training
+    meter, was_training, device = _Meter(), model.training, _device_of(model)
     model.eval()
     try:
         with no_grad():
             for xb, yb in DataLoader(x, y, batch_size=batch_size):
+                xb, yb = xb.to(device), yb.to(device)
                 outputs = model(xb)
                 meter.add(loss_fn(outputs, yb).item(), outputs.data, yb.data)
     finally:
@@ -136,13 +142,13 @@ def evaluate(model, loss_fn, x, y, batch_size=1024):
 
 
 def predict(model, x, batch_size=1024):
-    """The model's outputs over x in eval mode, as one array."""
-    was_training = model.training
+    """The model's outputs over x in eval mode, as one array on the model's device."""
+    was_training, device = model.training, _device_of(model)
     model.eval()
     try:
         with no_grad():
             batches = DataLoader(x, batch_size=batch_size)
-            return np.concatenate([model(xb).data for (xb,) in batches])
+            return np.concatenate([model(xb.to(device)).data for (xb,) in batches])
     finally:
         model.train(was_training)
 
@@ -158,9 +164,10 @@ def _progress(loader, epoch, epochs, verbose):
 
 
 def _train_epoch(model, loss_fn, optimizer, batches):
-    meter = _Meter()
+    meter, device = _Meter(), _device_of(model)
     model.train()
-    for *inputs, targets in batches:
+    for batch in batches:
+        *inputs, targets = (t.to(device) for t in batch)
         optimizer.zero_grad()
         outputs = model(*inputs)
         loss = loss_fn(outputs, targets)
