@@ -12,7 +12,7 @@ import importlib
 import numpy as np
 
 from .. import devices as _devices
-from . import _autotune
+from . import _alloc, _autotune
 from . import _validate as v
 from . import reference
 from .cpu import activations as _act
@@ -34,8 +34,9 @@ __all__ = ["ACTIVATIONS", "matmul", "linear", "linear_backward", "gemm_shape_cla
 
 
 def _empty(shape, dtype):
-    """Every output is allocated here (the tests swap in a NaN-filled allocator)."""
-    return np.empty(shape, dtype=dtype)
+    """Every CPU output is allocated here: large ones from reused buffers (_alloc.py).
+    (The tests swap in a NaN-filled allocator.)"""
+    return _alloc.empty(shape, dtype)
 
 
 def _empty_like(x):

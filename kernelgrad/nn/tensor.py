@@ -15,6 +15,7 @@ import numbers
 import numpy as np
 
 from .. import kernels as K
+from ..kernels._alloc import is_pooled
 from ..devices import device_of, move, same_device, to_numpy, xp_of
 
 _grad_enabled = True
@@ -330,7 +331,7 @@ def _topological_order(root):
 
 def _run_backward(root, gradient):
     grads = {id(root): gradient}
-    handed_out = set()  # arrays already stored in some .grad: never share one between two
+    handed_out = set()  # memory already stored in some .grad: never share it between two
     for tensor in reversed(_topological_order(root)):
         g = grads.pop(id(tensor), None)
         if g is None:
@@ -346,12 +347,20 @@ def _run_backward(root, gradient):
             grads[id(x)] = gx if previous is None else previous + gx
 
 
+def _owner(array):
+    """The array that owns `array`'s memory (a kernel output from the buffer pool is a
+    view of a pool buffer that no other live array shares)."""
+    return array if array.base is None else array.base
+
+
 def _accumulate(leaf, g, handed_out):
     if g.dtype != leaf.data.dtype or g.shape != leaf.data.shape:
         g = np.broadcast_to(g, leaf.data.shape).astype(leaf.data.dtype)
-    elif id(g) in handed_out or g.base is not None or not getattr(g.flags, "writeable", True):
+    elif (id(_owner(g)) in handed_out or not getattr(g.flags, "writeable", True)
+          or (g.base is not None and not is_pooled(g))):
+        # a view of memory held elsewhere (or given to another leaf): .grad gets its own
         g = g.copy()
-    handed_out.add(id(g))
+    handed_out.add(id(_owner(g)))
     leaf.grad = g if leaf.grad is None else leaf.grad + g
 
 

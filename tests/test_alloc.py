@@ -1,0 +1,81 @@
+"""The output-buffer pool (kernels/_alloc.py): large buffers are reused only once no array
+or view of them is alive, and results with the pool equal results without it."""
+import numpy as np
+
+import kernelgrad as kg
+import kernelgrad.kernels as K
+from kernelgrad import nn
+from kernelgrad.kernels import _alloc
+
+POOLED_EMPTY = K._empty  # the real allocator, before the tests' NaN-filled one replaces it
+BIG = (1024, 1024)       # 4 MiB of float32: pooled
+
+
+def test_small_arrays_are_not_pooled():
+    a = _alloc.empty((10, 10), np.float32)
+    assert a.base is None and not _alloc.is_pooled(a)
+
+
+def test_an_idle_buffer_is_reused_and_a_live_one_is_not():
+    a = _alloc.empty(BIG, np.float32)
+    address = a.ctypes.data
+    b = _alloc.empty(BIG, np.float32)
+    assert b.ctypes.data != address  # a is alive
+    del a
+    c = _alloc.empty(BIG, np.float32)
+    assert c.ctypes.data == address and c.shape == BIG and c.dtype == np.float32
+    view = c[1:, ::3]
+    del c
+    d = _alloc.empty(BIG, np.float32)
+    assert d.ctypes.data != address  # a view keeps the buffer alive
+    del view, b, d
+
+
+def test_same_size_other_shape_and_dtype():
+    a = _alloc.empty((2048, 512), np.float64)  # 8 MiB
+    address = a.ctypes.data
+    del a
+    b = _alloc.empty((1024, 2048), np.float32)
+    assert b.ctypes.data == address and b.dtype == np.float32 and b.flags.c_contiguous
+
+
+def test_release_and_the_idle_cap(monkeypatch):
+    monkeypatch.setattr(_alloc, "POOL_MAX_BYTES", 8 << 20)
+    arrays = [_alloc.empty((n, 1 << 18), np.float32) for n in (1, 2, 3, 4)]  # 1, 2, 3, 4 MiB
+    del arrays
+    new = _alloc.empty((5, 1 << 18), np.float32)  # new memory: idle beyond 8 MiB is dropped
+    assert _alloc.pooled_bytes()[1] <= 8 << 20
+    del new
+    _alloc.release()
+    assert _alloc.pooled_bytes()[1] == 0
+
+
+def _train_steps(seed=0):
+    kg.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((512, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 512)
+    model = nn.Sequential(nn.Linear(784, 1024, activation="relu"), nn.Dropout(0.2),
+                          nn.Linear(1024, 10))
+    opt = kg.optim.Adam(model.parameters())
+    losses = []
+    for _ in range(3):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(kg.Tensor(x)), kg.Tensor(y))
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    grads = [p.grad for p in model.parameters()]
+    return losses, [p.data.copy() for p in model.parameters()], grads
+
+
+def test_training_with_the_pool_equals_training_without(monkeypatch):
+    plain = _train_steps()
+    monkeypatch.setattr(K, "_empty", POOLED_EMPTY)
+    pooled = _train_steps()
+    assert plain[0] == pooled[0]
+    for a, b in zip(plain[1], pooled[1]):
+        np.testing.assert_array_equal(a, b)
+    # every gradient owns its memory: no two share a buffer
+    owners = [id(g if g.base is None else g.base) for g in pooled[2]]
+    assert len(set(owners)) == len(owners)
