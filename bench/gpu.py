@@ -287,7 +287,8 @@ def all_cases(quick=False):
         cases += [tensor_core_case(n, impl) for impl in TC_TOLERANCE]
     # an MLP layer's forward GEMM and its backward's two transposed GEMMs
     for impl in GEMM_IMPLS[1:]:
-        cases += [gemm_case(4096, 4096, 1024, impl), gemm_case(4096, 1024, 4096, impl, trans_b=True),
+        cases += [gemm_case(4096, 4096, 1024, impl),
+                  gemm_case(4096, 1024, 4096, impl, trans_b=True),
                   gemm_case(1024, 4096, 4096, impl, trans_a=True)]
         cases.append(linear_case(4096, 1024, 4096, impl))
     size = 1 << 26  # 64M elements, 256 MiB: far larger than L2

@@ -30,7 +30,9 @@ def median_time(fn, min_repeats=5, budget_s=0.5):
     fn()
     times = []
     start = time.perf_counter()
-    while len(times) < min_repeats or (time.perf_counter() - start < budget_s and len(times) < 50):
+    # up to 400 runs: the median of a sub-millisecond op needs many to be stable here
+    while len(times) < min_repeats or (time.perf_counter() - start < budget_s
+                                       and len(times) < 400):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -162,7 +164,8 @@ def chart(rows, path, report):
     ax.set_xlabel(f"speed-up over {report.get('baseline', 'NumPy')} (baseline time / "
                   "kernelgrad time), log scale")
     ax.set_title(report.get("title") or
-                 f"kernelgrad CPU kernels vs NumPy — {report['cpu']}, {report['threads']} threads",
+                 f"kernelgrad CPU kernels vs NumPy — {report['cpu']}, "
+                 f"{report['threads']} threads",
                  fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -4,8 +4,8 @@ Each function validates its arguments once (raising before any kernel runs), all
 its outputs, and runs the Numba CPU kernel for NumPy arrays or the CUDA kernel for CuPy
 arrays (all of one call's arrays on one device). NumPy inputs may be float32 or float64
 (one dtype per call), CuPy inputs float32; non-contiguous inputs are copied, while arrays
-updated in place (optimizer state) must be C-contiguous. Gradients returned by the loss functions
-are those of the *sum* of the per-element losses.
+updated in place (optimizer state) must be C-contiguous. Gradients returned by the loss
+functions are those of the *sum* of the per-element losses.
 """
 import importlib
 
@@ -159,8 +159,9 @@ def matmul(a, b, trans_a=False, trans_b=False, impl="auto"):
 
     impl on the CPU: "numba" (our packed GEMM), "blas" (OpenBLAS through NumPy) or "auto"
     (the faster one for this shape class, measured once and cached; $KERNELGRAD_IMPL
-    overrides auto). On the GPU: "cuda-tiled", "cuda-regblock", "cublas" or "auto"
-    (measured once per shape class and process). Transposed operands are read in place.
+    overrides auto). On the GPU: "cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16"
+    (tensor cores; inputs rounded to TF32 / bf16), "cublas" or "auto" (the fastest float32
+    one, measured once per shape class and process). Transposed operands are read in place.
     """
     impl = _autotune.check_impl(impl, "cuda" if _on_gpu(a, b) else "cpu")
     a, b = _gemm_operands(a, b, trans_a, trans_b)
@@ -293,7 +294,8 @@ def _elementwise_loss(kernel, pred, target, pred_name, target_name):
         return getattr(_cuda("losses"), kernel)(pred, target)
     losses = _empty_like(pred)
     grad = _empty_like(pred)
-    getattr(_losses, kernel)(pred.size, pred.reshape(-1), target.reshape(-1), losses.reshape(-1), grad.reshape(-1))
+    getattr(_losses, kernel)(pred.size, pred.reshape(-1), target.reshape(-1),
+                             losses.reshape(-1), grad.reshape(-1))
     return losses, grad
 
 

@@ -32,7 +32,8 @@ import numba
 import numpy as np
 
 IMPLS = ("numba", "blas")
-CUDA_IMPLS = ("cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16", "cublas")  # for CuPy arrays (cuda/matmul.py)
+# for CuPy arrays (cuda/matmul.py); auto there is measured per process, not cached here
+CUDA_IMPLS = ("cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16", "cublas")
 ENV_IMPL = "KERNELGRAD_IMPL"
 ENV_CACHE_DIR = "KERNELGRAD_CACHE_DIR"
 MEASURE_SECONDS = 0.05   # per candidate, after its warm-up run; at least 2 timed runs

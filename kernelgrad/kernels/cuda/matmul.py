@@ -3,9 +3,10 @@
 impl names: "cuda-tiled" (shared-memory tiles), "cuda-regblock" (register-blocked, 128-bit
 loads, double-buffered), "cuda-tf32" and "cuda-bf16" (tensor cores through mma.sync, inputs
 rounded to TF32 or bf16, float32 accumulation, cp.async 3-stage pipeline; matmul_tc.cu),
-"cublas" (cupy.matmul in float32, then our activation kernel for an epilogue) and "auto": the fastest of those for the shape class, timed with CUDA events
-the first time a class is seen in this process (as torch.backends.cudnn.benchmark does;
-that one measurement synchronizes, nothing after it does).
+"cublas" (cupy.matmul in float32, then our activation kernel for an epilogue) and "auto":
+the fastest float32 one for the shape class, timed with CUDA events the first time a
+class is seen in this process (as torch.backends.cudnn.benchmark does; that one
+measurement synchronizes, nothing after it does).
 """
 import cupy
 
