@@ -1,6 +1,5 @@
 """Timing, rooflines and reporting for `python -m bench`."""
 import json
-import os
 import platform
 import socket
 import statistics
