@@ -143,3 +143,33 @@ def vadd(typingctx, a, b):
     def codegen(context, builder, sig, args):
         return builder.fadd(args[0], args[1])
     return sig, codegen
+
+
+@intrinsic
+def vmax(typingctx, a, b):
+    """Lane-wise maximum; a NaN lane yields the other operand (llvm.maxnum)."""
+    sig = _binary_vector_signature(a, b)
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(a)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vty, [vty, vty]),
+            f"llvm.maxnum.v{a.lanes}{'f32' if a.dtype == types.float32 else 'f64'}")
+        return builder.call(fn, args)
+    return sig, codegen
+
+
+@intrinsic
+def vreduce_max(typingctx, v):
+    """The largest lane of v, ignoring NaN lanes (llvm.vector.reduce.fmax)."""
+    if not isinstance(v, Vec):
+        raise TypeError(f"vreduce_max needs a Vec, got {v}")
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(v)
+        ety = context.get_value_type(v.dtype)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ety, [vty]),
+            f"llvm.vector.reduce.fmax.v{v.lanes}{'f32' if v.dtype == types.float32 else 'f64'}")
+        return builder.call(fn, args)
+    return v.dtype(v), codegen
