@@ -13,7 +13,8 @@ def _ms(seconds):
 
 
 def ops_table(report):
-    lines = ["| op [impl] | shape | ours ms | baseline ms | ratio | roofline |",
+    baseline = "NumPy ms" if report.get("device") == "cpu" else "baseline ms"
+    lines = [f"| op [impl] | shape | ours ms | {baseline} | ratio | roofline |",
              "|---|---|---:|---:|---:|---:|"]
     for r in report["rows"]:
         if r["status"] != "ok":
