@@ -235,3 +235,46 @@ def test_mixed_devices_are_an_error(rng):
 def test_float64_on_gpu_is_rejected():
     with pytest.raises(TypeError, match="CUDA kernels take float32"):
         K.activation(cp.zeros(4, cp.float64), "relu")
+
+
+def test_a_training_step_is_captured_in_a_cuda_graph(rng):
+    """No op synchronizes with the host: a forward+backward+Adam step records into a CUDA
+    graph (capture fails on any synchronization) and replays to the eager result."""
+    x = gpu(rng.standard_normal((256, 64)).astype(F32))
+    labels = cp.asarray(rng.integers(0, 10, 256))
+    w1 = gpu((rng.standard_normal((64, 128)) / 8).astype(F32))
+    w2 = gpu((rng.standard_normal((128, 10)) / 11).astype(F32))
+    b1, b2 = cp.zeros(128, cp.float32), cp.zeros(10, cp.float32)
+    params = [w1, b1, w2, b2]
+    state = [(cp.zeros_like(p), cp.zeros_like(p)) for p in params]
+
+    def step():
+        h = K.linear(x, w1, b1, "relu", impl="cuda-regblock")
+        d = K.dropout(h, 0.1, 5, 0)
+        logits = K.linear(d, w2, b2, impl="cuda-regblock")
+        losses, dlogits = K.softmax_cross_entropy(logits, labels)
+        dd, dw2, db2 = K.linear_backward(dlogits, d, w2, logits, impl="cuda-regblock")
+        _, dw1, db1 = K.linear_backward(K.dropout_backward(dd, 0.1, 5, 0), x, w1, h, "relu",
+                                        need_input_grad=False, impl="cuda-regblock")
+        for p, g, (m, v) in zip(params, (dw1, db1, dw2, db2), state):
+            K.adam_step(p, g, m, v, lr=1e-3, step=1)
+        return losses
+
+    snapshot = [p.copy() for p in params]
+    eager = step()  # also compiles every kernel and fills CuPy's memory pool
+    eager_params = [p.copy() for p in params]
+    for p, s in zip(params, snapshot):
+        p[...] = s
+    for m, v in state:
+        m.fill(0)
+        v.fill(0)
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        stream.begin_capture()
+        captured = step()
+        graph = stream.end_capture()
+        graph.launch()
+    stream.synchronize()
+    np.testing.assert_allclose(host(captured), host(eager), rtol=1e-6)
+    for got, want in zip(params, eager_params):
+        np.testing.assert_allclose(host(got), host(want), rtol=1e-6)
