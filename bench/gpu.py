@@ -8,7 +8,6 @@ events: one warm-up call, then the median of repeated calls. Inputs are larger t
 op is. Rooflines: bytes over the device-to-device copy bandwidth and FLOPs over cuBLAS's
 SGEMM rate, both measured at the start of the run.
 """
-import json
 import socket
 import statistics
 import time
@@ -19,7 +18,7 @@ import kernelgrad.kernels as K
 from kernelgrad.kernels import reference as R
 
 from .cases import Case, rel_error
-from .runner import RESULTS, chart, format_row
+from .runner import format_row, run_case, save
 
 F32 = np.float32
 SAMPLE_ROWS = 64
@@ -107,7 +106,7 @@ def tensor_core_case(n, impl):
     def check(d, out):
         a = host(d["a"][:SAMPLE_ROWS]).astype(np.float64)
         return rel_error(host(out[:SAMPLE_ROWS]), a @ host(d["b"]).astype(np.float64))
-    return Case(f"matmul A@B [{impl}] (vs cuBLAS {impl[5:]})", f"{n}x{n}x{n}", _gpu_inputs(make),
+    return Case(f"matmul A@B (vs cuBLAS {impl[5:]})", f"{n}x{n}x{n}", _gpu_inputs(make),
                 lambda d: K.matmul(d["a"], d["b"], impl=impl), baseline, check,
                 TC_TOLERANCE[impl], flops=lambda d: 2 * n ** 3, impl=impl)
 
@@ -123,7 +122,7 @@ def gemm_case(m, n, k, impl, trans_a=False, trans_b=False):
         b = host(d["b"]).astype(np.float64)
         return rel_error(host(out[:SAMPLE_ROWS]), a_rows @ (b.T if trans_b else b))
     cp = _cp()
-    op = f"matmul {'A^T' if trans_a else 'A'}@{'B^T' if trans_b else 'B'} [{impl}]"
+    op = f"matmul {'A^T' if trans_a else 'A'}@{'B^T' if trans_b else 'B'}"  # + [impl]
     return Case(op, f"{m}x{n}x{k}", _gpu_inputs(make),
                 lambda d: K.matmul(d["a"], d["b"], trans_a, trans_b, impl=impl),
                 lambda d: cp.matmul(d["a"].T if trans_a else d["a"],
@@ -142,7 +141,7 @@ def linear_case(batch, fan_in, fan_out, impl):
         return rel_error(host(out[:SAMPLE_ROWS]), R.linear(x, host(d["w"]), host(d["b"]),
                                                            "relu")[0])
     cp = _cp()
-    return Case(f"linear relu fwd [{impl}]", f"{batch}x{fan_in}->{fan_out}", _gpu_inputs(make),
+    return Case("linear relu fwd", f"{batch}x{fan_in}->{fan_out}", _gpu_inputs(make),
                 lambda d: K.linear(d["x"], d["w"], d["b"], "relu", impl=impl),
                 lambda d: cp.maximum(d["x"] @ d["w"] + d["b"], 0), check,
                 4e-6 * np.sqrt(fan_in), flops=lambda d: 2 * batch * fan_in * fan_out, impl=impl)
@@ -301,27 +300,6 @@ def all_cases(quick=False):
 
 # ---------------------------------------------------------------- running ----------------
 
-def run_case(case, rng, bandwidth, flop_rate):
-    data = case.make(rng)
-    row = {"op": case.op, "shape": case.shape}
-    if case.impl:
-        row["impl"] = case.impl
-    error = case.check(data, case.ours(data))
-    row["rel_error"] = error
-    if not error <= case.tolerance:
-        row["status"] = "FAIL"
-        return row
-    ours = gpu_time(lambda: case.ours(data))
-    baseline = gpu_time(lambda: case.baseline(data))
-    row.update(status="ok", ours_s=ours, baseline_s=baseline, ratio=baseline / ours)
-    if case.flops:
-        row.update(roofline=case.flops(data) / ours / flop_rate, roofline_basis="cuBLAS SGEMM")
-    else:
-        row.update(roofline=case.bytes_moved(data) / ours / bandwidth,
-                   roofline_basis="copy bandwidth")
-    return row
-
-
 def run(cases, out_name=None, steps=True):
     cp = _cp()
     from . import gpu_step
@@ -338,7 +316,8 @@ def run(cases, out_name=None, steps=True):
     rng = np.random.default_rng(0)
     rows = []
     for case in cases:
-        row = run_case(case, rng, bandwidth, flop_rate)
+        row = run_case(case, rng, bandwidth, flop_rate, timer=gpu_time,
+                       flop_basis="cuBLAS SGEMM rate")
         rows.append(row)
         print(format_row(row), flush=True)
         cp.get_default_memory_pool().free_all_blocks()
@@ -348,13 +327,8 @@ def run(cases, out_name=None, steps=True):
               "sgemm_flops": flop_rate, "rows": rows, "training_steps": step_rows,
               "command": "python -m bench --device cuda",
               "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    RESULTS.mkdir(exist_ok=True)
-    name = out_name or "cuda-" + device.replace(" ", "-")
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(report, indent=1))
-    chart(rows, RESULTS / f"{name}.png",
-          dict(report, title=f"kernelgrad CUDA kernels — {device}", baseline="CuPy/PyTorch"))
-    print(f"wrote {path}")
+    save(dict(report, title=f"kernelgrad CUDA kernels — {device}", baseline="CuPy/PyTorch"),
+         out_name or "cuda-" + device.replace(" ", "-"))
     ok = all(r["status"] == "ok" for r in rows) and all(r.get("status", "ok") == "ok"
                                                           for r in step_rows)
     return 0 if ok else 1

@@ -71,7 +71,10 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
-def run_case(case, rng, bandwidth, flop_rate):
+def run_case(case, rng, bandwidth, flop_rate, timer=median_time,
+             flop_basis="OpenBLAS SGEMM rate"):
+    """Check one case against the reference, then time ours and the baseline with `timer`
+    (wall time here; CUDA events for bench/gpu.py)."""
     data = case.make(rng)
     row = {"op": case.op, "shape": case.shape}
     error = case.check(data, case.ours(data))
@@ -87,12 +90,12 @@ def run_case(case, rng, bandwidth, flop_rate):
     if not error <= case.tolerance:
         row["status"] = "FAIL"
         return row
-    ours = median_time(lambda: case.ours(data))
-    baseline = median_time(lambda: case.baseline(data))
+    ours = timer(lambda: case.ours(data))
+    baseline = timer(lambda: case.baseline(data))
     row.update(status="ok", ours_s=ours, baseline_s=baseline, ratio=baseline / ours)
     if case.flops:
         row["roofline"] = case.flops(data) / ours / flop_rate
-        row["roofline_basis"] = "OpenBLAS SGEMM rate"
+        row["roofline_basis"] = flop_basis
     else:
         row["roofline"] = case.bytes_moved(data) / ours / bandwidth
         row["roofline_basis"] = "copy bandwidth"
@@ -133,13 +136,17 @@ def run(cases, out_name=None, steps=True):
               "copy_bandwidth_Bps": bandwidth, "sgemm_flops": flop_rate, "rows": rows,
               "training_steps": step_rows,
               "command": "python -m bench", "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    save(report, out_name or f"cpu-{socket.gethostname()}")
+    return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
+def save(report, name):
+    """bench/results/<name>.json and its chart."""
     RESULTS.mkdir(exist_ok=True)
-    name = out_name or f"cpu-{socket.gethostname()}"
     json_path = RESULTS / f"{name}.json"
     json_path.write_text(json.dumps(report, indent=1))
-    chart_path = chart(rows, RESULTS / f"{name}.png", report)
+    chart_path = chart(report["rows"], RESULTS / f"{name}.png", report)
     print(f"wrote {json_path}" + (f" and {chart_path}" if chart_path else ""))
-    return 0 if all(r["status"] == "ok" for r in rows) else 1
 
 
 def chart(rows, path, report):

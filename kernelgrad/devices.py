@@ -6,19 +6,26 @@ each batch to the model's device, and the optimizers' state lives beside each pa
 "auto" is "cuda" where a GPU and CuPy are found, else "cpu". (Written and compile-checked
 without a GPU; tests/test_cuda_nn.py checks it on one.)
 """
+import functools
+
 import numpy as np
 
 DEVICES = ("cpu", "cuda", "auto")
 
 
+def is_cuda_array(array):
+    """True for a CuPy array (told by its type's module: no CuPy import needed)."""
+    return type(array).__module__.split(".")[0] == "cupy"
+
+
 def device_of(array):
     """"cuda" for a CuPy array, "cpu" for anything else (NumPy arrays, scalars, lists)."""
-    return "cuda" if type(array).__module__.split(".")[0] == "cupy" else "cpu"
+    return "cuda" if is_cuda_array(array) else "cpu"
 
 
 def xp_of(array):
     """The array module of `array`: cupy for a CuPy array, numpy for anything else."""
-    if device_of(array) == "cuda":
+    if is_cuda_array(array):
         import cupy
         return cupy
     return np
@@ -26,9 +33,10 @@ def xp_of(array):
 
 def to_numpy(array):
     """A NumPy array of `array`'s values (copied from the GPU for a CuPy array)."""
-    return array.get() if device_of(array) == "cuda" else np.asarray(array)
+    return array.get() if is_cuda_array(array) else np.asarray(array)
 
 
+@functools.lru_cache(maxsize=None)  # asked on every .to("cuda"); GPUs do not come and go
 def cuda_available():
     """True when CuPy imports and sees a GPU; never raises (no driver, no CuPy: False)."""
     try:

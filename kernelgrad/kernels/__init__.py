@@ -21,10 +21,8 @@ from .cpu import losses as _losses
 from .cpu import matmul as _matmul
 from .cpu import optim as _optim
 from .cpu import reductions as _reductions
-from .cpu._math import ACTIVATION_IDS
+from .cpu._math import ACTIVATION_IDS, ACTIVATIONS
 from .philox import keep_threshold
-
-ACTIVATIONS = tuple(name for name in ACTIVATION_IDS if name)
 
 __all__ = ["ACTIVATIONS", "matmul", "linear", "linear_backward", "gemm_shape_class",
            "impl_choices", "forget_impl_choices", "activation",
@@ -45,6 +43,8 @@ def _empty_like(x):
 
 def _on_gpu(*arrays):
     """True for CuPy arrays, False for NumPy; mixing devices in one op is an error."""
+    if all(type(a) is np.ndarray or a is None for a in arrays):
+        return False  # the common case, every op of a CPU training step: no set to build
     arrays = [a for a in arrays if a is not None]
     _devices.same_device(*arrays)
     return v.is_cupy(arrays[0])
@@ -234,7 +234,7 @@ def _activation_forward(x, act, alpha):
     if v.is_cupy(x):
         if act == 0:
             return x.copy()
-        return _cuda("activations").forward(x, ACTIVATIONS[act - 1], alpha)
+        return _cuda("activations").forward(x, act, alpha)
     out = _empty_like(x)
     _act.activation_forward[act](x.size, x.reshape(-1), out.reshape(-1), alpha)
     return out
@@ -244,7 +244,7 @@ def _activation_backward(dy, saved, act, alpha):
     if v.is_cupy(dy):
         if act == 0:
             return dy.copy()
-        return _cuda("activations").backward(dy, saved, ACTIVATIONS[act - 1], alpha)
+        return _cuda("activations").backward(dy, saved, act, alpha)
     dx = _empty_like(dy)
     _act.activation_backward[act](dy.size, dy.reshape(-1), saved.reshape(-1), dx.reshape(-1),
                                   alpha)

@@ -5,11 +5,10 @@ import numbers
 
 import numpy as np
 
+from ..devices import is_cuda_array as is_cupy
+from ..devices import xp_of
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def is_cupy(x):
-    return type(x).__module__.split(".")[0] == "cupy"
 
 
 def _cupy_float32(x, name):
@@ -32,15 +31,8 @@ def float_array(x, name, min_ndim=1, max_ndim=None):
     if x.size == 0:
         raise ValueError(f"{name} is empty (shape {x.shape}): this op needs data")
     if not x.flags.c_contiguous:
-        x = _xp(x).ascontiguousarray(x)
+        x = xp_of(x).ascontiguousarray(x)
     return x
-
-
-def _xp(x):
-    if is_cupy(x):
-        import cupy
-        return cupy
-    return np
 
 
 def in_place_array(x, name):

@@ -29,16 +29,8 @@ def empty(shape):
     return cupy.empty(shape, dtype=np.float32)
 
 
-def f32(x):
-    return np.float32(x)
-
-
-def i64(x):
-    return np.int64(x)
-
-
-def i32(x):
-    return np.int32(x)
+# kernel scalar argument types (CuPy packs a NumPy scalar with its exact C width)
+f32, i32, i64 = np.float32, np.int32, np.int64
 
 
 def source(name):

@@ -1,11 +1,9 @@
 """The extern "C" kernels each CUDA source must define: what the launchers call, checked
 against the compiled PTX by compile_check."""
-from ..cpu._math import ACTIVATION_IDS
-
-ACTIVATION_NAMES = tuple(name for name in ACTIVATION_IDS if name)
+from ..cpu._math import ACTIVATIONS
 
 KERNELS = {
-    "activations": tuple(f"{a}_{d}" for a in ACTIVATION_NAMES for d in ("forward", "backward")),
+    "activations": tuple(f"{a}_{d}" for a in ACTIVATIONS for d in ("forward", "backward")),
     "dropout": ("dropout",),
     "losses": ("softmax_xent_warp", "softmax_xent_block", "bce_with_logits", "mse"),
     "reductions": ("bias_grad_bands", "sum_bands"),

@@ -8,9 +8,10 @@ the fastest float32 one for the shape class, timed with CUDA events the first ti
 class is seen in this process (as torch.backends.cudnn.benchmark does; that one
 measurement synchronizes, nothing after it does).
 """
+import functools
+
 import cupy
 
-from ..cpu._math import ACTIVATION_IDS
 from . import _module as m
 from . import activations
 
@@ -22,7 +23,6 @@ TILE, BM, BN = 32, 128, 128
 # matmul_tc.cu's dynamic shared memory: TC_STAGES x 2 operands x TC_TILE floats, a tile
 # being 128 rows of 32 + 4 or 32 rows of 128 + 8 floats, whichever is larger
 TC_SMEM = 3 * 2 * max(128 * (32 + 4), 32 * (128 + 8)) * 4
-_ACT_NAMES = {i: name for name, i in ACTIVATION_IDS.items()}
 _choices = {}  # (device id, shape class) -> impl
 
 
@@ -43,11 +43,17 @@ def _ours(kernel, a, b, trans_a, trans_b, M, N, K, bias, act, alpha):
         m.launch("matmul", "matmul_regblock", grid, 256, common + vec)
         return c
     name = f"matmul_{kernel[5:]}_{'t' if trans_a else 'n'}{'t' if trans_b else 'n'}"
-    fn = m.kernel("matmul_tc", name)
-    if fn.max_dynamic_shared_size_bytes < TC_SMEM:  # above the 48 KiB default: opt in
-        fn.max_dynamic_shared_size_bytes = TC_SMEM
-    fn(grid, (256,), common[:7] + common[9:] + vec, shared_mem=TC_SMEM)
+    _tensor_core_kernel(name, cupy.cuda.Device().id)(grid, (256,), common[:7] + common[9:] + vec, shared_mem=TC_SMEM)
     return c
+
+
+@functools.lru_cache(maxsize=None)
+def _tensor_core_kernel(name, device_id):
+    """The kernel, opted in to TC_SMEM of shared memory (above the 48 KiB default) once,
+    not on every launch."""
+    fn = m.kernel("matmul_tc", name)
+    fn.max_dynamic_shared_size_bytes = TC_SMEM
+    return fn
 
 
 def _cublas(a, b, trans_a, trans_b, bias, act, alpha):
@@ -55,7 +61,7 @@ def _cublas(a, b, trans_a, trans_b, bias, act, alpha):
     if bias is not None:
         c += bias
     if act:
-        c = activations.forward(c, _ACT_NAMES[act], alpha)
+        c = activations.forward(c, act, alpha)
     return c
 
 
