@@ -5,7 +5,7 @@ import pytest
 import kernelgrad.kernels as K
 from kernelgrad.kernels import reference as R
 
-from conftest import AWKWARD, DTYPES, ELEMENTWISE_RTOL, assert_close
+from conftest import AWKWARD, DTYPES, ELEMENTWISE_RTOL, activation_tolerances, assert_close
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -15,19 +15,31 @@ def test_forward_and_backward(rng, dtype, name, shape):
     x = (rng.standard_normal(shape) * 4).astype(dtype)
     y = K.activation(x, name, alpha=0.05)
     assert y.dtype == dtype and y.shape == shape
-    # A kernel rounding its intermediates in `dtype` is exact for an input perturbed by a
-    # relative rtol, so it may be off by rtol |x f'(x)|: large where f is ill-conditioned,
-    # e.g. gelu's tail, whose exp(2u) turns u's rounding into a relative error of 2|u| eps.
-    # Subnormal intermediates flush to zero, and gelu multiplies one by |x| (< 64 here).
-    y_ref = R.activation(x, name, 0.05)
-    slope = R.activation_backward(np.ones(shape), x if name == "gelu" else y_ref, name, 0.05)
-    assert_close(y, y_ref, ELEMENTWISE_RTOL[dtype], scale=np.abs(x * slope),
-                 atol=64 * np.finfo(dtype).tiny, what=f"{name} fwd")
     dy = rng.standard_normal(shape).astype(dtype)
+    fwd_tol, bwd_tol = activation_tolerances(x, dy, name, 0.05)
+    assert_close(y, R.activation(x, name, 0.05), ELEMENTWISE_RTOL[dtype], **fwd_tol,
+                 what=f"{name} fwd")
     saved = x if name == "gelu" else y
     dx = K.activation_backward(dy, saved, name, alpha=0.05)
     assert_close(dx, R.activation_backward(dy, saved, name, 0.05), ELEMENTWISE_RTOL[dtype] * 2,
-                 what=f"{name} bwd")
+                 **bwd_tol, what=f"{name} bwd")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", K.ACTIVATIONS)
+def test_dense_grid(dtype, name):
+    """Every x in [-30, 30] at a step of 3e-5, so the tails and the zeros of f' are always
+    covered, not only when a random draw reaches them (a draw at x = -10 once found the
+    backward tolerance missing gelu's conditioning)."""
+    x = np.linspace(-30, 30, 2_000_001).astype(dtype)
+    dy = np.random.default_rng(0).standard_normal(x.shape).astype(dtype)
+    fwd_tol, bwd_tol = activation_tolerances(x, dy, name, 0.05)
+    assert_close(K.activation(x, name, alpha=0.05), R.activation(x, name, 0.05),
+                 ELEMENTWISE_RTOL[dtype], **fwd_tol, what=f"{name} fwd")
+    saved = x if name == "gelu" else K.activation(x, name, alpha=0.05)
+    assert_close(K.activation_backward(dy, saved, name, alpha=0.05),
+                 R.activation_backward(dy, saved, name, 0.05), ELEMENTWISE_RTOL[dtype] * 2,
+                 **bwd_tol, what=f"{name} bwd")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
