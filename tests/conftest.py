@@ -63,6 +63,32 @@ def activation_tolerances(x, dy, name, alpha):
     return forward, dict(scale=curvature, atol=4096 * tiny)
 
 
+def linear_tolerances(x, w, b, activation, alpha, y, z, dy):
+    """assert_close's keyword arguments for linear's z, y and (dx, dw, db), given the kernel's
+    y and z (the backward's saved values, as the reference gets them too).
+
+    Each scale bounds the terms summed to give a result: |x| @ |w| + |b| for z, so a z that
+    cancels (x w + b ~ 0) is only as exact as its terms; z's error times |f'(z)| plus the
+    activation's own rounding for y; and dz = dy f'(z) with its rounding for the GEMMs and
+    column sums of the backward.
+    """
+    f64 = np.float64
+    ax, aw = np.abs(np.asarray(x, f64)), np.abs(np.asarray(w, f64))
+    z = np.asarray(z, f64)
+    saved = z if activation == "gelu" else np.asarray(y, f64)
+    fwd_tol, bwd_tol = activation_tolerances(z, dy, activation, alpha)
+    z_scale = ax @ aw + (0.0 if b is None else np.abs(np.asarray(b, f64)))
+    slope = np.abs(R.activation_backward(np.ones_like(z), saved, activation, alpha))
+    dz_scale = (np.abs(R.activation_backward(dy, saved, activation, alpha))
+                + bwd_tol.get("scale", 0.0))
+    atol = bwd_tol["atol"]
+    return (dict(scale=z_scale), dict(scale=slope * z_scale + fwd_tol["scale"],
+                                      atol=fwd_tol["atol"]),
+            (dict(scale=dz_scale @ aw.T, atol=atol * aw.shape[1]),
+             dict(scale=ax.T @ dz_scale, atol=atol * ax.shape[0]),
+             dict(scale=dz_scale.sum(axis=0), atol=atol * ax.shape[0])))
+
+
 def assert_close(out, ref, rtol, scale=None, what="", atol=np.finfo(np.float64).tiny):
     """‖out − ref‖ <= rtol ‖|ref| + scale‖ and, elementwise, |out − ref| <= rtol (|ref| + scale).
 

@@ -16,7 +16,8 @@ from kernelgrad import devices
 from kernelgrad.kernels import philox
 from kernelgrad.kernels import reference as R
 
-from conftest import AWKWARD, ELEMENTWISE_RTOL, activation_tolerances, assert_close
+from conftest import (AWKWARD, ELEMENTWISE_RTOL, activation_tolerances, assert_close,
+                      linear_tolerances)
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not devices.cuda_available(),
@@ -183,15 +184,17 @@ def test_linear_forward_and_backward(rng, activation, batch, fan_in, fan_out, im
     b = rng.standard_normal(fan_out).astype(F32)
     y, z = K.linear(gpu(x), gpu(w), gpu(b), activation, return_preact=True, impl=impl)
     y_ref, z_ref = R.linear(x, w, b, activation)
-    tol = 2 * gemm_rtol(impl, fan_in)
-    assert_close(host(z), z_ref, tol, what="linear preact")
-    assert_close(host(K.linear(gpu(x), gpu(w), gpu(b), activation, impl=impl)), y_ref, tol,
-                 what=f"linear {activation}")
     dy = rng.standard_normal(y.shape).astype(F32)
+    z_tol, y_tol, grad_tols = linear_tolerances(x, w, b, activation, 0.01, host(y), host(z), dy)
+    tol = 2 * gemm_rtol(impl, fan_in)
+    assert_close(host(z), z_ref, tol, **z_tol, what="linear preact")
+    assert_close(host(K.linear(gpu(x), gpu(w), gpu(b), activation, impl=impl)), y_ref, tol,
+                 **y_tol, what=f"linear {activation}")
     grads = K.linear_backward(gpu(dy), gpu(x), gpu(w), y, activation, preact=z, impl=impl)
     refs = R.linear_backward(dy, x, w, host(y), activation, preact=host(z))
-    for name, got, ref, k in zip(("dx", "dw", "db"), grads, refs, (fan_out, batch, batch)):
-        assert_close(host(got), ref, 4 * gemm_rtol(impl, k), what=f"linear_backward {name}")
+    for name, got, ref, k, kw in zip(("dx", "dw", "db"), grads, refs, (fan_out, batch, batch),
+                                     grad_tols):
+        assert_close(host(got), ref, 4 * gemm_rtol(impl, k), **kw, what=f"linear_backward {name}")
 
 
 OPTIMIZER_CASES = [  # (step function, hyper-parameters, positional state, keyword state)

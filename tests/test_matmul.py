@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 import kernelgrad.kernels as K
 from kernelgrad.kernels import reference as R
 
-from conftest import AWKWARD, DTYPES, assert_close
+from conftest import AWKWARD, DTYPES, assert_close, linear_tolerances
 
 GEMM_RTOL = {np.float32: 1e-6, np.float64: 1e-14}
 SHAPES = ([(m, n, k) for m in AWKWARD for n in (1, 33, 127) for k in (1, 7, 1000)]
@@ -79,17 +79,19 @@ def test_linear_forward_and_backward(rng, dtype, activation, batch, fan_in, fan_
     b = rng.standard_normal(fan_out).astype(dtype)
     y, z = K.linear(x, w, b, activation, return_preact=True, impl=impl)
     y_ref, z_ref = R.linear(x, w, b, activation)
-    tol = gemm_tolerance(dtype, fan_in) * 2
-    assert_close(z, z_ref, tol, what="linear preact")
-    assert_close(K.linear(x, w, b, activation, impl=impl), y_ref, tol,
-                 what=f"linear {activation}")
-    assert_close(y, y_ref, tol, what=f"linear (return_preact) {activation}")
-
     dy = rng.standard_normal(y.shape).astype(dtype)
+    z_tol, y_tol, grad_tols = linear_tolerances(x, w, b, activation, 0.01, y, z, dy)
+    tol = gemm_tolerance(dtype, fan_in) * 2
+    assert_close(z, z_ref, tol, **z_tol, what="linear preact")
+    assert_close(K.linear(x, w, b, activation, impl=impl), y_ref, tol, **y_tol,
+                 what=f"linear {activation}")
+    assert_close(y, y_ref, tol, **y_tol, what=f"linear (return_preact) {activation}")
+
     grads = K.linear_backward(dy, x, w, y, activation, preact=z, impl=impl)
     refs = R.linear_backward(dy, x, w, y, activation, preact=z)
-    for name, got, ref, k in zip(("dx", "dw", "db"), grads, refs, (fan_out, batch, batch)):
-        assert_close(got, ref, gemm_tolerance(dtype, k) * 4, what=f"linear_backward {name}")
+    for name, got, ref, k, kw in zip(("dx", "dw", "db"), grads, refs, (fan_out, batch, batch),
+                                     grad_tols):
+        assert_close(got, ref, gemm_tolerance(dtype, k) * 4, **kw, what=f"linear_backward {name}")
     assert K.linear_backward(dy, x, w, y, activation, preact=z, need_input_grad=False,
                              impl=impl)[0] is None
 
