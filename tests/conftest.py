@@ -21,6 +21,20 @@ DTYPES = (np.float32, np.float64)
 # Relative tolerance for elementwise ops per dtype (DESIGN.md: float32 near 1e-6).
 ELEMENTWISE_RTOL = {np.float32: 2e-6, np.float64: 1e-13}
 
+# Optimizer steps for the foreach (list) tests: (name, hyper-parameters, positional state,
+# keyword state); rmsprop takes no step count.
+OPTIMIZER_CASES = [
+    ("sgd", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01), ["momentum_buf"], []),
+    ("sgd", dict(lr=0.1), [], []),
+    ("adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.01), ["state_sum"], []),
+    ("rmsprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01), ["square_avg"],
+     ["grad_avg", "momentum_buf"]),
+    ("rmsprop", dict(lr=0.01, momentum=0.9), ["square_avg"], ["momentum_buf"]),
+    ("adam", dict(lr=0.01, weight_decay=0.01), ["exp_avg", "exp_avg_sq"], []),
+    ("adam", dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True),
+     ["exp_avg", "exp_avg_sq"], []),
+]
+
 
 @pytest.fixture
 def rng():

@@ -58,6 +58,12 @@ def ones(*shape, dtype=F32):
     (lambda: K.adagrad_step(ones(3), ones(3), ones(3), lr=-1.0), ValueError, "lr"),
     (lambda: K.rmsprop_step(ones(3), ones(3), ones(3), centered=True), ValueError, "grad_avg"),
     (lambda: K.rmsprop_step(ones(3), ones(3), ones(3), alpha=2.0), ValueError, "alpha"),
+    (lambda: K.sgd_step([], [], lr=0.1), ValueError, "empty list"),
+    (lambda: K.sgd_step([ones(3)], ones(3), lr=0.1), TypeError, "grad must be a list"),
+    (lambda: K.adam_step([ones(3), ones(2)], [ones(3)], [ones(3)] * 2, [ones(3)] * 2),
+     ValueError, "list of 2 arrays but grad is a list of 1"),
+    (lambda: K.adam_step([ones(3), ones(2)], [ones(3)] * 2, [ones(3), ones(2)], [ones(3)] * 2),
+     ValueError, r"grad\[1\] has shape \(3,\) but param\[1\] has shape \(2,\)"),
 ])
 def test_bad_input_raises_before_any_kernel(call, error, match):
     if error is None:
@@ -72,3 +78,12 @@ def test_failed_step_leaves_param_untouched():
     with pytest.raises(ValueError):
         K.adam_step(param, np.ones(3, F32), np.zeros(3, F32), np.zeros(2, F32), lr=1.0)
     np.testing.assert_array_equal(param, np.arange(3, dtype=F32))
+
+
+def test_failed_list_step_leaves_every_param_untouched():
+    """All entries are checked before the first is updated."""
+    good, bad = np.arange(3, dtype=F32), np.arange(2, dtype=F32)
+    with pytest.raises(ValueError, match=r"exp_avg_sq\[1\]"):
+        K.adam_step([good, bad], [np.ones(3, F32), np.ones(2, F32)],
+                    [np.zeros(3, F32), np.zeros(2, F32)], [np.zeros(3, F32), np.zeros(3, F32)])
+    np.testing.assert_array_equal(good, np.arange(3, dtype=F32))

@@ -16,8 +16,8 @@ from kernelgrad import devices
 from kernelgrad.kernels import philox
 from kernelgrad.kernels import reference as R
 
-from conftest import (AWKWARD, ELEMENTWISE_RTOL, activation_tolerances, assert_close,
-                      linear_tolerances)
+from conftest import (AWKWARD, ELEMENTWISE_RTOL, OPTIMIZER_CASES, activation_tolerances,
+                      assert_close, linear_tolerances)
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not devices.cuda_available(),
@@ -197,34 +197,26 @@ def test_linear_forward_and_backward(rng, activation, batch, fan_in, fan_out, im
         assert_close(host(got), ref, 4 * gemm_rtol(impl, k), **kw, what=f"linear_backward {name}")
 
 
-OPTIMIZER_CASES = [  # (step function, hyper-parameters, positional state, keyword state)
-    ("sgd", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01), ["momentum_buf"], []),
-    ("sgd", dict(lr=0.1), [], []),
-    ("adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.01), ["state_sum"], []),
-    ("rmsprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01), ["square_avg"],
-     ["grad_avg", "momentum_buf"]),
-    ("adam", dict(lr=0.01, weight_decay=0.01), ["exp_avg", "exp_avg_sq"], []),
-    ("adam", dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True),
-     ["exp_avg", "exp_avg_sq"], []),
-]
-
-
 @pytest.mark.parametrize("name,hyper,positional,keywords", OPTIMIZER_CASES)
 def test_optimizer_steps_match_the_cpu_kernels(rng, name, hyper, positional, keywords):
-    step_fn = getattr(K, f"{name}_step")
-    shape = (33, 1001)
-    params = {"cpu": rng.standard_normal(shape).astype(F32)}
-    params["gpu"] = gpu(params["cpu"])
-    zeros = {"cpu": lambda: np.zeros(shape, F32), "gpu": lambda: cp.zeros(shape, cp.float32)}
-    states = {dev: {s: zeros[dev]() for s in positional + keywords} for dev in params}
+    """Thirteen parameters of assorted sizes in one call (two launches, the second with
+    unused slots) against the CPU kernels, over three steps."""
+    shapes = [(33, 1001), (7,), (1,), (300, 4), (1 << 20,), (5, 5)] + [(n,) for n in range(2, 9)]
+    params = {"cpu": [rng.standard_normal(s).astype(F32) for s in shapes]}
+    params["gpu"] = [gpu(p) for p in params["cpu"]]
+    new = {"cpu": lambda s: np.zeros(s, F32), "gpu": lambda s: cp.zeros(s, cp.float32)}
+    states = {dev: {k: [new[dev](s) for s in shapes] for k in positional + keywords}
+              for dev in params}
     for step in range(1, 4):
-        grad = rng.standard_normal(shape).astype(F32)
+        grads = [rng.standard_normal(s).astype(F32) for s in shapes]
         counted = {} if name == "rmsprop" else {"step": step}
         for dev, to_dev in (("cpu", lambda g: g), ("gpu", gpu)):
             st = states[dev]
-            step_fn(params[dev], to_dev(grad), *(st[s] for s in positional),
-                    **{s: st[s] for s in keywords}, **hyper, **counted)
-    assert_close(host(params["gpu"]), params["cpu"], 1e-5, what=f"{name} param")
+            getattr(K, f"{name}_step")(params[dev], [to_dev(g) for g in grads],
+                                       *(st[k] for k in positional),
+                                       **{k: st[k] for k in keywords}, **hyper, **counted)
+    for i, (got, want) in enumerate(zip(params["gpu"], params["cpu"])):
+        assert_close(host(got), want, 1e-5, what=f"{name} param {i}")
 
 
 def test_mixed_devices_are_an_error(rng):

@@ -92,9 +92,19 @@ def test_optimizer_needs_trainable_tensors():
 
 
 def test_a_failed_step_changes_nothing():
+    """Every parameter of a step is checked before any is updated (one kernel call per
+    group), and the step counts move only when the step is taken."""
     layer = nn.Linear(2, 2)
-    before = layer.weight.data.copy()
+    before = [p.data.copy() for p in layer.parameters()]
+    layer.bias.grad = np.ones(2, np.float32)  # a good gradient, for a parameter listed second
     layer.weight.grad = np.zeros((3, 3), np.float32)  # a gradient of the wrong shape
-    with pytest.raises(ValueError, match=r"grad has shape \(3, 3\) but param has shape \(2, 2\)"):
-        kg.optim.Adam(layer.parameters()).step()
-    np.testing.assert_array_equal(layer.weight.data, before)
+    opt = kg.optim.Adam(layer.parameters())
+    with pytest.raises(ValueError,
+                       match=r"grad\[0\] has shape \(3, 3\) but param\[0\] has shape \(2, 2\)"):
+        opt.step()
+    for p, old in zip(layer.parameters(), before):
+        np.testing.assert_array_equal(p.data, old)
+    assert all(state["step"] == 0 for state in opt.state.values())
+    layer.weight.grad = np.ones((2, 2), np.float32)
+    opt.step()
+    assert [opt.state[id(p)]["step"] for p in layer.parameters()] == [1, 1]

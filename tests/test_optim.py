@@ -5,7 +5,7 @@ import pytest
 import kernelgrad.kernels as K
 from kernelgrad.kernels import reference as R
 
-from conftest import DTYPES, assert_close
+from conftest import DTYPES, OPTIMIZER_CASES, assert_close
 
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 STEPS = 5
@@ -88,3 +88,29 @@ def test_step_updates_multidimensional_param_in_place(rng):
     grad = np.ones_like(param)
     K.sgd_step(param, grad, lr=0.5)
     np.testing.assert_allclose(param, before - 0.5)
+
+
+@pytest.mark.parametrize("name,hyper,positional,keywords", OPTIMIZER_CASES)
+def test_list_form_equals_one_call_per_parameter(rng, name, hyper, positional, keywords):
+    """The foreach form (lists, one entry per parameter, of any shapes and dtypes) gives
+    bit for bit what one call per parameter gives."""
+    specs = [((33, 101), np.float32), ((7,), np.float64), ((1,), np.float32),
+             ((3, 4, 5), np.float32)]
+    first = [rng.standard_normal(shape).astype(dtype) for shape, dtype in specs]
+    params = {"list": [p.copy() for p in first], "each": [p.copy() for p in first]}
+    states = {form: {k: [np.zeros_like(p) for p in first] for k in positional + keywords}
+              for form in params}
+    step_fn = getattr(K, f"{name}_step")
+    for step in range(1, 4):
+        grads = [rng.standard_normal(p.shape).astype(p.dtype) for p in first]
+        counted = {} if name == "rmsprop" else {"step": step}
+        st = states["list"]
+        step_fn(params["list"], grads, *(st[k] for k in positional),
+                **{k: st[k] for k in keywords}, **hyper, **counted)
+        st = states["each"]
+        for i, grad in enumerate(grads):
+            step_fn(params["each"][i], grad, *(st[k][i] for k in positional),
+                    **{k: st[k][i] for k in keywords}, **hyper, **counted)
+    for got, want in zip(params["list"] + sum(states["list"].values(), []),
+                         params["each"] + sum(states["each"].values(), [])):
+        np.testing.assert_array_equal(got, want)

@@ -1,5 +1,6 @@
-"""Optimizers with torch.optim's defaults and semantics; each step is one fused kernel
-per parameter, updating the parameter and its state in place. Learning-rate schedules
+"""Optimizers with torch.optim's defaults and semantics; each step is one fused kernel call
+per parameter group, updating the parameters and their state in place (on the GPU, one
+launch per 8 parameters). Learning-rate schedules
 (StepLR, ReduceLROnPlateau) can also be passed to fit() as callbacks.
 """
 import math
@@ -55,23 +56,33 @@ class Optimizer:
 
     def step(self):
         for group in self.param_groups:
+            # one call per step count: torch counts per parameter, and one added to the
+            # group later (or without a gradient for a while) is behind the others
+            by_step = {}
             for param in group["params"]:
                 if param.grad is not None:
-                    state = self.state.get(id(param))
-                    if state is None:
-                        state = self.state[id(param)] = {"step": 0}
-                    state["step"] += 1
-                    self._update(param.data, param.grad, state, group)
+                    state = self.state.setdefault(id(param), {"step": 0})
+                    by_step.setdefault(state["step"] + 1, []).append(
+                        (param.data, param.grad, state))
+            for step, items in by_step.items():
+                params, grads, states = (list(column) for column in zip(*items))
+                self._update(params, grads, states, group, step)  # validates all first
+                for state in states:
+                    state["step"] = step
 
-    def _update(self, param, grad, state, group):
+    def _update(self, params, grads, states, group, step):
         raise NotImplementedError
 
     @staticmethod
-    def _buffer(state, name, param, fill=0.0):
-        buffer = state.get(name)
-        if buffer is None:
-            buffer = state[name] = np.full_like(param, fill)
-        return buffer
+    def _buffers(states, name, params, fill=0.0):
+        """Each parameter's state array `name`, created (filled with `fill`) on first use."""
+        buffers = []
+        for state, param in zip(states, params):
+            buffer = state.get(name)
+            if buffer is None:
+                buffer = state[name] = np.full_like(param, fill)
+            buffers.append(buffer)
+        return buffers
 
 
 class SGD(Optimizer):
@@ -82,11 +93,11 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
 
-    def _update(self, param, grad, state, group):
-        buf = self._buffer(state, "momentum_buffer", param) if group["momentum"] else None
-        K.sgd_step(param, grad, buf, lr=group["lr"], momentum=group["momentum"],
+    def _update(self, params, grads, states, group, step):
+        bufs = self._buffers(states, "momentum_buffer", params) if group["momentum"] else None
+        K.sgd_step(params, grads, bufs, lr=group["lr"], momentum=group["momentum"],
                    dampening=group["dampening"], weight_decay=group["weight_decay"],
-                   nesterov=group["nesterov"], step=state["step"])
+                   nesterov=group["nesterov"], step=step)
 
 
 class Adagrad(Optimizer):
@@ -96,10 +107,10 @@ class Adagrad(Optimizer):
                                       initial_accumulator_value=initial_accumulator_value,
                                       eps=eps))
 
-    def _update(self, param, grad, state, group):
-        state_sum = self._buffer(state, "sum", param, group["initial_accumulator_value"])
-        K.adagrad_step(param, grad, state_sum, lr=group["lr"], lr_decay=group["lr_decay"],
-                       weight_decay=group["weight_decay"], eps=group["eps"], step=state["step"])
+    def _update(self, params, grads, states, group, step):
+        sums = self._buffers(states, "sum", params, group["initial_accumulator_value"])
+        K.adagrad_step(params, grads, sums, lr=group["lr"], lr_decay=group["lr_decay"],
+                       weight_decay=group["weight_decay"], eps=group["eps"], step=step)
 
 
 class RMSprop(Optimizer):
@@ -108,11 +119,11 @@ class RMSprop(Optimizer):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered))
 
-    def _update(self, param, grad, state, group):
+    def _update(self, params, grads, states, group, step):
         K.rmsprop_step(
-            param, grad, self._buffer(state, "square_avg", param),
-            grad_avg=self._buffer(state, "grad_avg", param) if group["centered"] else None,
-            momentum_buf=(self._buffer(state, "momentum_buffer", param)
+            params, grads, self._buffers(states, "square_avg", params),
+            grad_avg=self._buffers(states, "grad_avg", params) if group["centered"] else None,
+            momentum_buf=(self._buffers(states, "momentum_buffer", params)
                           if group["momentum"] else None),
             lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
             weight_decay=group["weight_decay"], momentum=group["momentum"],
@@ -127,12 +138,12 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay))
 
-    def _update(self, param, grad, state, group):
+    def _update(self, params, grads, states, group, step):
         beta1, beta2 = group["betas"]
-        K.adam_step(param, grad, self._buffer(state, "exp_avg", param),
-                    self._buffer(state, "exp_avg_sq", param), lr=group["lr"], beta1=beta1,
+        K.adam_step(params, grads, self._buffers(states, "exp_avg", params),
+                    self._buffers(states, "exp_avg_sq", params), lr=group["lr"], beta1=beta1,
                     beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-                    step=state["step"], decoupled_weight_decay=self.decoupled)
+                    step=step, decoupled_weight_decay=self.decoupled)
 
 
 class AdamW(Adam):

@@ -1,80 +1,119 @@
 // Fused in-place optimizer steps, as torch.optim defines them and as kernels/cpu/optim.py
-// computes them: one grid-stride pass over a parameter, its gradient and its state.
-// Hyper-parameters arrive precomputed (lr / bias correction and the like); flags are
-// kernel arguments, uniform across the grid, so their branches cost nothing.
+// computes them: one pass over each parameter, its gradient and its state.
+//
+// One launch updates up to TENSORS parameters (PyTorch's foreach / multi_tensor_apply). The
+// tensors arrive as kernel parameters, not as a pointer table in device memory, so a launch
+// needs no host-to-device copy and can be captured into a CUDA graph; CuPy passes only
+// scalars and pointers, hence the flat parameter list that TENSOR_PARAMS spells out. Tensor
+// i owns blocks [first_i, first_{i+1}) of the grid and loops over its elements with that
+// many blocks; unused slots have first = gridDim.x and are never picked.
+//
+// Hyper-parameters arrive precomputed (lr / bias correction and the like), the same for
+// every tensor of a launch; flags are kernel arguments, uniform across the grid, so their
+// branches cost nothing.
 #include "common.cuh"
 
-extern "C" __global__ void sgd_step(float* __restrict__ param, const float* __restrict__ grad,
-                                    float* __restrict__ buf, i64 n, float lr, float momentum,
-                                    float grad_scale, float weight_decay, int use_momentum,
-                                    int nesterov, int first_step) {
-    for (i64 i = global_thread(); i < n; i += grid_threads()) {
-        float p = param[i];
-        float g = grad[i] + weight_decay * p;
+#define TENSORS 8  // the launcher's optim.TENSORS
+#define FOR_EACH_TENSOR(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+// param, grad, up to three state arrays (null when unused), element count, first block
+#define TENSOR_PARAM(i)                                                                      \
+    float *__restrict__ p##i, const float *__restrict__ g##i, float *__restrict__ sa##i,     \
+        float *__restrict__ sb##i, float *__restrict__ sc##i, i64 n##i, int first##i,
+#define TENSOR_PARAMS FOR_EACH_TENSOR(TENSOR_PARAM)
+
+struct Tensor {
+    float* p;
+    const float* g;
+    float* sa;
+    float* sb;
+    float* sc;
+    i64 n;
+};
+
+// This block's tensor and its block range [first, last). The firsts ascend, so the last
+// slot whose first <= blockIdx.x is it and the next first ends it. Constant slot indices
+// only: indexing the parameters by a runtime value would copy them to local memory.
+#define PICK(i)                                                                              \
+    if ((int)blockIdx.x >= first##i) {                                                       \
+        t = Tensor{p##i, g##i, sa##i, sb##i, sc##i, n##i};                                   \
+        first = first##i;                                                                    \
+    } else {                                                                                 \
+        last = min(last, first##i);                                                          \
+    }
+#define PICK_TENSOR                                                                          \
+    Tensor t = Tensor{nullptr, nullptr, nullptr, nullptr, nullptr, 0};                       \
+    int first = 0, last = gridDim.x;                                                         \
+    FOR_EACH_TENSOR(PICK)                                                                    \
+    i64 stride = (i64)(last - first) * blockDim.x;                                           \
+    for (i64 i = (i64)(blockIdx.x - first) * blockDim.x + threadIdx.x; i < t.n; i += stride)
+
+// sa: momentum buffer
+extern "C" __global__ void sgd_step(TENSOR_PARAMS float lr, float momentum, float grad_scale,
+                                    float weight_decay, int use_momentum, int nesterov,
+                                    int first_step) {
+    PICK_TENSOR {
+        float p = t.p[i];
+        float g = t.g[i] + weight_decay * p;
         if (use_momentum) {
-            float b = first_step ? g : momentum * buf[i] + grad_scale * g;
-            buf[i] = b;
+            float b = first_step ? g : momentum * t.sa[i] + grad_scale * g;
+            t.sa[i] = b;
             g = nesterov ? g + momentum * b : b;
         }
-        param[i] = p - lr * g;
+        t.p[i] = p - lr * g;
     }
 }
 
-extern "C" __global__ void adagrad_step(float* __restrict__ param, const float* __restrict__ grad,
-                                        float* __restrict__ state_sum, i64 n, float clr,
-                                        float weight_decay, float eps) {
-    for (i64 i = global_thread(); i < n; i += grid_threads()) {
-        float p = param[i];
-        float g = grad[i] + weight_decay * p;
-        float s = state_sum[i] + g * g;
-        state_sum[i] = s;
-        param[i] = p - clr * g / (sqrtf(s) + eps);
+// sa: sum of squared gradients
+extern "C" __global__ void adagrad_step(TENSOR_PARAMS float clr, float weight_decay, float eps) {
+    PICK_TENSOR {
+        float p = t.p[i];
+        float g = t.g[i] + weight_decay * p;
+        float s = t.sa[i] + g * g;
+        t.sa[i] = s;
+        t.p[i] = p - clr * g / (sqrtf(s) + eps);
     }
 }
 
-extern "C" __global__ void rmsprop_step(float* __restrict__ param, const float* __restrict__ grad,
-                                        float* __restrict__ square_avg,
-                                        float* __restrict__ grad_avg,
-                                        float* __restrict__ momentum_buf, i64 n, float lr,
-                                        float alpha, float eps, float weight_decay,
-                                        float momentum, int use_momentum, int centered) {
-    for (i64 i = global_thread(); i < n; i += grid_threads()) {
-        float p = param[i];
-        float g = grad[i] + weight_decay * p;
-        float sq = alpha * square_avg[i] + (1.0f - alpha) * g * g;
-        square_avg[i] = sq;
+// sa: square average; sb: gradient average (centered); sc: momentum buffer
+extern "C" __global__ void rmsprop_step(TENSOR_PARAMS float lr, float alpha, float eps,
+                                        float weight_decay, float momentum, int use_momentum,
+                                        int centered) {
+    PICK_TENSOR {
+        float p = t.p[i];
+        float g = t.g[i] + weight_decay * p;
+        float sq = alpha * t.sa[i] + (1.0f - alpha) * g * g;
+        t.sa[i] = sq;
         float avg;
         if (centered) {
-            float ga = alpha * grad_avg[i] + (1.0f - alpha) * g;
-            grad_avg[i] = ga;
+            float ga = alpha * t.sb[i] + (1.0f - alpha) * g;
+            t.sb[i] = ga;
             avg = sqrtf(sq - ga * ga) + eps;
         } else {
             avg = sqrtf(sq) + eps;
         }
         if (use_momentum) {
-            float b = momentum * momentum_buf[i] + g / avg;
-            momentum_buf[i] = b;
-            param[i] = p - lr * b;
+            float b = momentum * t.sc[i] + g / avg;
+            t.sc[i] = b;
+            t.p[i] = p - lr * b;
         } else {
-            param[i] = p - lr * g / avg;
+            t.p[i] = p - lr * g / avg;
         }
     }
 }
 
 // Adam (weight decay added to the gradient) or AdamW (decay_factor = 1 - lr wd applied to
-// the parameter first, weight_decay = 0).
-extern "C" __global__ void adam_step(float* __restrict__ param, const float* __restrict__ grad,
-                                     float* __restrict__ exp_avg, float* __restrict__ exp_avg_sq,
-                                     i64 n, float step_size, float beta1, float beta2, float eps,
-                                     float weight_decay, float decay_factor,
+// the parameter first, weight_decay = 0). sa: exp_avg; sb: exp_avg_sq.
+extern "C" __global__ void adam_step(TENSOR_PARAMS float step_size, float beta1, float beta2,
+                                     float eps, float weight_decay, float decay_factor,
                                      float inv_sqrt_bias2) {
-    for (i64 i = global_thread(); i < n; i += grid_threads()) {
-        float p = param[i] * decay_factor;
-        float g = grad[i] + weight_decay * p;
-        float m = beta1 * exp_avg[i] + (1.0f - beta1) * g;
-        float v = beta2 * exp_avg_sq[i] + (1.0f - beta2) * g * g;
-        exp_avg[i] = m;
-        exp_avg_sq[i] = v;
-        param[i] = p - step_size * m / (sqrtf(v) * inv_sqrt_bias2 + eps);
+    PICK_TENSOR {
+        float p = t.p[i] * decay_factor;
+        float g = t.g[i] + weight_decay * p;
+        float m = beta1 * t.sa[i] + (1.0f - beta1) * g;
+        float v = beta2 * t.sb[i] + (1.0f - beta2) * g * g;
+        t.sa[i] = m;
+        t.sb[i] = v;
+        t.p[i] = p - step_size * m / (sqrtf(v) * inv_sqrt_bias2 + eps);
     }
 }

@@ -1,36 +1,51 @@
-"""Launchers for optim.cu: in place on the parameter and its state (flat CuPy arrays)."""
+"""Launchers for optim.cu: in place on parameters and their state (flat CuPy arrays).
+
+Each function takes a list of tensors, one tuple (param, grad, *state) per parameter, and
+updates them all with the same hyper-parameters: one launch per TENSORS of them."""
 from . import _module as m
 
-
-def _launch(kernel, n, args):
-    m.launch("optim", kernel, m.grid(n), m.BLOCK, args)
-
-
-def sgd_step(param, grad, buf, lr, momentum, grad_scale, weight_decay, use_momentum,
-             nesterov, first_step):
-    n = param.size
-    _launch("sgd_step", n, (param, grad, buf, m.i64(n), m.f32(lr), m.f32(momentum),
-                            m.f32(grad_scale), m.f32(weight_decay), m.i32(use_momentum),
-                            m.i32(nesterov), m.i32(first_step)))
+TENSORS = 8  # optim.cu's TENSORS: slots per launch
+STATE_SLOTS = 3
 
 
-def adagrad_step(param, grad, state_sum, clr, weight_decay, eps):
-    n = param.size
-    _launch("adagrad_step", n, (param, grad, state_sum, m.i64(n), m.f32(clr),
-                                m.f32(weight_decay), m.f32(eps)))
+def _launch(kernel, tensors, scalars):
+    for start in range(0, len(tensors), TENSORS):
+        chunk = tensors[start:start + TENSORS]
+        blocks = [m.grid(param.size) for param, *_ in chunk]
+        total = sum(blocks)
+        args, first = [], 0
+        for (param, grad, *state), count in zip(chunk, blocks):
+            state = [m.NULL if s is None else s for s in state]
+            state += [m.NULL] * (STATE_SLOTS - len(state))
+            args += [param, grad, *state, m.i64(param.size), m.i32(first)]
+            first += count
+        unused = [m.NULL] * (2 + STATE_SLOTS) + [m.i64(0), m.i32(total)]  # never picked
+        args += unused * (TENSORS - len(chunk))
+        m.launch("optim", kernel, total, m.BLOCK, (*args, *scalars))
 
 
-def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buf, lr, alpha, eps,
-                 weight_decay, momentum, use_momentum, centered):
-    n = param.size
-    _launch("rmsprop_step", n, (param, grad, square_avg, grad_avg, momentum_buf, m.i64(n),
-                                m.f32(lr), m.f32(alpha), m.f32(eps), m.f32(weight_decay),
-                                m.f32(momentum), m.i32(use_momentum), m.i32(centered)))
+def sgd_step(tensors, lr, momentum, grad_scale, weight_decay, use_momentum, nesterov,
+             first_step):
+    """tensors: (param, grad, momentum_buf or NULL)."""
+    _launch("sgd_step", tensors, (m.f32(lr), m.f32(momentum), m.f32(grad_scale),
+                                  m.f32(weight_decay), m.i32(use_momentum), m.i32(nesterov),
+                                  m.i32(first_step)))
 
 
-def adam_step(param, grad, exp_avg, exp_avg_sq, step_size, beta1, beta2, eps, weight_decay,
-              decay_factor, inv_sqrt_bias2):
-    n = param.size
-    _launch("adam_step", n, (param, grad, exp_avg, exp_avg_sq, m.i64(n), m.f32(step_size),
-                             m.f32(beta1), m.f32(beta2), m.f32(eps), m.f32(weight_decay),
-                             m.f32(decay_factor), m.f32(inv_sqrt_bias2)))
+def adagrad_step(tensors, clr, weight_decay, eps):
+    """tensors: (param, grad, state_sum)."""
+    _launch("adagrad_step", tensors, (m.f32(clr), m.f32(weight_decay), m.f32(eps)))
+
+
+def rmsprop_step(tensors, lr, alpha, eps, weight_decay, momentum, use_momentum, centered):
+    """tensors: (param, grad, square_avg, grad_avg or NULL, momentum_buf or NULL)."""
+    _launch("rmsprop_step", tensors, (m.f32(lr), m.f32(alpha), m.f32(eps), m.f32(weight_decay),
+                                      m.f32(momentum), m.i32(use_momentum), m.i32(centered)))
+
+
+def adam_step(tensors, step_size, beta1, beta2, eps, weight_decay, decay_factor,
+              inv_sqrt_bias2):
+    """tensors: (param, grad, exp_avg, exp_avg_sq)."""
+    _launch("adam_step", tensors, (m.f32(step_size), m.f32(beta1), m.f32(beta2), m.f32(eps),
+                                   m.f32(weight_decay), m.f32(decay_factor),
+                                   m.f32(inv_sqrt_bias2)))
