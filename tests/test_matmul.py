@@ -2,9 +2,11 @@
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from numba import from_dtype, njit
 
 import kernelgrad.kernels as K
 from kernelgrad.kernels import reference as R
+from kernelgrad.kernels.cpu._simd import lanes_of, vtranspose_copy
 
 from conftest import AWKWARD, DTYPES, assert_close, linear_tolerances
 
@@ -108,3 +110,28 @@ def test_non_contiguous_inputs_are_copied(rng):
     a = rng.standard_normal((40, 60))[:, ::2]
     b = rng.standard_normal((30, 9))
     assert_close(K.matmul(a, b), a @ b, 1e-13)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows,width", [("all", "all"), (3, "all"), ("all", 12), (5, 12), (1, 1)])
+def test_register_transpose_block(rng, dtype, rows, width):
+    """The packing's lanes x lanes register transpose alone: offsets and strides that are
+    not multiples of anything, source rows past `rows` read as zeros (and not read), and
+    nothing outside the `width` x lanes block written."""
+    @njit
+    def copy(src, src_off, src_ld, rows, dst, dst_off, dst_ld, width):
+        vtranspose_copy(src, src_off, src_ld, rows, dst, dst_off, dst_ld, width)
+
+    n = lanes_of(from_dtype(np.dtype(dtype)))
+    rows = n if rows == "all" else rows
+    width = n if width == "all" else min(width, n)
+    a = rng.standard_normal((3 + rows, n + 3)).astype(dtype)  # nothing past row `rows`
+    out = np.full((n + 2) * (n + 7), np.nan, dtype)
+    copy(a.reshape(-1), 3 * (n + 3) + 2, n + 3, rows, out, 5, n + 7, width)
+    block = out[5: 5 + n * (n + 7)].reshape(n, n + 7)
+    want = np.zeros((n, width), dtype)
+    used = min(rows, width)
+    want[:, :used] = a[3: 3 + used, 2: 2 + n].T
+    np.testing.assert_array_equal(block[:, :width], want)
+    assert np.isnan(out[:5]).all() and np.isnan(block[:, width:]).all()
+    assert np.isnan(out[5 + n * (n + 7):]).all()

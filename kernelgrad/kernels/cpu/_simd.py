@@ -173,3 +173,69 @@ def vreduce_max(typingctx, v):
             f"llvm.vector.reduce.fmax.v{v.lanes}{'f32' if v.dtype == types.float32 else 'f64'}")
         return builder.call(fn, args)
     return v.dtype(v), codegen
+
+
+@intrinsic
+def vtranspose_copy(typingctx, src, src_off, src_ld, rows, dst, dst_off, dst_ld, width):
+    """dst[dst_off + c * dst_ld + r] = src[src_off + r * src_ld + c] for c < lanes and
+    r < width (<= lanes), where rows r >= `rows` (1 <= rows <= lanes) read as zeros: one
+    lanes x lanes block copied transposed through registers (a vector load per row, log2
+    lanes rounds of interleaving shuffles, a masked vector store per column), where a
+    scalar transpose does a load and a store per element. Packing a GEMM operand whose rows
+    run along k (op(A) = A, op(B) = B^T) is this block by block, zero padding included.
+    Nothing outside the `rows` source rows is read and nothing outside the block written."""
+    _check_array(src)
+    _check_array(dst)
+    if src.dtype != dst.dtype:
+        raise TypeError(f"vtranspose_copy between {src} and {dst}")
+    vec = Vec(src.dtype)
+    n = vec.lanes
+    i32 = ir.IntType(32)
+    half = n // 2
+    # interleave the low (high) halves of a and b: a0 b0 a1 b1 ...
+    low = ir.Constant(ir.VectorType(i32, n), [x for j in range(half) for x in (j, n + j)])
+    high = ir.Constant(ir.VectorType(i32, n),
+                       [x for j in range(half, n) for x in (j, n + j)])
+    suffix = f"v{n}{'f32' if src.dtype == types.float32 else 'f64'}"
+
+    def codegen(context, builder, sig, args):
+        src_arr, s_off, s_ld, n_rows, dst_arr, d_off, d_ld, n_store = args
+        vty = context.get_value_type(vec)
+        align = src.dtype.bitwidth // 8
+        intp = context.get_value_type(types.intp)
+        zero = ir.Constant(vty, None)
+        last = builder.sub(n_rows, ir.Constant(intp, 1))
+        vectors = []
+        for r in range(n):
+            # rows past `rows` load the last valid one (in bounds) and are replaced by 0
+            r_const = ir.Constant(intp, r)
+            valid = builder.icmp_signed("<", r_const, n_rows)
+            row = builder.select(valid, r_const, last)
+            ptr = _element_pointer(context, builder, src, src_arr,
+                                   builder.add(s_off, builder.mul(s_ld, row)))
+            loaded = builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align)
+            vectors.append(builder.select(valid, loaded, zero))
+        # after log2(lanes) rounds of pairing row j with row j + lanes/2, vector c is column c
+        for _ in range(n.bit_length() - 1):
+            paired = []
+            for j in range(half):
+                paired.append(builder.shuffle_vector(vectors[j], vectors[j + half], low))
+                paired.append(builder.shuffle_vector(vectors[j], vectors[j + half], high))
+            vectors = paired
+        lane_ids = ir.Constant(ir.VectorType(intp, n), list(range(n)))
+        bound = builder.insert_element(ir.Constant(ir.VectorType(intp, n), ir.Undefined),
+                                       n_store, ir.Constant(i32, 0))
+        bound = builder.shuffle_vector(bound, bound, ir.Constant(ir.VectorType(i32, n), [0] * n))
+        mask = builder.icmp_signed("<", lane_ids, bound)
+        store = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), i32, mask.type]),
+            f"llvm.masked.store.{suffix}.p0")
+        for c in range(n):
+            ptr = _element_pointer(context, builder, dst, dst_arr,
+                                   builder.add(d_off, builder.mul(d_ld, ir.Constant(intp, c))))
+            builder.call(store, [vectors[c], builder.bitcast(ptr, vty.as_pointer()),
+                                 ir.Constant(i32, align), mask])
+        return context.get_dummy_value()
+    return types.void(src, types.intp, types.intp, types.intp, dst, types.intp, types.intp,
+                      types.intp), codegen

@@ -22,7 +22,7 @@ from ._jit import kernel
 from ._math import (ACT_GELU, ACT_LEAKY_RELU, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH,
                     activate)
 from ._simd import (VECTOR_BYTES, VECTOR_REGISTERS, lanes, vadd, vbroadcast, vfma, vload,
-                    vstore, vzero)
+                    vstore, vtranspose_copy, vzero)
 
 NV = 2                                     # vectors per micro-tile row
 MR = 12 if VECTOR_REGISTERS >= 32 else 6   # rows: MR * NV accumulators + NV + 1 in use
@@ -81,17 +81,34 @@ def _pack_panel(src, base, stride_i, stride_k, n, width, kc, panel):
     """panel[k * width + i] = src[base + i * stride_i + k * stride_k] for i < n, k < kc, and
     0 for n <= i < width: one panel of op(A) (width MR) or op(B) (width NR) from a flat
     row-major operand, whichever way it is transposed."""
-    for k in range(kc):
-        dst = panel[k * width: (k + 1) * width]
-        start = base + k * stride_k
-        if stride_i == 1:  # a contiguous run: vectorized copy
-            run = src[start: start + n]
+    if stride_i == 1:  # each k is a contiguous run of the operand: vectorized copies
+        for k in range(kc):
+            dst = panel[k * width: (k + 1) * width]
+            run = src[base + k * stride_k: base + k * stride_k + n]
             for i in range(n):
                 dst[i] = run[i]
-        else:              # a gather down a column (the operand's rows are the panel's k)
-            col = src[start:]
-            for i in range(n):
-                dst[i] = col[i * stride_i]
+            for i in range(n, width):
+                dst[i] = 0
+        return
+    # The operand's rows are the panel's k (stride_k == 1, as in both callers): lanes x lanes
+    # blocks are transposed in registers, zero padding past n included; a scalar gather
+    # down the columns does the last kc % lanes k (and everything for another stride_k).
+    L = lanes(panel)
+    k_full = kc - kc % L if stride_k == 1 else 0
+    for k0 in range(0, k_full, L):
+        for i0 in range(0, width, L):
+            if i0 < n:
+                vtranspose_copy(src, base + i0 * stride_i + k0, stride_i, min(L, n - i0),
+                                panel, k0 * width + i0, width, min(L, width - i0))
+            else:
+                for k in range(k0, k0 + L):
+                    for i in range(i0, min(i0 + L, width)):
+                        panel[k * width + i] = 0
+    for k in range(k_full, kc):
+        dst = panel[k * width: (k + 1) * width]
+        col = src[base + k * stride_k:]
+        for i in range(n):
+            dst[i] = col[i * stride_i]
         for i in range(n, width):
             dst[i] = 0
 
