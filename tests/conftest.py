@@ -82,9 +82,9 @@ def linear_tolerances(x, w, b, activation, alpha, y, z, dy):
     y and z (the backward's saved values, as the reference gets them too).
 
     Each scale bounds the terms summed to give a result: |x| @ |w| + |b| for z, so a z that
-    cancels (x w + b ~ 0) is only as exact as its terms; z's error times |f'(z)| plus the
-    activation's own rounding for y; and dz = dy f'(z) with its rounding for the GEMMs and
-    column sums of the backward.
+    cancels (x w + b ~ 0) is only as exact as its terms; z's error times |f'| (at the
+    kernel's z or the exact one) plus the activation's own rounding for y; and dz = dy f'(z)
+    with its rounding for the GEMMs and column sums of the backward.
     """
     f64 = np.float64
     ax, aw = np.abs(np.asarray(x, f64)), np.abs(np.asarray(w, f64))
@@ -92,7 +92,12 @@ def linear_tolerances(x, w, b, activation, alpha, y, z, dy):
     saved = z if activation == "gelu" else np.asarray(y, f64)
     fwd_tol, bwd_tol = activation_tolerances(z, dy, activation, alpha)
     z_scale = ax @ aw + (0.0 if b is None else np.abs(np.asarray(b, f64)))
-    slope = np.abs(R.activation_backward(np.ones_like(z), saved, activation, alpha))
+
+    def slope_at(pre):  # |f'| at a pre-activation
+        at = pre if activation == "gelu" else R.activation(pre, activation, alpha)
+        return np.abs(R.activation_backward(np.ones_like(pre), at, activation, alpha))
+    # the kernel's z and the exact one may straddle a kink (relu at 0): either slope
+    slope = np.maximum(slope_at(z), slope_at(R.linear(x, w, b)[1]))
     dz_scale = (np.abs(R.activation_backward(dy, saved, activation, alpha))
                 + bwd_tol.get("scale", 0.0))
     atol = bwd_tol["atol"]
