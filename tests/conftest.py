@@ -6,8 +6,14 @@ import tempfile
 import numpy as np
 import pytest
 
-import kernelgrad.kernels as K
-from kernelgrad.kernels import reference as R
+# KERNELGRAD_CUDA_EMULATOR=1: the GPU tests run the CUDA kernels in the CPU emulator
+# (kernels/cuda/emulator), through a stand-in for CuPy installed before anything imports it.
+if os.environ.get("KERNELGRAD_CUDA_EMULATOR") == "1":
+    from kernelgrad.kernels.cuda.emulator import cupy_shim
+    cupy_shim.install()
+
+import kernelgrad.kernels as K  # noqa: E402
+from kernelgrad.kernels import reference as R  # noqa: E402
 
 # Ops with several implementations run ours unless a test asks otherwise (impl= or
 # test_autotune), so the suite checks our kernels, not which one a timing picked; and

@@ -1,8 +1,9 @@
 """Compiling and launching kernelgrad's CUDA kernels through CuPy.
 
 Each op family's CUDA C lives in a .cu file beside its launcher (activations.cu and
-activations.py, ...). `source(name)` is the file with common.cuh pasted in place of its
-include, so the text CuPy compiles, and keys its compile cache on, is the whole program.
+activations.py, ...). `source(name)` is the file with its headers (common.cuh, ptx.cuh)
+pasted in place of their includes, so the text CuPy compiles, and keys its compile cache
+on, is the whole program.
 `module(name)` compiles it once per process with NVRTC (cupy.RawModule, for the current
 device's architecture; CuPy also caches the binary on disk). Kernels launch on CuPy's
 current stream and nothing here synchronizes with the host, so a training step made of
@@ -13,6 +14,7 @@ sources compile-check (nvrtc_check.py), on machines with no GPU and no CuPy.
 """
 import functools
 import pathlib
+import re
 
 import numpy as np
 
@@ -34,13 +36,16 @@ f32, i32, i64 = np.float32, np.int32, np.int64
 
 
 def source(name):
-    """The CUDA C of op family `name`, with common.cuh pasted in."""
+    """The CUDA C of op family `name`, with each `#include "x.cuh"` replaced by that file
+    between `// begin x.cuh` and `// end x.cuh` lines (the emulator swaps ptx.cuh's part)."""
     text = (SOURCE_DIR / f"{name}.cu").read_text()
-    common = (SOURCE_DIR / "common.cuh").read_text()
-    include = '#include "common.cuh"'
-    if include not in text:
+    if '#include "common.cuh"' not in text:
         raise RuntimeError(f"{name}.cu does not include common.cuh")
-    return text.replace(include, common, 1)
+
+    def paste(match):
+        header = match.group(1)
+        return f"// begin {header}\n{(SOURCE_DIR / header).read_text()}// end {header}"
+    return re.sub(r'^#include "(\w+\.cuh)"$', paste, text, flags=re.M)
 
 
 @functools.lru_cache(maxsize=None)

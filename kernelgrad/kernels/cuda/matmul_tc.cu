@@ -10,6 +10,7 @@
 // rows, +8 on 128-wide rows) make the fragment reads of both orientations conflict-free
 // for TF32. Inputs are rounded to TF32 (cvt.rna) or bf16 (cvt.rn) as fragments are built.
 #include "common.cuh"
+#include "ptx.cuh"
 
 #define TC_BM 128
 #define TC_BN 128
@@ -20,25 +21,6 @@
 #define W_ROW (TC_BM + 8)    // stride of a tile stored with m (or n) contiguous
 // floats per operand per stage: room for either orientation
 #define TC_TILE (TC_BM * K_ROW > TC_BK * W_ROW ? TC_BM * K_ROW : TC_BK * W_ROW)
-
-__device__ __forceinline__ void cp_async16(float* dst, const float* src, int src_bytes) {
-    u32 s = (u32)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src),
-                 "r"(src_bytes));
-}
-
-__device__ __forceinline__ void cp_async4(float* dst, const float* src, int src_bytes) {
-    u32 s = (u32)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(src),
-                 "r"(src_bytes));
-}
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
 
 // One operand tile, ROWS x COLS in its stored orientation (COLS contiguous in global and
 // shared memory), from X (rows x cols, leading dimension ld) at (row0, col0).
@@ -60,34 +42,6 @@ __device__ __forceinline__ void load_tile(float* dst, const float* __restrict__ 
             for (int j = 0; j < 4; ++j) cp_async4(d + j, j < valid ? src + j : X, j < valid ? 4 : 0);
         }
     }
-}
-
-__device__ __forceinline__ u32 to_tf32(float x) {
-    u32 r;
-    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
-    return r;
-}
-
-__device__ __forceinline__ u32 to_bf16x2(float lo, float hi) {  // lo in the low half
-    u32 r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-
-template <bool BF16>
-__device__ __forceinline__ void mma(float* c, const u32* a, const u32* b) {
-    if (BF16)
-        asm volatile(
-            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    else
-        asm volatile(
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, "
-            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
 template <bool TA, bool TB, bool BF16>

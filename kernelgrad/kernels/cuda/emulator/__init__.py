@@ -1,0 +1,161 @@
+"""Run kernelgrad's CUDA C on the CPU, so its kernels are tested where no GPU is.
+
+The CUDA sources are compiled by g++ against emu.h (CUDA's types, intrinsics and thread
+model for the CPU) and runtime.cpp (each CUDA thread a fiber, the blocks of a grid in
+turn, barriers and warp shuffles that fail loudly when some thread can never reach them).
+ptx.cuh's inline PTX is swapped for ptx.h, C++ versions of the same instructions, so
+matmul_tc's tiling, pipeline and fragment indexing run too; only ptx.cuh's asm text
+itself needs a GPU to be checked.
+
+`cupy_shim` puts a module named cupy in front of the launchers (arrays are NumPy arrays in
+guarded memory: a page that faults on any access on each side), so the real launchers,
+argument packing included, drive the emulated kernels. Set KERNELGRAD_CUDA_EMULATOR=1 and
+`pytest -m gpu tests` runs the GPU tests this way; tests/test_cuda_emulated.py does so.
+
+What it cannot show: speed, the GPU's own rounding (expf and the like come from the C
+library), races between blocks (they run one at a time) and between the threads of a
+block beyond what barrier mismatches and the two cp.async modes expose.
+"""
+import ctypes
+import hashlib
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+
+from .. import _module
+from ..kernels import KERNELS
+
+HERE = pathlib.Path(__file__).resolve().parent
+CXX_FLAGS = ("-std=c++17", "-O1", "-g", "-fPIC", "-shared", "-w", "-fno-strict-aliasing",
+             "-U_FORTIFY_SOURCE")
+ERROR_BYTES = 1024
+
+
+class EmulatorError(RuntimeError):
+    """A launch the emulator refused or stopped: bad arguments, a barrier some thread never
+    reaches, a memory fault."""
+
+
+def compiler():
+    return shutil.which(os.environ.get("CXX", "g++"))
+
+
+def available():
+    return compiler() is not None
+
+
+def _cache_dir():
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = pathlib.Path(root) / "kernelgrad" / "cuda-emulator"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _build(name, text, link=()):
+    """The shared library compiled from C++ `text`, cached by its hash."""
+    flags = CXX_FLAGS + tuple(link)
+    header = (HERE / "emu.h").read_text()
+    key = hashlib.sha256("\0".join((text, header) + flags).encode()).hexdigest()[:20]
+    out = _cache_dir() / f"{name}-{key}.so"
+    if not out.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            src = pathlib.Path(tmp) / f"{name}.cpp"
+            src.write_text(text)
+            built = pathlib.Path(tmp) / "out.so"
+            run = subprocess.run([compiler(), *CXX_FLAGS, f"-I{HERE}", "-o", str(built),
+                                  str(src), *link], capture_output=True, text=True)
+            if run.returncode:
+                raise EmulatorError(f"g++ could not compile {name} for the emulator:\n"
+                                    f"{run.stderr[-4000:]}")
+            os.replace(built, out)  # atomic: a parallel build never sees half a file
+    return out
+
+
+_runtime = None
+
+
+def runtime():
+    global _runtime
+    if _runtime is None:
+        path = _build("runtime", (HERE / "runtime.cpp").read_text())
+        _runtime = ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+    return _runtime
+
+
+def translate(cuda_source, kernel_names):
+    """`cuda_source` (as _module.source pastes it) as C++ for g++: emu.h first, ptx.cuh's
+    part replaced by ptx.h, dynamic shared memory from the runtime, and one extern "C"
+    launcher per kernel."""
+    text = re.sub(r"// begin ptx\.cuh\n.*?// end ptx\.cuh",
+                  lambda _: (HERE / "ptx.h").read_text(), cuda_source, flags=re.S)
+    text = re.sub(r"extern __shared__ (?:__align__\(\d+\) )?(\w+) (\w+)\[\];",
+                  r"\1* \2 = static_cast<\1*>(emu::dynamic_shared());", text)
+    launchers = "".join(
+        f'\nextern "C" int emu_launch_{k}(const unsigned* grid, const unsigned* block, '
+        f"size_t shared, void** args, const size_t* sizes, int count, char* error, "
+        f"size_t error_len, unsigned long long* fault) {{\n"
+        f"    return emu::launch({k}, grid, block, shared, args, sizes, count, error, "
+        f"error_len, fault);\n}}\n" for k in kernel_names)
+    return '#include "emu.h"\n' + text + launchers
+
+
+class Module:
+    """One CUDA source compiled for the emulator; launch(kernel, grid, block, args)."""
+
+    def __init__(self, cuda_source, kernel_names):
+        rt = runtime()
+        text = translate(cuda_source, kernel_names)
+        path = _build("module", text, link=(rt._name,))
+        self.lib = ctypes.CDLL(str(path))
+        self.kernel_names = tuple(kernel_names)
+
+    def set_late_copies(self, late):
+        try:
+            ctypes.c_int.in_dll(self.lib, "emu_copies_land_late").value = int(late)
+        except ValueError:
+            pass  # this source has no cp.async
+
+    def launch(self, kernel, grid, block, args, shared_mem=0, describe=None):
+        """args: the packed arguments, each (ctypes value, what it is) for messages."""
+        if kernel not in self.kernel_names:
+            raise EmulatorError(f"no kernel named {kernel!r} in this module")
+        fn = getattr(self.lib, f"emu_launch_{kernel}")
+        grid3 = (ctypes.c_uint * 3)(*(tuple(grid) + (1, 1))[:3])
+        block3 = (ctypes.c_uint * 3)(*(tuple(block) + (1, 1))[:3])
+        values = [value for value, _ in args]
+        pointers = (ctypes.c_void_p * max(1, len(values)))(
+            *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
+        sizes = (ctypes.c_size_t * max(1, len(values)))(*[ctypes.sizeof(v) for v in values])
+        error = ctypes.create_string_buffer(ERROR_BYTES)
+        fault = ctypes.c_ulonglong(0)
+        status = fn(grid3, block3, ctypes.c_size_t(shared_mem), pointers, sizes,
+                    ctypes.c_int(len(values)), error, ctypes.c_size_t(ERROR_BYTES),
+                    ctypes.byref(fault))
+        if status:
+            message = f"{kernel}: {error.value.decode()}"
+            if fault.value and describe:
+                message += f" at {describe(fault.value)}"
+            raise EmulatorError(message)
+
+
+def module(name):
+    """Op family `name` (activations, ..., matmul_tc) compiled for the emulator."""
+    return Module(_module.source(name), KERNELS[name])
+
+
+def pack(arg, pointer_of):
+    """A kernel argument as CuPy would pass it: a device array as its data pointer, a NumPy
+    scalar with its exact C width."""
+    if isinstance(arg, np.generic):
+        value = (ctypes.c_char * arg.itemsize).from_buffer_copy(arg.tobytes())
+        return value, f"a {arg.dtype} scalar"
+    pointer = pointer_of(arg)
+    if pointer is None:
+        raise EmulatorError(f"a kernel argument of type {type(arg).__name__} (device arrays "
+                            "and NumPy scalars only)")
+    return ctypes.c_void_p(pointer), "a pointer"

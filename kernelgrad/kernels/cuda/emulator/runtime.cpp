@@ -1,0 +1,242 @@
+// The emulator's thread model (emu.h declares it): a block's threads are ucontext fibers
+// that one OS thread runs in turn, each until it reaches a barrier or exits. When none can
+// run, the scheduler releases a warp whose lanes all wait at a warp-synchronous step, or
+// the block when every live thread waits at the same __syncthreads; anything else is a
+// barrier some thread never reaches, and the launch fails naming it. A fault (an access
+// into a guard page around a buffer, see __init__.py) ends the launch with its address.
+#include <csetjmp>
+#include <csignal>
+#include <sys/mman.h>
+#include <ucontext.h>
+
+#include <string>
+#include <vector>
+
+#include "emu.h"
+
+namespace emu {
+namespace {
+
+enum State { RUNNABLE, AT_SYNCTHREADS, AT_WARP_SYNC, EXITED };
+
+struct Fiber {
+    Thread thread;
+    ucontext_t context;
+    State state;
+    unsigned mask;     // at a warp step: the lanes it waits for
+    int line;          // at __syncthreads: which one
+    const char* what;  // at a warp step: which intrinsic
+    char* stack;
+};
+
+constexpr size_t STACK_BYTES = 256 * 1024;
+constexpr size_t PAGE = 4096;
+
+ucontext_t scheduler;
+std::vector<Fiber> fibers;
+std::vector<char*> stacks;  // kept across launches
+std::vector<unsigned long long> slots;
+std::vector<unsigned char> shared;
+Fiber* running = nullptr;
+dim3 block_index, block_size, grid_size;
+void (*body)(void*) = nullptr;
+void* body_arg = nullptr;
+std::string failure;
+sigjmp_buf fault_return;
+volatile sig_atomic_t faulted = 0;
+unsigned long long fault_at = 0;
+
+char* new_stack() {  // with a guard page below it: an overflow faults instead of corrupting
+    void* p = mmap(nullptr, STACK_BYTES + PAGE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return nullptr;
+    mprotect(p, PAGE, PROT_NONE);
+    return static_cast<char*>(p) + PAGE;
+}
+
+void trampoline() {
+    body(body_arg);
+    running->state = EXITED;  // uc_link returns to the scheduler
+}
+
+void on_fault(int, siginfo_t* info, void*) {
+    faulted = 1;
+    fault_at = (unsigned long long)info->si_addr;
+    siglongjmp(fault_return, 1);
+}
+
+std::string where(const Fiber& f) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "block (%u, %u, %u) thread (%u, %u, %u)", block_index.x,
+                  block_index.y, block_index.z, f.thread.idx.x, f.thread.idx.y,
+                  f.thread.idx.z);
+    return buf;
+}
+
+// Nothing can run: release one barrier, or explain why none can be released.
+bool release() {
+    unsigned warps = (unsigned)(fibers.size() + 31) / 32;
+    for (unsigned w = 0; w < warps; ++w) {
+        Fiber* first = nullptr;
+        for (unsigned l = 0; l < 32 && w * 32 + l < fibers.size(); ++l)
+            if (fibers[w * 32 + l].state == AT_WARP_SYNC) {
+                first = &fibers[w * 32 + l];
+                break;
+            }
+        if (!first) continue;
+        for (unsigned l = 0; l < 32; ++l) {
+            if (!(first->mask >> l & 1u)) continue;
+            size_t i = w * 32 + l;
+            std::string who = where(*first) + " waits in " + first->what + " for lane " +
+                              std::to_string(l);
+            if (i >= fibers.size()) throw std::string(who + ", which the block does not have");
+            const Fiber& other = fibers[i];
+            if (other.state == EXITED) throw std::string(who + ", which has exited");
+            if (other.state == AT_SYNCTHREADS)
+                throw std::string(who + ", which waits at __syncthreads (line " +
+                                  std::to_string(other.line) + ")");
+            if (other.mask != first->mask)
+                throw std::string(who + ", which waits with another mask");
+        }
+        for (unsigned l = 0; l < 32; ++l)
+            if (first->mask >> l & 1u) fibers[w * 32 + l].state = RUNNABLE;
+        return true;
+    }
+    const Fiber* first = nullptr;
+    for (Fiber& f : fibers) {
+        if (f.state == EXITED) continue;
+        if (!first) first = &f;
+        if (f.line != first->line)
+            throw std::string("threads wait at different __syncthreads: " + where(*first) +
+                              " at line " + std::to_string(first->line) + ", " + where(f) +
+                              " at line " + std::to_string(f.line));
+    }
+    if (!first) return false;  // every thread has exited
+    for (Fiber& f : fibers)
+        if (f.state != EXITED) f.state = RUNNABLE;
+    return true;
+}
+
+void run_block() {
+    for (Fiber& f : fibers) {
+        getcontext(&f.context);
+        f.context.uc_stack.ss_sp = f.stack;
+        f.context.uc_stack.ss_size = STACK_BYTES;
+        f.context.uc_link = &scheduler;
+        makecontext(&f.context, trampoline, 0);
+        f.state = RUNNABLE;
+    }
+    std::fill(shared.begin(), shared.end(), 0xff);  // uninitialized: NaN, as a hint
+    for (;;) {
+        for (Fiber& f : fibers) {
+            if (f.state != RUNNABLE) continue;
+            running = &f;
+            swapcontext(&scheduler, &f.context);
+            running = nullptr;
+            if (!failure.empty()) throw failure;
+        }
+        if (!release()) return;
+    }
+}
+
+}  // namespace
+
+const Thread& current() { return running->thread; }
+const dim3& block_idx() { return block_index; }
+const dim3& block_dim() { return block_size; }
+const dim3& grid_dim() { return grid_size; }
+void* dynamic_shared() { return shared.data(); }
+
+unsigned long long* warp_slots() { return &slots[running->thread.warp * 32 * SLOTS]; }
+
+void syncthreads(int line) {
+    Fiber* f = running;
+    f->state = AT_SYNCTHREADS;
+    f->line = line;
+    swapcontext(&f->context, &scheduler);
+}
+
+void warp_sync(unsigned mask, const char* what) {
+    Fiber* f = running;
+    if (!(mask >> f->thread.lane & 1u)) fail("a warp-synchronous step whose mask leaves out the calling lane");
+    f->state = AT_WARP_SYNC;
+    f->mask = mask;
+    f->what = what;
+    swapcontext(&f->context, &scheduler);
+}
+
+void fail(const char* message) {
+    Fiber* f = running;
+    failure = where(*f) + ": " + message;
+    f->state = EXITED;
+    swapcontext(&f->context, &scheduler);
+    __builtin_unreachable();
+}
+
+int run(void (*entry)(void*), void* arg, dim3 grid, dim3 block, size_t shared_bytes,
+        char* error, size_t error_len, unsigned long long* fault_address) {
+    auto report = [&](const std::string& message) {
+        std::snprintf(error, error_len, "%s", message.c_str());
+        return 1;
+    };
+    size_t threads = (size_t)block.x * block.y * block.z;
+    if (threads == 0 || threads > 1024 || block.z > 64)
+        return report("a block of " + std::to_string(threads) + " threads (1 to 1024 allowed)");
+    if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535)
+        return report("an empty or too large grid");
+    body = entry;
+    body_arg = arg;
+    failure.clear();
+    grid_size = grid;
+    block_size = block;
+    while (stacks.size() < threads) {
+        char* stack = new_stack();
+        if (!stack) return report("no memory for a fiber's stack");
+        stacks.push_back(stack);
+    }
+    fibers.assign(threads, Fiber{});
+    for (size_t i = 0; i < threads; ++i) {
+        fibers[i].stack = stacks[i];
+        Thread& t = fibers[i].thread;
+        t.idx = dim3{(unsigned)(i % block.x), (unsigned)(i / block.x % block.y),
+                     (unsigned)(i / ((size_t)block.x * block.y))};
+        t.linear = (unsigned)i;
+        t.lane = (unsigned)i % 32;
+        t.warp = (unsigned)i / 32;
+    }
+    slots.assign((threads + 31) / 32 * 32 * SLOTS, 0);
+    shared.assign(shared_bytes, 0xff);
+
+    struct sigaction action {}, old_segv{}, old_bus{}, old_fpe{};
+    action.sa_sigaction = on_fault;
+    action.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGSEGV, &action, &old_segv);
+    sigaction(SIGBUS, &action, &old_bus);
+    sigaction(SIGFPE, &action, &old_fpe);
+    int status = 0;
+    faulted = 0;
+    if (sigsetjmp(fault_return, 1) == 0) {
+        try {
+            for (unsigned z = 0; z < grid.z; ++z)
+                for (unsigned y = 0; y < grid.y; ++y)
+                    for (unsigned x = 0; x < grid.x; ++x) {
+                        block_index = dim3{x, y, z};
+                        run_block();
+                    }
+        } catch (const std::string& message) {
+            status = report(message);
+        }
+    } else {
+        std::string who = running ? where(*running) : std::string("the emulator");
+        status = report(who + ": memory fault");
+        *fault_address = fault_at;
+    }
+    sigaction(SIGSEGV, &old_segv, nullptr);
+    sigaction(SIGBUS, &old_bus, nullptr);
+    sigaction(SIGFPE, &old_fpe, nullptr);
+    running = nullptr;
+    return status;
+}
+
+}  // namespace emu
