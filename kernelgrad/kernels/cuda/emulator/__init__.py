@@ -28,12 +28,15 @@ import tempfile
 import numpy as np
 
 from .. import _module
+from ..._autotune import ENV_CACHE_DIR
 from ..kernels import KERNELS
 
 HERE = pathlib.Path(__file__).resolve().parent
 CXX_FLAGS = ("-std=c++17", "-O1", "-g", "-fPIC", "-shared", "-w", "-fno-strict-aliasing",
              "-U_FORTIFY_SOURCE")
 ERROR_BYTES = 1024
+# "early": each cp.async lands when issued; "late": only when a wait_group retires it
+COPIES_VARIABLE = "KERNELGRAD_CUDA_EMULATOR_COPIES"
 
 
 class EmulatorError(RuntimeError):
@@ -50,8 +53,12 @@ def available():
 
 
 def _cache_dir():
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = pathlib.Path(root) / "kernelgrad" / "cuda-emulator"
+    """Beside the GEMM choices (_autotune's KERNELGRAD_CACHE_DIR, else ~/.cache/kernelgrad)."""
+    base = os.environ.get(ENV_CACHE_DIR)
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(xdg, "kernelgrad")
+    path = pathlib.Path(base) / "cuda-emulator"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -113,6 +120,7 @@ class Module:
         path = _build("module", text, link=(rt._name,))
         self.lib = ctypes.CDLL(str(path))
         self.kernel_names = tuple(kernel_names)
+        self.set_late_copies(os.environ.get(COPIES_VARIABLE, "early") == "late")
 
     def set_late_copies(self, late):
         try:

@@ -2,15 +2,15 @@
 emulator: install() makes `import cupy` return this module.
 
 Device arrays are NumPy arrays (the ndarray subclass below, whose type says it is from
-cupy) in guarded memory: each allocation ends flush against a page that faults on any
-access, one more page guards its start, and the few bytes that 16-byte alignment leaves
-between the array's end and that page hold a canary checked after every launch. A fresh
-array is filled with 0xff bytes (NaN in floats), as uninitialized device memory would
-hold garbage. A kernel launch packs its arguments as CuPy does (arrays as pointers, NumPy
+cupy) in guarded memory: each allocation sits between two pages that fault on any
+access, flush against one of them (PLACE_VARIABLE), and the rest of its pages hold a
+canary checked after every launch. A fresh array is filled with 0xff bytes (NaN in
+floats), as uninitialized device memory would hold garbage. A kernel launch packs its arguments as CuPy does (arrays as pointers, NumPy
 scalars at their own width) and the emulator checks them against the kernel's parameters.
 """
 import ctypes
 import mmap
+import os
 import sys
 import time
 import types
@@ -26,7 +26,12 @@ SM_COUNT = 2  # few SMs: the launchers' grids stay small and every grid-stride l
 DEFAULT_SHARED = 48 * 1024
 MAX_SHARED = 227 * 1024  # an H100's opt-in limit per block
 PAGE = mmap.PAGESIZE
-CANARY = 0xA5
+# Around each array: a NaN in float32 (and a huge float64), so a kernel that reads it
+# shows, and a pattern no kernel writes, so a write there is caught after the launch.
+CANARY = bytes.fromhex("a5a5a57f")
+# "end": arrays end flush against their guard page (overruns fault); "start": they begin
+# at one (underruns fault). Either way the bytes between array and guards hold CANARY.
+PLACE_VARIABLE = "KERNELGRAD_CUDA_EMULATOR_PLACE"
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
 _allocations = {}  # start address -> _Allocation, while its memory lives
@@ -34,50 +39,57 @@ _allocations = {}  # start address -> _Allocation, while its memory lives
 
 class _Allocation:
     """The record of one guarded allocation; the memory itself belongs to the NumPy array
-    `array()` (the registry holds only a weak reference, so arrays free as usual)."""
+    take() returns (the registry holds only a weak reference, so arrays free as usual)."""
 
     def __init__(self, nbytes):
         self.nbytes = nbytes
-        self.padded = -(-max(nbytes, 1) // 16) * 16
-        pages = -(-self.padded // PAGE)
+        padded = -(-max(nbytes, 1) // 16) * 16
+        pages = -(-padded // PAGE)
         memory = mmap.mmap(-1, (pages + 2) * PAGE)
         base = ctypes.addressof(ctypes.c_char.from_buffer(memory))
         for page in (base, base + (pages + 1) * PAGE):
             if _libc.mprotect(page, PAGE, 0):
                 raise OSError(ctypes.get_errno(), "mprotect failed for a guard page")
-        self.end = base + (pages + 1) * PAGE
-        self.start = self.end - self.padded
-        array = np.frombuffer(memory, np.uint8, count=self.padded, offset=self.start - base)
-        array[:nbytes] = 0xFF
-        array[nbytes:] = CANARY
-        self.array = weakref.ref(array)
+        self.low, self.high = base + PAGE, base + (pages + 1) * PAGE  # the usable pages
+        at_start = os.environ.get(PLACE_VARIABLE, "end") == "start"
+        self.start = self.low if at_start else self.high - padded
+        region = np.frombuffer(memory, np.uint8, count=pages * PAGE, offset=PAGE)
+        region[...] = np.frombuffer(CANARY, np.uint8)[np.arange(region.size) % 4]
+        self.offset = self.start - self.low
+        array = region[self.offset:self.offset + nbytes]
+        array[...] = 0xFF
+        self.region = weakref.ref(region)
         _allocations[self.start] = self
-        weakref.finalize(array, _allocations.pop, self.start, None)
-        self.first = array  # handed to the caller by take()
+        weakref.finalize(region, _allocations.pop, self.start, None)
+        self.first = array
 
     def take(self):
         array, self.first = self.first, None
         return array
 
-    def slack_intact(self):
-        array = self.array()
-        return array is None or bool(np.all(array[self.nbytes:] == CANARY))
+    def canaries_intact(self):
+        region = self.region()
+        if region is None:
+            return True
+        canary = np.frombuffer(CANARY, np.uint8)
+        before = region[:self.offset]
+        after = region[self.offset + self.nbytes:]
+        return bool(np.all(before == canary[np.arange(before.size) % 4]) and
+                    np.all(after == canary[(np.arange(after.size) + self.nbytes) % 4]))
 
     def where(self, address):
-        """Where `address` lies relative to this allocation, or None when far from it."""
-        if self.start - PAGE <= address < self.start:
-            return f"{self.start - address} bytes before the start of a {self.nbytes}-byte array"
-        if self.start + self.nbytes <= address < self.end + PAGE:
-            return f"{address - self.start - self.nbytes} bytes past the end of a " \
-                   f"{self.nbytes}-byte array"
-        if self.start <= address < self.end:
-            return f"byte {address - self.start} of a {self.nbytes}-byte array"
-        return None
+        """`address` relative to this array, or None when outside its pages and guards."""
+        if not self.low - PAGE <= address < self.high + PAGE:
+            return None
+        offset = address - self.start
+        side = " (before its start)" if offset < 0 else \
+            " (past its end)" if offset >= self.nbytes else ""
+        return f"byte {offset} of a {self.nbytes}-byte array{side}"
 
 
 def _allocation_of(address):
     for allocation in list(_allocations.values()):
-        if allocation.start <= address < allocation.start + allocation.padded:
+        if allocation.low <= address < allocation.high:
             return allocation
     return None
 
@@ -243,9 +255,9 @@ class _Function:
             return f"address {address:#x}, in no array"
         self.module.launch(self.name, grid, block, packed, shared_mem, describe)
         for allocation in touched:
-            if not allocation.slack_intact():
-                raise EmulatorError(f"{self.name} wrote past the end of a "
-                                    f"{allocation.nbytes}-byte array")
+            if not allocation.canaries_intact():
+                raise EmulatorError(f"{self.name} wrote outside a {allocation.nbytes}-byte "
+                                    "array (into the bytes between it and its guard pages)")
 
 
 class RawModule:
@@ -265,9 +277,15 @@ cuda = types.SimpleNamespace(
     Stream=types.SimpleNamespace(null=None))
 
 
+cupyx = types.ModuleType("cupyx")
+cupyx.scatter_add = lambda a, slices, value: np.add.at(a, slices, value)
+
+
 def install():
-    """Make `import cupy` give this module (before anything imports the real one)."""
+    """Make `import cupy` (and cupyx) give this module (before anything imports the real
+    ones)."""
     real = sys.modules.get("cupy")
     if real is not None and real is not sys.modules[__name__]:
         raise RuntimeError("the real CuPy is already imported; install the emulator first")
     sys.modules["cupy"] = sys.modules[__name__]
+    sys.modules["cupyx"] = cupyx

@@ -1,5 +1,5 @@
-// The emulator's thread model (emu.h declares it): a block's threads are ucontext fibers
-// that one OS thread runs in turn, each until it reaches a barrier or exits. When none can
+// The emulator's thread model (emu.h declares it): a block's threads are fibers that one
+// OS thread runs in turn, each until it reaches a barrier or exits. When none can
 // run, the scheduler releases a warp whose lanes all wait at a warp-synchronous step, or
 // the block when every live thread waits at the same __syncthreads; anything else is a
 // barrier some thread never reaches, and the launch fails naming it. A fault (an access
@@ -17,11 +17,80 @@
 namespace emu {
 namespace {
 
+void fiber_main();
+
+// Switching fibers: on x86-64 a few instructions that swap the callee-saved registers and
+// the stack pointer (ucontext's swapcontext also makes a system call per switch, and a
+// block of 1024 threads switches twice per thread at every barrier); elsewhere ucontext.
+#if defined(__x86_64__)
+extern "C" void emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+    .text
+    .p2align 4
+    .type emu_switch, @function
+emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_switch, .-emu_switch
+)");
+
+struct Context {
+    void* sp;
+};
+
+// A stack that emu_switch "returns" into fiber_main from, 16-byte aligned as after a call.
+void prepare(Context& c, char* stack, size_t bytes) {
+    auto* top = reinterpret_cast<unsigned long long*>(
+        reinterpret_cast<unsigned long long>(stack + bytes) & ~15ull);
+    top[-1] = 0;                                                 // fiber_main's return address
+    top[-2] = reinterpret_cast<unsigned long long>(&fiber_main);  // emu_switch's
+    for (int r = 3; r <= 8; ++r) top[-r] = 0;                     // rbp, rbx, r12 .. r15
+    unsigned control[2] = {0x1f80u, 0x037fu};                     // default MXCSR, x87 CW
+    std::memcpy(&top[-9], control, 8);
+    c.sp = &top[-9];
+}
+
+void switch_to(Context& from, Context& to) { emu_switch(&from.sp, to.sp); }
+#else
+struct Context {
+    ucontext_t uc;
+};
+
+void prepare(Context& c, char* stack, size_t bytes) {
+    getcontext(&c.uc);
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = bytes;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, fiber_main, 0);
+}
+
+void switch_to(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+#endif
+
 enum State { RUNNABLE, AT_SYNCTHREADS, AT_WARP_SYNC, EXITED };
 
 struct Fiber {
     Thread thread;
-    ucontext_t context;
+    Context context;
     State state;
     unsigned mask;     // at a warp step: the lanes it waits for
     int line;          // at __syncthreads: which one
@@ -32,7 +101,7 @@ struct Fiber {
 constexpr size_t STACK_BYTES = 256 * 1024;
 constexpr size_t PAGE = 4096;
 
-ucontext_t scheduler;
+Context scheduler;
 std::vector<Fiber> fibers;
 std::vector<char*> stacks;  // kept across launches
 std::vector<unsigned long long> slots;
@@ -54,9 +123,11 @@ char* new_stack() {  // with a guard page below it: an overflow faults instead o
     return static_cast<char*>(p) + PAGE;
 }
 
-void trampoline() {
+void fiber_main() {
     body(body_arg);
-    running->state = EXITED;  // uc_link returns to the scheduler
+    running->state = EXITED;
+    switch_to(running->context, scheduler);  // never resumed
+    __builtin_unreachable();
 }
 
 void on_fault(int, siginfo_t* info, void*) {
@@ -73,9 +144,11 @@ std::string where(const Fiber& f) {
     return buf;
 }
 
-// Nothing can run: release one barrier, or explain why none can be released.
+// Nothing can run: release the warps whose lanes have all arrived at a warp step, else the
+// block at __syncthreads; or explain why nothing can be released.
 bool release() {
     unsigned warps = (unsigned)(fibers.size() + 31) / 32;
+    bool released = false;
     for (unsigned w = 0; w < warps; ++w) {
         Fiber* first = nullptr;
         for (unsigned l = 0; l < 32 && w * 32 + l < fibers.size(); ++l)
@@ -87,21 +160,22 @@ bool release() {
         for (unsigned l = 0; l < 32; ++l) {
             if (!(first->mask >> l & 1u)) continue;
             size_t i = w * 32 + l;
-            std::string who = where(*first) + " waits in " + first->what + " for lane " +
-                              std::to_string(l);
-            if (i >= fibers.size()) throw std::string(who + ", which the block does not have");
+            auto stuck = [&](const std::string& why) {  // formatted only on failure
+                return std::string(where(*first) + " waits in " + first->what + " for lane " +
+                                   std::to_string(l) + ", which " + why);
+            };
+            if (i >= fibers.size()) throw stuck("the block does not have");
             const Fiber& other = fibers[i];
-            if (other.state == EXITED) throw std::string(who + ", which has exited");
+            if (other.state == EXITED) throw stuck("has exited");
             if (other.state == AT_SYNCTHREADS)
-                throw std::string(who + ", which waits at __syncthreads (line " +
-                                  std::to_string(other.line) + ")");
-            if (other.mask != first->mask)
-                throw std::string(who + ", which waits with another mask");
+                throw stuck("waits at __syncthreads (line " + std::to_string(other.line) + ")");
+            if (other.mask != first->mask) throw stuck("waits with another mask");
         }
         for (unsigned l = 0; l < 32; ++l)
             if (first->mask >> l & 1u) fibers[w * 32 + l].state = RUNNABLE;
-        return true;
+        released = true;
     }
+    if (released) return true;
     const Fiber* first = nullptr;
     for (Fiber& f : fibers) {
         if (f.state == EXITED) continue;
@@ -119,11 +193,7 @@ bool release() {
 
 void run_block() {
     for (Fiber& f : fibers) {
-        getcontext(&f.context);
-        f.context.uc_stack.ss_sp = f.stack;
-        f.context.uc_stack.ss_size = STACK_BYTES;
-        f.context.uc_link = &scheduler;
-        makecontext(&f.context, trampoline, 0);
+        prepare(f.context, f.stack, STACK_BYTES);
         f.state = RUNNABLE;
     }
     std::fill(shared.begin(), shared.end(), 0xff);  // uninitialized: NaN, as a hint
@@ -131,7 +201,7 @@ void run_block() {
         for (Fiber& f : fibers) {
             if (f.state != RUNNABLE) continue;
             running = &f;
-            swapcontext(&scheduler, &f.context);
+            switch_to(scheduler, f.context);
             running = nullptr;
             if (!failure.empty()) throw failure;
         }
@@ -153,7 +223,7 @@ void syncthreads(int line) {
     Fiber* f = running;
     f->state = AT_SYNCTHREADS;
     f->line = line;
-    swapcontext(&f->context, &scheduler);
+    switch_to(f->context, scheduler);
 }
 
 void warp_sync(unsigned mask, const char* what) {
@@ -162,14 +232,14 @@ void warp_sync(unsigned mask, const char* what) {
     f->state = AT_WARP_SYNC;
     f->mask = mask;
     f->what = what;
-    swapcontext(&f->context, &scheduler);
+    switch_to(f->context, scheduler);
 }
 
 void fail(const char* message) {
     Fiber* f = running;
     failure = where(*f) + ": " + message;
     f->state = EXITED;
-    swapcontext(&f->context, &scheduler);
+    switch_to(f->context, scheduler);
     __builtin_unreachable();
 }
 

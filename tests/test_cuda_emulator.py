@@ -1,0 +1,192 @@
+"""The CUDA emulator (kernels/cuda/emulator) catches what it claims to: each test runs a
+small broken kernel and expects the error that names the bug, then the GPU test files
+run on it (tests/test_cuda.py, tests/test_cuda_nn.py), in a subprocess that installs the
+CuPy stand-in before anything imports cupy."""
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kernelgrad.kernels.cuda import _module
+from kernelgrad.kernels.cuda import emulator
+
+pytestmark = pytest.mark.skipif(not emulator.available(), reason="needs g++")
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+COMMON = (_module.SOURCE_DIR / "common.cuh").read_text()
+PTX = "// begin ptx.cuh\n// end ptx.cuh\n"  # replaced by the emulator's ptx.h
+
+
+@pytest.fixture(scope="module")
+def shim():
+    """The CuPy stand-in's arrays and launches, without installing it as `cupy`."""
+    from kernelgrad.kernels.cuda.emulator import cupy_shim
+    return cupy_shim
+
+
+def launch(shim, source, kernel, grid, block, *args, shared_mem=0):
+    module = emulator.Module(COMMON + PTX + source, [kernel])
+    shim._Function(module, kernel)(grid, block, args, shared_mem=shared_mem)
+
+
+COPY = """
+extern "C" __global__ void copy(const float* x, float* y, int n, int shift) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = x[i + shift];
+}
+"""
+
+
+def test_a_correct_kernel_runs(shim):
+    x = shim.asarray(np.arange(100, dtype=np.float32))
+    y = shim.empty(100)
+    launch(shim, COPY, "copy", (4,), (32,), x, y, np.int32(100), np.int32(0))
+    np.testing.assert_array_equal(y.get(), np.arange(100))
+
+
+@pytest.mark.parametrize("place, shift, where", [
+    ("end", 1, "byte 400 of a 400-byte array .past its end."),
+    ("start", -1, "byte -4 of a 400-byte array .before its start."),
+])
+def test_a_read_outside_an_array_faults(shim, monkeypatch, place, shift, where):
+    monkeypatch.setenv(shim.PLACE_VARIABLE, place)
+    x, y = shim.zeros(100), shim.empty(100)
+    with pytest.raises(emulator.EmulatorError, match=f"memory fault at {where}"):
+        launch(shim, COPY, "copy", (4,), (32,), x, y, np.int32(100), np.int32(shift))
+
+
+@pytest.mark.parametrize("place", ["end", "start"])
+def test_a_write_beside_an_array_is_caught(shim, monkeypatch, place):
+    # 5 floats: 16-byte alignment leaves 12 bytes between the array and its guard page
+    monkeypatch.setenv(shim.PLACE_VARIABLE, place)
+    x, y = shim.zeros(6), shim.empty(5)
+    with pytest.raises(emulator.EmulatorError, match="copy wrote outside a 20-byte array"):
+        launch(shim, COPY, "copy", (1,), (32,), x, y, np.int32(6), np.int32(0))
+
+
+def test_a_read_beside_an_array_reads_nan(shim):
+    x, y = shim.zeros(5), shim.empty(6)
+    launch(shim, COPY, "copy", (1,), (32,), x, y, np.int32(6), np.int32(0))
+    assert np.isnan(y.get()[5]) and not np.isnan(y.get()[:5]).any()
+
+
+@pytest.mark.parametrize("args, message", [
+    ((np.int64(100), np.int32(0)), "argument 2 is 8 bytes wide, the kernel's parameter 4"),
+    ((np.int32(100),), "the kernel takes 4 arguments, the launch passed 3"),
+])
+def test_arguments_are_checked_against_the_parameters(shim, args, message):
+    x, y = shim.zeros(100), shim.empty(100)
+    with pytest.raises(emulator.EmulatorError, match=message):
+        launch(shim, COPY, "copy", (4,), (32,), x, y, *args)
+
+
+def test_host_arrays_and_python_numbers_are_refused(shim):
+    x, y = shim.zeros(100), shim.empty(100)
+    with pytest.raises(emulator.EmulatorError, match="argument 0 is a NumPy .host. array"):
+        launch(shim, COPY, "copy", (4,), (32,), np.zeros(100, np.float32), y,
+               np.int32(100), np.int32(0))
+    with pytest.raises(emulator.EmulatorError, match="argument 2 is a Python int"):
+        launch(shim, COPY, "copy", (4,), (32,), x, y, 100, np.int32(0))
+
+
+def test_divergent_syncthreads_are_reported(shim):
+    source = """
+    extern "C" __global__ void diverge(float* y) {
+        if (threadIdx.x < 16) {
+            __syncthreads();
+        } else {
+            __syncthreads();
+        }
+        y[threadIdx.x] = 1.0f;
+    }
+    """
+    with pytest.raises(emulator.EmulatorError, match="threads wait at different __syncthreads"):
+        launch(shim, source, "diverge", (1,), (64,), shim.empty(64))
+
+
+def test_a_shuffle_with_an_exited_lane_is_reported(shim):
+    source = """
+    extern "C" __global__ void reduce(const float* x, float* y) {
+        if (threadIdx.x == 3) return;
+        float v = warp_sum(x[threadIdx.x]);
+        if (threadIdx.x == 0) y[0] = v;
+    }
+    """
+    with pytest.raises(emulator.EmulatorError, match="for lane 3, which has exited"):
+        launch(shim, source, "reduce", (1,), (32,), shim.zeros(32), shim.empty(1))
+
+
+def test_warp_shuffles_and_barriers_compute_a_block_sum(shim):
+    source = """
+    extern "C" __global__ void block_sum(const float* x, float* y, int n) {
+        __shared__ float part[32];
+        float v = 0.0f;
+        for (int i = threadIdx.x; i < n; i += blockDim.x) v += x[i];
+        v = warp_sum(v);
+        if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+        __syncthreads();
+        if (threadIdx.x < 32) {
+            v = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.0f;
+            v = warp_sum(v);
+            if (threadIdx.x == 0) y[blockIdx.x] = v;
+        }
+    }
+    """
+    x = np.arange(1000, dtype=np.float32)
+    y = shim.empty(2)
+    launch(shim, source, "block_sum", (2,), (256,), shim.asarray(x), y, np.int32(1000))
+    np.testing.assert_array_equal(y.get(), [x.sum()] * 2)
+
+
+# Reads its cp.async copy without waiting for it: right only when copies land at once.
+UNWAITED = """
+extern "C" __global__ void unwaited(const float* x, float* y) {
+    extern __shared__ __align__(16) float tile[];
+    cp_async16(tile + 4 * threadIdx.x, x + 4 * threadIdx.x, 16);
+    cp_async_commit();
+    __syncthreads();  // a barrier is not a wait_group: the copy may still be in flight
+    y[threadIdx.x] = tile[4 * threadIdx.x];
+    cp_async_wait<0>();
+}
+"""
+
+
+def test_late_copies_expose_a_missing_wait(shim, monkeypatch):
+    x = shim.asarray(np.arange(128, dtype=np.float32))
+    y = shim.empty(32)
+    launch(shim, UNWAITED, "unwaited", (1,), (32,), x, y, shared_mem=512)
+    np.testing.assert_array_equal(y.get(), np.arange(0, 128, 4))
+    monkeypatch.setenv(emulator.COPIES_VARIABLE, "late")
+    launch(shim, UNWAITED, "unwaited", (1,), (32,), x, y, shared_mem=512)
+    assert np.isnan(y.get()).all()  # the tile still holds its uninitialized NaN bytes
+
+
+def test_dynamic_shared_memory_over_the_limit_is_refused(shim):
+    x, y = shim.zeros(128), shim.empty(32)
+    with pytest.raises(emulator.EmulatorError, match="over the 49152 this kernel was allowed"):
+        launch(shim, UNWAITED, "unwaited", (1,), (32,), x, y, shared_mem=64 * 1024)
+
+
+def run_gpu_tests(place, copies):
+    """Every CUDA kernel against the reference, through the real launchers. Not here: the
+    CUDA-graph capture (nothing to emulate)."""
+    env = dict(os.environ, KERNELGRAD_CUDA_EMULATOR="1", KERNELGRAD_GPU_TESTS="small")
+    env[emulator.COPIES_VARIABLE] = copies
+    env["KERNELGRAD_CUDA_EMULATOR_PLACE"] = place
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "tests/test_cuda.py",
+         "tests/test_cuda_nn.py", "--deselect",
+         "tests/test_cuda.py::test_a_training_step_is_captured_in_a_cuda_graph"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    assert " passed" in done.stdout and " failed" not in done.stdout
+
+
+# Overruns fault and copies land at once; then underruns fault and copies land only at
+# their wait_group: two runs cover both sides of every array and both cp.async hazards.
+@pytest.mark.parametrize("place, copies", [("end", "early"), ("start", "late")])
+def test_the_gpu_tests_pass_on_the_emulator(place, copies):
+    run_gpu_tests(place, copies)
