@@ -30,6 +30,7 @@ if devices.cuda_available():
 F32 = np.float32
 RTOL = ELEMENTWISE_RTOL[F32]
 SMALL = os.environ.get("KERNELGRAD_GPU_TESTS") == "small"
+EMULATED = os.environ.get("KERNELGRAD_CUDA_EMULATOR") == "1"  # see kernels/cuda/emulator
 
 
 def sizes(*values, large=()):
@@ -230,6 +231,7 @@ def test_float64_on_gpu_is_rejected():
         K.activation(cp.zeros(4, cp.float64), "relu")
 
 
+@pytest.mark.skipif(EMULATED, reason="the CPU emulator has no CUDA graphs")
 def test_a_training_step_is_captured_in_a_cuda_graph(rng):
     """No op synchronizes with the host: a forward+backward+Adam step records into a CUDA
     graph (capture fails on any synchronization) and replays to the eager result."""

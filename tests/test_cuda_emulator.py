@@ -164,29 +164,65 @@ def test_late_copies_expose_a_missing_wait(shim, monkeypatch):
     assert np.isnan(y.get()).all()  # the tile still holds its uninitialized NaN bytes
 
 
+def test_reverse_order_exposes_a_missing_barrier(shim, monkeypatch):
+    source = """
+    extern "C" __global__ void shift(const float* x, float* y) {
+        extern __shared__ float s[];
+        s[threadIdx.x] = x[threadIdx.x];
+        // missing __syncthreads(): thread t reads what thread t - 1 wrote
+        if (threadIdx.x > 0) y[threadIdx.x] = s[threadIdx.x - 1];
+    }
+    """
+    x = shim.asarray(np.arange(64, dtype=np.float32))
+    y = shim.zeros(64)
+    launch(shim, source, "shift", (1,), (64,), x, y, shared_mem=256)
+    np.testing.assert_array_equal(y.get()[1:], np.arange(63))  # first to last: hidden
+    monkeypatch.setenv(emulator.ORDER_VARIABLE, "reverse")
+    launch(shim, source, "shift", (1,), (64,), x, y, shared_mem=256)
+    assert np.isnan(y.get()[1:]).all()
+
+
+def test_every_block_starts_with_uninitialized_shared_memory(shim):
+    source = """
+    extern "C" __global__ void leftover(float* y) {
+        __shared__ float seen[2], unused;
+        if (threadIdx.x == 0) {
+            y[blockIdx.x] = seen[1];  // block 0 wrote it; block 1 must not see that
+            seen[1] = 1.0f;
+            y[2 + blockIdx.x] = unused;
+        }
+    }
+    """
+    y = shim.zeros(4)
+    launch(shim, source, "leftover", (2,), (32,), y)
+    assert np.isnan(y.get()).all()
+
+
 def test_dynamic_shared_memory_over_the_limit_is_refused(shim):
     x, y = shim.zeros(128), shim.empty(32)
     with pytest.raises(emulator.EmulatorError, match="over the 49152 this kernel was allowed"):
         launch(shim, UNWAITED, "unwaited", (1,), (32,), x, y, shared_mem=64 * 1024)
 
 
-def run_gpu_tests(place, copies):
-    """Every CUDA kernel against the reference, through the real launchers. Not here: the
-    CUDA-graph capture (nothing to emulate)."""
+def run_gpu_tests(place, copies, order):
+    """Every CUDA kernel against the reference, through the real launchers (all but the
+    CUDA-graph capture, which has nothing to emulate)."""
     env = dict(os.environ, KERNELGRAD_CUDA_EMULATOR="1", KERNELGRAD_GPU_TESTS="small")
     env[emulator.COPIES_VARIABLE] = copies
     env["KERNELGRAD_CUDA_EMULATOR_PLACE"] = place
+    env[emulator.ORDER_VARIABLE] = order
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "tests/test_cuda.py",
-         "tests/test_cuda_nn.py", "--deselect",
-         "tests/test_cuda.py::test_a_training_step_is_captured_in_a_cuda_graph"],
+         "tests/test_cuda_nn.py"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert " passed" in done.stdout and " failed" not in done.stdout
 
 
-# Overruns fault and copies land at once; then underruns fault and copies land only at
-# their wait_group: two runs cover both sides of every array and both cp.async hazards.
-@pytest.mark.parametrize("place, copies", [("end", "early"), ("start", "late")])
-def test_the_gpu_tests_pass_on_the_emulator(place, copies):
-    run_gpu_tests(place, copies)
+# Overruns fault, copies land at once, threads run first to last; then underruns fault,
+# copies land only at their wait_group, threads run last to first: two runs cover both
+# sides of every array, both cp.async hazards and both orders of unsynchronized threads.
+@pytest.mark.parametrize("place, copies, order", [("end", "early", "forward"),
+                                                  ("start", "late", "reverse")])
+def test_the_gpu_tests_pass_on_the_emulator(place, copies, order):
+    run_gpu_tests(place, copies, order)

@@ -10,11 +10,13 @@ itself needs a GPU to be checked.
 `cupy_shim` puts a module named cupy in front of the launchers (arrays are NumPy arrays in
 guarded memory: a page that faults on any access on each side), so the real launchers,
 argument packing included, drive the emulated kernels. Set KERNELGRAD_CUDA_EMULATOR=1 and
-`pytest -m gpu tests` runs the GPU tests this way; tests/test_cuda_emulated.py does so.
+`pytest -m gpu tests` runs the GPU tests this way; tests/test_cuda_emulator.py does so,
+twice: arrays flush against the guard after them, cp.async copies landing at once,
+threads first to last; then guards before, copies landing at their wait, last to first.
 
 What it cannot show: speed, the GPU's own rounding (expf and the like come from the C
-library), races between blocks (they run one at a time) and between the threads of a
-block beyond what barrier mismatches and the two cp.async modes expose.
+library), races between blocks (they run one at a time), and races between the threads
+of a block beyond what the two thread orders and two cp.async modes expose.
 """
 import ctypes
 import hashlib
@@ -37,6 +39,8 @@ CXX_FLAGS = ("-std=c++17", "-O1", "-g", "-fPIC", "-shared", "-w", "-fno-strict-a
 ERROR_BYTES = 1024
 # "early": each cp.async lands when issued; "late": only when a wait_group retires it
 COPIES_VARIABLE = "KERNELGRAD_CUDA_EMULATOR_COPIES"
+# "forward" or "reverse": the order a block's threads run in between barriers
+ORDER_VARIABLE = "KERNELGRAD_CUDA_EMULATOR_ORDER"
 
 
 class EmulatorError(RuntimeError):
@@ -94,14 +98,30 @@ def runtime():
     return _runtime
 
 
+def _register_shared(declaration):
+    """A __shared__ declaration, followed by the registration of each variable it makes."""
+    text = declaration.group(0)
+    declarators = re.sub(r"__shared__|__align__\(\d+\)", "", text).strip().rstrip(";")
+    depth, parts, part = 0, [], ""
+    for ch in declarators:  # split at the commas outside brackets
+        depth += (ch in "[(") - (ch in "])")
+        if ch == "," and depth == 0:
+            parts, part = parts + [part], ""
+        else:
+            part += ch
+    names = [re.findall(r"\w+", p.split("[")[0].split("=")[0])[-1] for p in parts + [part]]
+    return text + "".join(f" emu::shared_region(&{n}, sizeof({n}));" for n in names)
+
+
 def translate(cuda_source, kernel_names):
     """`cuda_source` (as _module.source pastes it) as C++ for g++: emu.h first, ptx.cuh's
-    part replaced by ptx.h, dynamic shared memory from the runtime, and one extern "C"
-    launcher per kernel."""
+    part replaced by ptx.h, dynamic shared memory from the runtime, static shared memory
+    registered where it is declared, and one extern "C" launcher per kernel."""
     text = re.sub(r"// begin ptx\.cuh\n.*?// end ptx\.cuh",
                   lambda _: (HERE / "ptx.h").read_text(), cuda_source, flags=re.S)
     text = re.sub(r"extern __shared__ (?:__align__\(\d+\) )?(\w+) (\w+)\[\];",
                   r"\1* \2 = static_cast<\1*>(emu::dynamic_shared());", text)
+    text = re.sub(r"^\s*__shared__[^;]*;", _register_shared, text, flags=re.M)
     launchers = "".join(
         f'\nextern "C" int emu_launch_{k}(const unsigned* grid, const unsigned* block, '
         f"size_t shared, void** args, const size_t* sizes, int count, char* error, "
@@ -120,7 +140,6 @@ class Module:
         path = _build("module", text, link=(rt._name,))
         self.lib = ctypes.CDLL(str(path))
         self.kernel_names = tuple(kernel_names)
-        self.set_late_copies(os.environ.get(COPIES_VARIABLE, "early") == "late")
 
     def set_late_copies(self, late):
         try:
@@ -130,6 +149,8 @@ class Module:
 
     def launch(self, kernel, grid, block, args, shared_mem=0, describe=None):
         """args: the packed arguments, each (ctypes value, what it is) for messages."""
+        runtime().emu_set_reverse_order(os.environ.get(ORDER_VARIABLE) == "reverse")
+        self.set_late_copies(os.environ.get(COPIES_VARIABLE, "early") == "late")
         if kernel not in self.kernel_names:
             raise EmulatorError(f"no kernel named {kernel!r} in this module")
         fn = getattr(self.lib, f"emu_launch_{kernel}")

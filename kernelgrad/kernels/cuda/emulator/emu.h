@@ -53,6 +53,9 @@ void warp_sync(unsigned mask, const char* what);
 constexpr int SLOTS = 8;
 unsigned long long* warp_slots();
 void* dynamic_shared();
+// Each thread reaching a __shared__ declaration calls this (the translation inserts it), so
+// that every block starts with the variable NaN-filled, as uninitialized as on a GPU.
+void shared_region(void* p, size_t bytes);
 [[noreturn]] void fail(const char* message);
 // Runs entry(arg) as every thread of every block; 0, or 1 with `error` filled in.
 int run(void (*entry)(void*), void* arg, dim3 grid, dim3 block, size_t shared_bytes,

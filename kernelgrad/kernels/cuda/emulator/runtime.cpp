@@ -114,6 +114,10 @@ std::string failure;
 sigjmp_buf fault_return;
 volatile sig_atomic_t faulted = 0;
 unsigned long long fault_at = 0;
+// Threads run last to first between barriers: a read of another thread's write that no
+// barrier orders gives a different answer in one of the two orders.
+int reverse_order = 0;
+std::vector<std::pair<void*, size_t>> static_shared;  // every __shared__ variable seen
 
 char* new_stack() {  // with a guard page below it: an overflow faults instead of corrupting
     void* p = mmap(nullptr, STACK_BYTES + PAGE, PROT_READ | PROT_WRITE,
@@ -197,8 +201,10 @@ void run_block() {
         f.state = RUNNABLE;
     }
     std::fill(shared.begin(), shared.end(), 0xff);  // uninitialized: NaN, as a hint
+    for (auto& region : static_shared) std::memset(region.first, 0xff, region.second);
     for (;;) {
-        for (Fiber& f : fibers) {
+        for (size_t i = 0; i < fibers.size(); ++i) {
+            Fiber& f = fibers[reverse_order ? fibers.size() - 1 - i : i];
             if (f.state != RUNNABLE) continue;
             running = &f;
             switch_to(scheduler, f.context);
@@ -211,11 +217,20 @@ void run_block() {
 
 }  // namespace
 
+extern "C" void emu_set_reverse_order(int reverse) { reverse_order = reverse; }
+
 const Thread& current() { return running->thread; }
 const dim3& block_idx() { return block_index; }
 const dim3& block_dim() { return block_size; }
 const dim3& grid_dim() { return grid_size; }
 void* dynamic_shared() { return shared.data(); }
+
+void shared_region(void* p, size_t bytes) {
+    for (auto& region : static_shared)
+        if (region.first == p) return;
+    static_shared.emplace_back(p, bytes);
+    std::memset(p, 0xff, bytes);  // the first thread here has written nothing to it yet
+}
 
 unsigned long long* warp_slots() { return &slots[running->thread.warp * 32 * SLOTS]; }
 
