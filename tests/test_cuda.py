@@ -177,6 +177,18 @@ def test_matmul(rng, m, n, k, trans_a, trans_b, impl, misalign):
 
 @pytest.mark.parametrize("impl", ["cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16",
                                   "cublas"])
+@pytest.mark.parametrize("fan_out", [7, 1000])
+def test_linear_without_bias(rng, impl, fan_out):
+    x = rng.standard_normal((33, 127)).astype(F32)
+    w = (rng.standard_normal((127, fan_out)) / np.sqrt(127)).astype(F32)
+    y = K.linear(gpu(x), gpu(w), None, "leaky_relu", impl=impl)
+    scale = R.matmul(np.abs(x), np.abs(w))
+    assert_close(host(y), R.linear(x, w, None, "leaky_relu")[0], 2 * gemm_rtol(impl, 127),
+                 scale, "linear without bias")
+
+
+@pytest.mark.parametrize("impl", ["cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16",
+                                  "cublas"])
 @pytest.mark.parametrize("activation", [None, *K.ACTIVATIONS])
 @pytest.mark.parametrize("batch,fan_in,fan_out", [(1, 1, 1), (33, 127, 7), (127, 300, 1000)])
 def test_linear_forward_and_backward(rng, activation, batch, fan_in, fan_out, impl):

@@ -63,3 +63,29 @@ ACTIVATION_KERNELS(sigmoid, ACT_SIGMOID)
 ACTIVATION_KERNELS(tanh, ACT_TANH)
 ACTIVATION_KERNELS(leaky_relu, ACT_LEAKY_RELU)
 ACTIVATION_KERNELS(gelu, ACT_GELU)
+
+// The cuBLAS rung's epilogue (matmul.py's "cublas"): C = act(C + bias) in place, one pass
+// over C instead of a bias add and an activation, each reading and writing all of it.
+// Rows are blockIdx.y's (no index division per element); `vec` when N % 4 == 0 and C and
+// bias are 16-byte aligned. act is uniform over the grid, so its switch costs nothing.
+extern "C" __global__ void bias_activation(float* __restrict__ c, const float* __restrict__ bias,
+                                           int M, int N, int act, float alpha, int vec) {
+    int cols = vec ? N / 4 : N;
+    for (int r = blockIdx.y; r < M; r += gridDim.y) {
+        float* row = c + (i64)r * N;
+        for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < cols; j += gridDim.x * blockDim.x) {
+            if (vec) {
+                float4 v = reinterpret_cast<float4*>(row)[j];
+                float4 b = bias ? reinterpret_cast<const float4*>(bias)[j]
+                                : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                v.x = activate(v.x + b.x, act, alpha);
+                v.y = activate(v.y + b.y, act, alpha);
+                v.z = activate(v.z + b.z, act, alpha);
+                v.w = activate(v.w + b.w, act, alpha);
+                reinterpret_cast<float4*>(row)[j] = v;
+            } else {
+                row[j] = activate(bias ? row[j] + bias[j] : row[j], act, alpha);
+            }
+        }
+    }
+}

@@ -3,7 +3,8 @@ against the compiled PTX by compile_check."""
 from ..cpu._math import ACTIVATIONS
 
 KERNELS = {
-    "activations": tuple(f"{a}_{d}" for a in ACTIVATIONS for d in ("forward", "backward")),
+    "activations": tuple(f"{a}_{d}" for a in ACTIVATIONS for d in ("forward", "backward"))
+    + ("bias_activation",),
     "dropout": ("dropout",),
     "losses": ("softmax_xent_warp", "softmax_xent_block", "bce_with_logits", "mse"),
     "reductions": ("bias_grad_bands", "sum_bands"),

@@ -3,10 +3,11 @@
 impl names: "cuda-tiled" (shared-memory tiles), "cuda-regblock" (register-blocked, 128-bit
 loads, double-buffered), "cuda-tf32" and "cuda-bf16" (tensor cores through mma.sync, inputs
 rounded to TF32 or bf16, float32 accumulation, cp.async 3-stage pipeline; matmul_tc.cu),
-"cublas" (cupy.matmul in float32, then our activation kernel for an epilogue) and "auto":
-the fastest float32 one for the shape class, timed with CUDA events the first time a
-class is seen in this process (as torch.backends.cudnn.benchmark does; that one
-measurement synchronizes, nothing after it does).
+"cublas" (cupy.matmul in float32, then the bias and activation in one in-place pass of
+our bias_activation kernel) and "auto": the fastest float32 one for the shape class, timed
+with CUDA events the first time a class is seen in this process (as
+torch.backends.cudnn.benchmark does; that one measurement synchronizes, nothing after it
+does).
 """
 import functools
 
@@ -58,11 +59,7 @@ def _tensor_core_kernel(name, device_id):
 
 def _cublas(a, b, trans_a, trans_b, bias, act, alpha):
     c = cupy.matmul(a.T if trans_a else a, b.T if trans_b else b)
-    if bias is not None:
-        c += bias
-    if act:
-        c = activations.forward(c, act, alpha)
-    return c
+    return activations.bias_activation_(c, bias, act, alpha)
 
 
 def _time(fn, repeats=3):

@@ -74,6 +74,8 @@ def _build(name, text, link=()):
     key = hashlib.sha256("\0".join((text, header) + flags).encode()).hexdigest()[:20]
     out = _cache_dir() / f"{name}-{key}.so"
     if not out.exists():
+        if not available():
+            raise EmulatorError("the CUDA emulator needs a C++ compiler (g++, or $CXX)")
         with tempfile.TemporaryDirectory() as tmp:
             src = pathlib.Path(tmp) / f"{name}.cpp"
             src.write_text(text)
@@ -147,8 +149,9 @@ class Module:
         except ValueError:
             pass  # this source has no cp.async
 
-    def launch(self, kernel, grid, block, args, shared_mem=0, describe=None):
-        """args: the packed arguments, each (ctypes value, what it is) for messages."""
+    def launch(self, kernel, grid, block, values, shared_mem=0, describe=None):
+        """values: the arguments as ctypes values (pack()); describe(address) places a
+        faulting address for the message."""
         runtime().emu_set_reverse_order(os.environ.get(ORDER_VARIABLE) == "reverse")
         self.set_late_copies(os.environ.get(COPIES_VARIABLE, "early") == "late")
         if kernel not in self.kernel_names:
@@ -156,7 +159,6 @@ class Module:
         fn = getattr(self.lib, f"emu_launch_{kernel}")
         grid3 = (ctypes.c_uint * 3)(*(tuple(grid) + (1, 1))[:3])
         block3 = (ctypes.c_uint * 3)(*(tuple(block) + (1, 1))[:3])
-        values = [value for value, _ in args]
         pointers = (ctypes.c_void_p * max(1, len(values)))(
             *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
         sizes = (ctypes.c_size_t * max(1, len(values)))(*[ctypes.sizeof(v) for v in values])
@@ -172,19 +174,13 @@ class Module:
             raise EmulatorError(message)
 
 
-def module(name):
-    """Op family `name` (activations, ..., matmul_tc) compiled for the emulator."""
-    return Module(_module.source(name), KERNELS[name])
-
-
 def pack(arg, pointer_of):
-    """A kernel argument as CuPy would pass it: a device array as its data pointer, a NumPy
-    scalar with its exact C width."""
+    """A kernel argument as CuPy would pass it: a device array as its data pointer
+    (pointer_of(arg), None for anything else), a NumPy scalar with its exact C width."""
     if isinstance(arg, np.generic):
-        value = (ctypes.c_char * arg.itemsize).from_buffer_copy(arg.tobytes())
-        return value, f"a {arg.dtype} scalar"
+        return (ctypes.c_char * arg.itemsize).from_buffer_copy(arg.tobytes())
     pointer = pointer_of(arg)
     if pointer is None:
         raise EmulatorError(f"a kernel argument of type {type(arg).__name__} (device arrays "
                             "and NumPy scalars only)")
-    return ctypes.c_void_p(pointer), "a pointer"
+    return ctypes.c_void_p(pointer)

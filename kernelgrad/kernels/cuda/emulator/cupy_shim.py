@@ -273,8 +273,7 @@ class RawModule:
 
 cuda = types.SimpleNamespace(
     Device=_Device, Event=_Event, get_elapsed_time=_elapsed,
-    runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
-    Stream=types.SimpleNamespace(null=None))
+    runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
 
 
 cupyx = types.ModuleType("cupyx")

@@ -53,6 +53,8 @@ void warp_sync(unsigned mask, const char* what);
 constexpr int SLOTS = 8;
 unsigned long long* warp_slots();
 void* dynamic_shared();
+// A number no other block of any launch has: per-block state can tell it is stale.
+unsigned long long block_serial();
 // Each thread reaching a __shared__ declaration calls this (the translation inserts it), so
 // that every block starts with the variable NaN-filled, as uninitialized as on a GPU.
 void shared_region(void* p, size_t bytes);

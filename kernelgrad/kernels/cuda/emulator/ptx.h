@@ -18,10 +18,20 @@ struct Copy {
 struct Queue {
     Copy copies[64];
     int count, groups[8], group_count;  // groups: copies committed by each open group
+    unsigned long long block;           // the block it belongs to
 };
 static Queue queues[1024];
 
-inline Queue& queue() { return queues[emu::current().linear]; }
+// This thread's queue; one left by an earlier block (a launch that failed, or a kernel
+// that exited with copies in flight) is dropped.
+inline Queue& queue() {
+    Queue& q = queues[emu::current().linear];
+    if (q.block != emu::block_serial()) {
+        q.count = q.group_count = 0;
+        q.block = emu::block_serial();
+    }
+    return q;
+}
 
 inline void land(const Copy& c) {  // src_bytes from the source, zeros up to size
     std::memcpy(c.dst, c.src, c.src_bytes);

@@ -3,11 +3,13 @@
 // run, the scheduler releases a warp whose lanes all wait at a warp-synchronous step, or
 // the block when every live thread waits at the same __syncthreads; anything else is a
 // barrier some thread never reaches, and the launch fails naming it. A fault (an access
-// into a guard page around a buffer, see __init__.py) ends the launch with its address.
+// into a guard page around an array, see cupy_shim.py) ends the launch with its address.
 #include <csetjmp>
 #include <csignal>
 #include <sys/mman.h>
+#if !defined(__x86_64__)
 #include <ucontext.h>
+#endif
 
 #include <string>
 #include <vector>
@@ -112,12 +114,12 @@ void (*body)(void*) = nullptr;
 void* body_arg = nullptr;
 std::string failure;
 sigjmp_buf fault_return;
-volatile sig_atomic_t faulted = 0;
 unsigned long long fault_at = 0;
 // Threads run last to first between barriers: a read of another thread's write that no
 // barrier orders gives a different answer in one of the two orders.
 int reverse_order = 0;
 std::vector<std::pair<void*, size_t>> static_shared;  // every __shared__ variable seen
+unsigned long long blocks_run = 0;                    // over all launches
 
 char* new_stack() {  // with a guard page below it: an overflow faults instead of corrupting
     void* p = mmap(nullptr, STACK_BYTES + PAGE, PROT_READ | PROT_WRITE,
@@ -135,7 +137,6 @@ void fiber_main() {
 }
 
 void on_fault(int, siginfo_t* info, void*) {
-    faulted = 1;
     fault_at = (unsigned long long)info->si_addr;
     siglongjmp(fault_return, 1);
 }
@@ -196,6 +197,7 @@ bool release() {
 }
 
 void run_block() {
+    ++blocks_run;
     for (Fiber& f : fibers) {
         prepare(f.context, f.stack, STACK_BYTES);
         f.state = RUNNABLE;
@@ -224,6 +226,7 @@ const dim3& block_idx() { return block_index; }
 const dim3& block_dim() { return block_size; }
 const dim3& grid_dim() { return grid_size; }
 void* dynamic_shared() { return shared.data(); }
+unsigned long long block_serial() { return blocks_run; }
 
 void shared_region(void* p, size_t bytes) {
     for (auto& region : static_shared)
@@ -300,7 +303,6 @@ int run(void (*entry)(void*), void* arg, dim3 grid, dim3 block, size_t shared_by
     sigaction(SIGBUS, &action, &old_bus);
     sigaction(SIGFPE, &action, &old_fpe);
     int status = 0;
-    faulted = 0;
     if (sigsetjmp(fault_return, 1) == 0) {
         try {
             for (unsigned z = 0; z < grid.z; ++z)
