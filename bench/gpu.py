@@ -53,9 +53,9 @@ def gpu_time(fn, repeats=20):
     return statistics.median(times)
 
 
-def copy_bandwidth():
+def copy_bandwidth(elements=1 << 26):
     cp = _cp()
-    src = cp.ones(1 << 26, F32)  # 256 MiB
+    src = cp.ones(elements, F32)  # 256 MiB
     dst = cp.empty_like(src)
     return 2 * src.nbytes / gpu_time(lambda: cp.copyto(dst, src))
 
@@ -279,28 +279,38 @@ def adam_case(size, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
                 bytes_moved=lambda d: 7 * d["p"].nbytes)
 
 
-def all_cases(quick=False):
-    n = 2048 if quick else 4096
+# The sizes, and TINY ones (--tiny) that only check the harness runs end to end,
+# e.g. on the CPU emulator (kernels/cuda/emulator): their timings mean nothing.
+FULL = dict(gemm=4096, quick_gemm=2048, layer=(4096, 1024, 4096), elements=1 << 26,
+            softmax=(8192, 32768), bias=(4096, 4096), adam=1 << 24)
+TINY = dict(gemm=128, quick_gemm=128, layer=(192, 64, 160), elements=1 << 14,
+            softmax=(64, 2048), bias=(96, 80), adam=1 << 12)
+
+
+def all_cases(quick=False, tiny=False):
+    sizes = TINY if tiny else FULL
+    n = sizes["quick_gemm" if quick else "gemm"]
     cases = [gemm_case(n, n, n, impl) for impl in GEMM_IMPLS]
     if _torch() is not None:  # cuBLAS in TF32 and bf16 is reached through PyTorch
         cases += [tensor_core_case(n, impl) for impl in TC_TOLERANCE]
     # an MLP layer's forward GEMM and its backward's two transposed GEMMs
+    batch, fan_in, fan_out = sizes["layer"]
     for impl in GEMM_IMPLS[1:]:
-        cases += [gemm_case(4096, 4096, 1024, impl),
-                  gemm_case(4096, 1024, 4096, impl, trans_b=True),
-                  gemm_case(1024, 4096, 4096, impl, trans_a=True)]
-        cases.append(linear_case(4096, 1024, 4096, impl))
-    size = 1 << 26  # 64M elements, 256 MiB: far larger than L2
+        cases += [gemm_case(batch, fan_out, fan_in, impl),
+                  gemm_case(batch, fan_in, fan_out, impl, trans_b=True),
+                  gemm_case(fan_in, fan_out, batch, impl, trans_a=True)]
+        cases.append(linear_case(batch, fan_in, fan_out, impl))
+    size = sizes["elements"]  # full: 64M elements, 256 MiB, far larger than L2
     for name in K.ACTIVATIONS:
         cases += activation_cases(name, size)
-    cases += [dropout_case(size), softmax_case(8192, 32768), bias_grad_case(4096, 4096),
-              adam_case(1 << 24)]
+    cases += [dropout_case(size), softmax_case(*sizes["softmax"]), bias_grad_case(*sizes["bias"]),
+              adam_case(sizes["adam"])]
     return cases
 
 
 # ---------------------------------------------------------------- running ----------------
 
-def run(cases, out_name=None, steps=True):
+def run(cases, out_name=None, steps=True, tiny=False):
     cp = _cp()
     from . import gpu_step
     props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
@@ -308,9 +318,10 @@ def run(cases, out_name=None, steps=True):
     torch = _torch()
     print(f"kernelgrad CUDA benchmark on {device}, CuPy {cp.__version__}"
           + (f", PyTorch {torch.__version__}" if torch is not None else ", no PyTorch"))
-    bandwidth, flop_rate = copy_bandwidth(), sgemm_rate()
+    sizes = TINY if tiny else FULL
+    bandwidth, flop_rate = copy_bandwidth(sizes["elements"]), sgemm_rate(sizes["gemm"])
     print(f"measured: copy bandwidth {bandwidth / 1e9:.0f} GB/s, cuBLAS SGEMM "
-          f"{flop_rate / 1e12:.1f} TFLOP/s (4096^3)")
+          f"{flop_rate / 1e12:.1f} TFLOP/s ({sizes['gemm']}^3)")
     print(f"{'op [impl]':<34} {'shape':<18} {'ours ms':>9} {'base ms':>10} {'ratio':>8} "
           f"{'roofline':>9}")
     rng = np.random.default_rng(0)
@@ -321,11 +332,11 @@ def run(cases, out_name=None, steps=True):
         rows.append(row)
         print(format_row(row), flush=True)
         cp.get_default_memory_pool().free_all_blocks()
-    step_rows = gpu_step.run(flop_rate) if steps else []
+    step_rows = gpu_step.run(flop_rate, tiny) if steps else []
     report = {"device": device, "host": socket.gethostname(), "cupy": cp.__version__,
               "torch": getattr(torch, "__version__", None), "copy_bandwidth_Bps": bandwidth,
               "sgemm_flops": flop_rate, "rows": rows, "training_steps": step_rows,
-              "command": "python -m bench --device cuda",
+              "command": "python -m bench --device cuda" + (" --tiny" if tiny else ""),
               "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     save(dict(report, title=f"kernelgrad CUDA kernels — {device}", baseline="CuPy/PyTorch"),
          out_name or "cuda-" + device.replace(" ", "-"))

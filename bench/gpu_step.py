@@ -11,12 +11,13 @@ import kernelgrad.kernels as K
 from .gpu import _cp, _torch, gpu_time
 
 BATCH, SIZES, P = 4096, (1024, 4096, 4096, 1000), 0.1
+TINY_BATCH, TINY_SIZES = 64, (32, 64, 64, 10)  # python -m bench --tiny
 F32 = np.float32
 
 
-def _weights(rng):
+def _weights(rng, sizes):
     return [((rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(F32),
-             np.zeros(n_out, F32)) for n_in, n_out in zip(SIZES[:-1], SIZES[1:])]
+             np.zeros(n_out, F32)) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
 
 
 class OurStep:
@@ -36,7 +37,7 @@ class OurStep:
         d2 = K.dropout(h2, P, seed, 1 << 40)
         logits = K.linear(d2, w3, b3)
         losses, dlogits = K.softmax_cross_entropy(logits, self.labels)
-        dlogits *= F32(1 / BATCH)  # the mean's gradient
+        dlogits *= F32(1 / len(self.x))  # the mean's gradient
         dd2, dw3, db3 = K.linear_backward(dlogits, d2, w3, logits)
         dd1, dw2, db2 = K.linear_backward(K.dropout_backward(dd2, P, seed, 1 << 40), d1, w2, h2,
                                           "relu")
@@ -70,20 +71,21 @@ def torch_step(torch, weights, x, labels):
     return step
 
 
-def run(flop_rate):
+def run(flop_rate, tiny=False):
     torch = _torch()
     rng = np.random.default_rng(0)
-    weights = _weights(rng)
-    x = rng.standard_normal((BATCH, SIZES[0])).astype(F32)
-    labels = rng.integers(0, SIZES[-1], BATCH)
+    batch, sizes = (TINY_BATCH, TINY_SIZES) if tiny else (BATCH, SIZES)
+    weights = _weights(rng, sizes)
+    x = rng.standard_normal((batch, sizes[0])).astype(F32)
+    labels = rng.integers(0, sizes[-1], batch)
     ours = OurStep(weights, x, labels)
-    flops = 6 * BATCH * sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:]))
-    row = {"step": "MLP 1024-4096-4096-1000, batch 4096, ReLU, dropout 0.1, Adam"}
+    flops = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    row = {"step": f"MLP {'-'.join(map(str, sizes))}, batch {batch}, ReLU, dropout {P}, Adam"}
     first = float(ours())
     K.check_device_errors()
     row.update(first_loss=first, ours_s=gpu_time(ours, repeats=10))
     row["gemm_roofline"] = flops / row["ours_s"] / flop_rate
-    status = "ok" if np.isfinite(first) and abs(first - np.log(SIZES[-1])) < 1.0 else "FAIL"
+    status = "ok" if np.isfinite(first) and abs(first - np.log(sizes[-1])) < 1.0 else "FAIL"
     if torch is not None:
         step = torch_step(torch, weights, x, labels)
         row["torch_first_loss"] = float(step())

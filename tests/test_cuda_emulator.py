@@ -226,3 +226,20 @@ def run_gpu_tests(place, copies, order):
                                                   ("start", "late", "reverse")])
 def test_the_gpu_tests_pass_on_the_emulator(place, copies, order):
     run_gpu_tests(place, copies, order)
+
+
+def test_the_gpu_benchmark_runs_on_the_emulator(tmp_path):
+    """`python -m bench --device cuda --tiny` end to end: every case checked against the
+    reference (a failed check exits 1), the MLP step, the results file; so a GPU session
+    does not spend its time on a harness bug. The timings mean nothing here."""
+    script = ("import sys\n"
+              "from kernelgrad.kernels.cuda.emulator import cupy_shim\n"
+              "cupy_shim.install()\n"
+              "from bench.__main__ import main\n"
+              f"sys.exit(main(['--device', 'cuda', '--tiny', '--name', {str(tmp_path / 'r')!r}]))\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "FAIL" not in done.stdout and "first loss" in done.stdout
+    assert (tmp_path / "r.json").exists()

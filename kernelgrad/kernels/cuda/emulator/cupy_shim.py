@@ -273,7 +273,18 @@ class RawModule:
 
 cuda = types.SimpleNamespace(
     Device=_Device, Event=_Event, get_elapsed_time=_elapsed,
-    runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
+    runtime=types.SimpleNamespace(
+        getDeviceCount=lambda: 1,
+        getDeviceProperties=lambda device: {"name": b"kernelgrad CUDA emulator (CPU)"}))
+__version__ = "emulator"
+
+
+def get_default_memory_pool():
+    return types.SimpleNamespace(free_all_blocks=lambda: None)
+
+
+random = types.SimpleNamespace(
+    random=lambda size, dtype=np.float64: asarray(np.random.random(size).astype(dtype)))
 
 
 cupyx = types.ModuleType("cupyx")
