@@ -204,10 +204,10 @@ def test_dynamic_shared_memory_over_the_limit_is_refused(shim):
         launch(shim, UNWAITED, "unwaited", (1,), (32,), x, y, shared_mem=64 * 1024)
 
 
-def run_gpu_tests(place, copies, order):
+def run_gpu_tests(place, copies, order, sizes):
     """Every CUDA kernel against the reference, through the real launchers (all but the
     CUDA-graph capture, which has nothing to emulate)."""
-    env = dict(os.environ, KERNELGRAD_CUDA_EMULATOR="1", KERNELGRAD_GPU_TESTS="small")
+    env = dict(os.environ, KERNELGRAD_CUDA_EMULATOR="1", KERNELGRAD_GPU_TESTS=sizes)
     env[emulator.COPIES_VARIABLE] = copies
     env["KERNELGRAD_CUDA_EMULATOR_PLACE"] = place
     env[emulator.ORDER_VARIABLE] = order
@@ -219,13 +219,15 @@ def run_gpu_tests(place, copies, order):
     assert " passed" in done.stdout and " failed" not in done.stdout
 
 
-# Overruns fault, copies land at once, threads run first to last; then underruns fault,
-# copies land only at their wait_group, threads run last to first: two runs cover both
-# sides of every array, both cp.async hazards and both orders of unsynchronized threads.
-@pytest.mark.parametrize("place, copies, order", [("end", "early", "forward"),
-                                                  ("start", "late", "reverse")])
-def test_the_gpu_tests_pass_on_the_emulator(place, copies, order):
-    run_gpu_tests(place, copies, order)
+# Overruns fault, copies land at once, threads run first to last, small sizes (40 s);
+# then underruns fault, copies land only at their wait_group, threads run last to first,
+# every size (the 1024-thread softmax rows, 1M-element arrays; 3 minutes): two runs cover
+# both sides of every array, both cp.async hazards and both orders of unsynchronized
+# threads.
+@pytest.mark.parametrize("place, copies, order, sizes", [
+    ("end", "early", "forward", "small"), ("start", "late", "reverse", "all")])
+def test_the_gpu_tests_pass_on_the_emulator(place, copies, order, sizes):
+    run_gpu_tests(place, copies, order, sizes)
 
 
 def test_the_gpu_benchmark_runs_on_the_emulator(tmp_path):
