@@ -92,6 +92,16 @@ def test_host_arrays_and_python_numbers_are_refused(shim):
         launch(shim, COPY, "copy", (4,), (32,), x, y, 100, np.int32(0))
 
 
+def test_a_compiler_warning_fails_the_build(shim):
+    source = """
+    extern "C" __global__ void sloppy(float* y, int n) {
+        for (unsigned i = threadIdx.x; i < n; i += blockDim.x) y[i] = 0.0f;  // sign mixing
+    }
+    """
+    with pytest.raises(emulator.EmulatorError, match="Werror=sign-compare"):
+        launch(shim, source, "sloppy", (1,), (32,), shim.empty(4), np.int32(4))
+
+
 def test_divergent_syncthreads_are_reported(shim):
     source = """
     extern "C" __global__ void diverge(float* y) {

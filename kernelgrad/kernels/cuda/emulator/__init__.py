@@ -34,8 +34,11 @@ from ..._autotune import ENV_CACHE_DIR
 from ..kernels import KERNELS
 
 HERE = pathlib.Path(__file__).resolve().parent
-CXX_FLAGS = ("-std=c++17", "-O1", "-g", "-fPIC", "-shared", "-w", "-fno-strict-aliasing",
-             "-U_FORTIFY_SOURCE")
+# Warnings are errors: g++'s -Wall -Wextra reads the CUDA C too (unused or uninitialized
+# variables, sign mixing), a lint nvcc does not give. Unknown pragmas: #pragma unroll.
+CXX_FLAGS = ("-std=c++17", "-O1", "-g", "-fPIC", "-shared", "-fno-strict-aliasing",
+             "-U_FORTIFY_SOURCE", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas",
+             "-Wno-unused-parameter")
 ERROR_BYTES = 1024
 # "early": each cp.async lands when issued; "late": only when a wait_group retires it
 COPIES_VARIABLE = "KERNELGRAD_CUDA_EMULATOR_COPIES"
