@@ -1,7 +1,9 @@
 // The inline PTX of the tensor-core GEMM (matmul_tc.cu): cp.async copies into shared
 // memory, the input roundings and the mma.sync instructions, each behind a small function.
 // They are the only code the CPU emulator (emulator/ptx.h) cannot compile: it substitutes
-// its own versions, so this file is checked against the PTX ISA by reading, and on a GPU.
+// its own versions, so this file is checked against the PTX ISA by reading (operand order
+// of cvt.rn.bf16x2: its first source goes to the upper half; cp.async's src-size below
+// cp-size zero-fills the rest; .cg takes only 16-byte copies), and on a GPU.
 
 __device__ __forceinline__ void cp_async16(float* dst, const float* src, int src_bytes) {
     u32 s = (u32)__cvta_generic_to_shared(dst);

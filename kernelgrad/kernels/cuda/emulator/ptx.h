@@ -102,8 +102,9 @@ namespace emu_ptx {
 inline float tf32_value(u32 bits) { return __uint_as_float(bits); }
 inline float bf16_value(u32 half) { return __uint_as_float(half << 16); }
 
-// Fragment layouts of mma.m16n8k8 (.tf32) and mma.m16n8k16 (.bf16), row.col, per the PTX
-// ISA: g = lane / 4, t = lane % 4. A: register r holds row g + 8 (r % 2), k column
+// Fragment layouts of mma.m16n8k8 (.tf32) and mma.m16n8k16 (.bf16), row.col, as the PTX
+// ISA gives them (sections "Matrix Fragments for mma.m16n8k8" and "... for mma.m16n8k16
+// with floating point type"; re-read against them 2026-11-22): g = lane / 4, t = lane % 4. A: register r holds row g + 8 (r % 2), k column
 // t + 4 (r / 2) (tf32) or 2t + 8 (r / 2) and the next one (bf16, low half first).
 // B: register r holds k row t + 4 r (tf32) or 2t + 8 r and the next one (bf16), column g.
 // C: c[i] is row g + 8 (i / 2), column 2t + i % 2.
