@@ -102,8 +102,10 @@ def _bce(T):
     def bce(z, t):
         e = fast_exp(-abs(z))
         loss = (z if z > zero else zero) - z * t + _log1p_unit(e)
-        sig = one / (one + e)
-        grad = (sig if z >= zero else one - sig) - t
+        # sigmoid(z) = e / (1 + e) for z < 0: 1 - 1 / (1 + e) would lose e to 1's rounding
+        # (a 0.4% error at z = -11)
+        sig = (one if z >= zero else e) / (one + e)
+        grad = sig - t
         return loss, grad
     return bce
 
