@@ -248,7 +248,8 @@ def test_the_gpu_benchmark_runs_on_the_emulator(tmp_path):
               "from kernelgrad.kernels.cuda.emulator import cupy_shim\n"
               "cupy_shim.install()\n"
               "from bench.__main__ import main\n"
-              f"sys.exit(main(['--device', 'cuda', '--tiny', '--name', {str(tmp_path / 'r')!r}]))\n")
+              "sys.exit(main(['--device', 'cuda', '--tiny', '--name', "
+              f"{str(tmp_path / 'r')!r}]))\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=600)

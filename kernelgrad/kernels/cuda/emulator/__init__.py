@@ -29,9 +29,7 @@ import tempfile
 
 import numpy as np
 
-from .. import _module
 from ..._autotune import ENV_CACHE_DIR
-from ..kernels import KERNELS
 
 HERE = pathlib.Path(__file__).resolve().parent
 # Warnings are errors: g++'s -Wall -Wextra reads the CUDA C too (unused or uninitialized

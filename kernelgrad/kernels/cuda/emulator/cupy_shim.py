@@ -5,8 +5,9 @@ Device arrays are NumPy arrays (the ndarray subclass below, whose type says it i
 cupy) in guarded memory: each allocation sits between two pages that fault on any
 access, flush against one of them (PLACE_VARIABLE), and the rest of its pages hold a
 canary checked after every launch. A fresh array is filled with 0xff bytes (NaN in
-floats), as uninitialized device memory would hold garbage. A kernel launch packs its arguments as CuPy does (arrays as pointers, NumPy
-scalars at their own width) and the emulator checks them against the kernel's parameters.
+floats), as uninitialized device memory would hold garbage. A kernel launch packs its
+arguments as CuPy does (arrays as pointers, NumPy scalars at their own width) and the
+emulator checks them against the kernel's parameters.
 """
 import ctypes
 import mmap

@@ -104,10 +104,11 @@ inline float bf16_value(u32 half) { return __uint_as_float(half << 16); }
 
 // Fragment layouts of mma.m16n8k8 (.tf32) and mma.m16n8k16 (.bf16), row.col, as the PTX
 // ISA gives them (sections "Matrix Fragments for mma.m16n8k8" and "... for mma.m16n8k16
-// with floating point type"; re-read against them 2026-11-22): g = lane / 4, t = lane % 4. A: register r holds row g + 8 (r % 2), k column
-// t + 4 (r / 2) (tf32) or 2t + 8 (r / 2) and the next one (bf16, low half first).
-// B: register r holds k row t + 4 r (tf32) or 2t + 8 r and the next one (bf16), column g.
-// C: c[i] is row g + 8 (i / 2), column 2t + i % 2.
+// with floating point type"; re-read against them 2026-11-22). g = lane / 4, t = lane % 4.
+// A: register r holds row g + 8 (r % 2), k column t + 4 (r / 2) (tf32) or 2t + 8 (r / 2)
+// and the next one (bf16, low half first). B: register r holds k row t + 4 r (tf32) or
+// 2t + 8 r and the next one (bf16), column g. C: c[i] is row g + 8 (i / 2), column
+// 2t + i % 2.
 template <bool BF16>
 float a_element(const unsigned long long* slots, int row, int k) {
     int g = row % 8, r_row = row / 8;
@@ -146,7 +147,8 @@ void mma(float* c, const u32* a, const u32* b) {
         int row = g + 8 * (i / 2), col = 2 * t + i % 2;
         float sum = c[i];
         for (int k = 0; k < K; ++k)
-            sum += emu_ptx::a_element<BF16>(slots, row, k) * emu_ptx::b_element<BF16>(slots, k, col);
+            sum += emu_ptx::a_element<BF16>(slots, row, k) *
+                   emu_ptx::b_element<BF16>(slots, k, col);
         out[i] = sum;
     }
     emu::warp_sync(0xffffffffu, "mma.sync");  // every lane has read the fragments

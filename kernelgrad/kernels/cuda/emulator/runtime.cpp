@@ -246,7 +246,8 @@ void syncthreads(int line) {
 
 void warp_sync(unsigned mask, const char* what) {
     Fiber* f = running;
-    if (!(mask >> f->thread.lane & 1u)) fail("a warp-synchronous step whose mask leaves out the calling lane");
+    if (!(mask >> f->thread.lane & 1u))
+        fail("a warp-synchronous step whose mask leaves out the calling lane");
     f->state = AT_WARP_SYNC;
     f->mask = mask;
     f->what = what;
