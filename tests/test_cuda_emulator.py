@@ -1,7 +1,8 @@
 """The CUDA emulator (kernels/cuda/emulator) catches what it claims to: each test runs a
-small broken kernel and expects the error that names the bug, then the GPU test files
-run on it (tests/test_cuda.py, tests/test_cuda_nn.py), in a subprocess that installs the
-CuPy stand-in before anything imports cupy."""
+small broken kernel and expects the error that names the bug. Then the GPU test files
+(tests/test_cuda.py, tests/test_cuda_nn.py) and `python -m bench --device cuda --tiny`
+run on it, each in a subprocess that installs the CuPy stand-in before anything imports
+cupy."""
 import os
 import pathlib
 import subprocess
