@@ -281,10 +281,12 @@ def adam_case(size, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
 
 # The sizes, and TINY ones (--tiny) that only check the harness runs end to end,
 # e.g. on the CPU emulator (kernels/cuda/emulator): their timings mean nothing.
+# step: the MLP training step's batch and layer widths (gpu_step.py).
 FULL = dict(gemm=4096, quick_gemm=2048, layer=(4096, 1024, 4096), elements=1 << 26,
-            softmax=(8192, 32768), bias=(4096, 4096), adam=1 << 24)
+            softmax=(8192, 32768), bias=(4096, 4096), adam=1 << 24,
+            step=(4096, (1024, 4096, 4096, 1000)))
 TINY = dict(gemm=128, quick_gemm=128, layer=(192, 64, 160), elements=1 << 14,
-            softmax=(64, 2048), bias=(96, 80), adam=1 << 12)
+            softmax=(64, 2048), bias=(96, 80), adam=1 << 12, step=(64, (32, 64, 64, 10)))
 
 
 def all_cases(quick=False, tiny=False):
@@ -332,7 +334,7 @@ def run(cases, out_name=None, steps=True, tiny=False):
         rows.append(row)
         print(format_row(row), flush=True)
         cp.get_default_memory_pool().free_all_blocks()
-    step_rows = gpu_step.run(flop_rate, tiny) if steps else []
+    step_rows = gpu_step.run(flop_rate, *sizes["step"]) if steps else []
     report = {"device": device, "host": socket.gethostname(), "cupy": cp.__version__,
               "torch": getattr(torch, "__version__", None), "copy_bandwidth_Bps": bandwidth,
               "sgemm_flops": flop_rate, "rows": rows, "training_steps": step_rows,

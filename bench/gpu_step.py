@@ -10,8 +10,7 @@ import kernelgrad.kernels as K
 
 from .gpu import _cp, _torch, gpu_time
 
-BATCH, SIZES, P = 4096, (1024, 4096, 4096, 1000), 0.1
-TINY_BATCH, TINY_SIZES = 64, (32, 64, 64, 10)  # python -m bench --tiny
+P = 0.1  # the batch and widths come from gpu.py's FULL (the issue's) or TINY
 F32 = np.float32
 
 
@@ -71,10 +70,9 @@ def torch_step(torch, weights, x, labels):
     return step
 
 
-def run(flop_rate, tiny=False):
+def run(flop_rate, batch, sizes):
     torch = _torch()
     rng = np.random.default_rng(0)
-    batch, sizes = (TINY_BATCH, TINY_SIZES) if tiny else (BATCH, SIZES)
     weights = _weights(rng, sizes)
     x = rng.standard_normal((batch, sizes[0])).astype(F32)
     labels = rng.integers(0, sizes[-1], batch)

@@ -80,12 +80,17 @@ def _machine_file_name():
     return f"impl-choices-{hashlib.sha256(identity.encode()).hexdigest()[:12]}.json"
 
 
-def cache_path():
+def cache_dir():
+    """kernelgrad's cache folder: $KERNELGRAD_CACHE_DIR, else ~/.cache/kernelgrad (XDG)."""
     base = os.environ.get(ENV_CACHE_DIR)
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(xdg, "kernelgrad")
-    return os.path.join(base, _machine_file_name())
+    if base:
+        return base
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(xdg, "kernelgrad")
+
+
+def cache_path():
+    return os.path.join(cache_dir(), _machine_file_name())
 
 
 def _load():

@@ -26,7 +26,7 @@ def bias_activation_(c, bias, act, alpha):
     M, N = c.shape
     if bias is None and not act:
         return c
-    vec = N % 4 == 0 and m.aligned(c, *(() if bias is None else (bias,)))
+    vec = N % 4 == 0 and m.aligned(*(a for a in (c, bias) if a is not None))
     cols = N // 4 if vec else N
     blocks_x = (cols + m.BLOCK - 1) // m.BLOCK
     blocks_y = max(1, min(M, 65535, m.grid(M * cols) // blocks_x))

@@ -19,6 +19,7 @@ library), races between blocks (they run one at a time), and races between the t
 of a block beyond what the two thread orders and two cp.async modes expose.
 """
 import ctypes
+import functools
 import hashlib
 import os
 import pathlib
@@ -27,9 +28,7 @@ import shutil
 import subprocess
 import tempfile
 
-import numpy as np
-
-from ..._autotune import ENV_CACHE_DIR
+from ..._autotune import cache_dir
 
 HERE = pathlib.Path(__file__).resolve().parent
 # Warnings are errors: g++'s -Wall -Wextra reads the CUDA C too (unused or uninitialized
@@ -58,12 +57,8 @@ def available():
 
 
 def _cache_dir():
-    """Beside the GEMM choices (_autotune's KERNELGRAD_CACHE_DIR, else ~/.cache/kernelgrad)."""
-    base = os.environ.get(ENV_CACHE_DIR)
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(xdg, "kernelgrad")
-    path = pathlib.Path(base) / "cuda-emulator"
+    """Beside the GEMM choices, in kernelgrad's cache folder."""
+    path = pathlib.Path(cache_dir()) / "cuda-emulator"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -90,15 +85,10 @@ def _build(name, text, link=()):
     return out
 
 
-_runtime = None
-
-
+@functools.lru_cache(maxsize=None)
 def runtime():
-    global _runtime
-    if _runtime is None:
-        path = _build("runtime", (HERE / "runtime.cpp").read_text())
-        _runtime = ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
-    return _runtime
+    return ctypes.CDLL(str(_build("runtime", (HERE / "runtime.cpp").read_text())),
+                       mode=ctypes.RTLD_GLOBAL)
 
 
 def _register_shared(declaration):
@@ -143,18 +133,18 @@ class Module:
         path = _build("module", text, link=(rt._name,))
         self.lib = ctypes.CDLL(str(path))
         self.kernel_names = tuple(kernel_names)
-
-    def set_late_copies(self, late):
         try:
-            ctypes.c_int.in_dll(self.lib, "emu_copies_land_late").value = int(late)
+            self.late_copies = ctypes.c_int.in_dll(self.lib, "emu_copies_land_late")
         except ValueError:
-            pass  # this source has no cp.async
+            self.late_copies = None  # this source has no cp.async
 
     def launch(self, kernel, grid, block, values, shared_mem=0, describe=None):
-        """values: the arguments as ctypes values (pack()); describe(address) places a
-        faulting address for the message."""
+        """values: the arguments as ctypes values, as cuLaunchKernel takes them (a pointer
+        as c_void_p, a scalar as its bytes); describe(address) places a faulting address
+        for the message."""
         runtime().emu_set_reverse_order(os.environ.get(ORDER_VARIABLE) == "reverse")
-        self.set_late_copies(os.environ.get(COPIES_VARIABLE, "early") == "late")
+        if self.late_copies is not None:
+            self.late_copies.value = os.environ.get(COPIES_VARIABLE, "early") == "late"
         if kernel not in self.kernel_names:
             raise EmulatorError(f"no kernel named {kernel!r} in this module")
         fn = getattr(self.lib, f"emu_launch_{kernel}")
@@ -174,14 +164,3 @@ class Module:
                 message += f" at {describe(fault.value)}"
             raise EmulatorError(message)
 
-
-def pack(arg, pointer_of):
-    """A kernel argument as CuPy would pass it: a device array as its data pointer
-    (pointer_of(arg), None for anything else), a NumPy scalar with its exact C width."""
-    if isinstance(arg, np.generic):
-        return (ctypes.c_char * arg.itemsize).from_buffer_copy(arg.tobytes())
-    pointer = pointer_of(arg)
-    if pointer is None:
-        raise EmulatorError(f"a kernel argument of type {type(arg).__name__} (device arrays "
-                            "and NumPy scalars only)")
-    return ctypes.c_void_p(pointer)

@@ -19,7 +19,7 @@ import weakref
 
 import numpy as np
 
-from . import EmulatorError, Module, pack
+from . import EmulatorError, Module
 from .. import _module
 from ..kernels import KERNELS
 
@@ -39,34 +39,15 @@ _allocations = {}  # start address -> _Allocation, while its memory lives
 
 
 class _Allocation:
-    """The record of one guarded allocation; the memory itself belongs to the NumPy array
-    take() returns (the registry holds only a weak reference, so arrays free as usual)."""
+    """The record of one guarded allocation (see _allocate); the memory itself belongs to
+    the NumPy array `region`, which the registry holds only weakly, so arrays free as usual."""
 
-    def __init__(self, nbytes):
-        self.nbytes = nbytes
-        padded = -(-max(nbytes, 1) // 16) * 16
-        pages = -(-padded // PAGE)
-        memory = mmap.mmap(-1, (pages + 2) * PAGE)
-        base = ctypes.addressof(ctypes.c_char.from_buffer(memory))
-        for page in (base, base + (pages + 1) * PAGE):
-            if _libc.mprotect(page, PAGE, 0):
-                raise OSError(ctypes.get_errno(), "mprotect failed for a guard page")
-        self.low, self.high = base + PAGE, base + (pages + 1) * PAGE  # the usable pages
-        at_start = os.environ.get(PLACE_VARIABLE, "end") == "start"
-        self.start = self.low if at_start else self.high - padded
-        region = np.frombuffer(memory, np.uint8, count=pages * PAGE, offset=PAGE)
-        region[...] = np.frombuffer(CANARY, np.uint8)[np.arange(region.size) % 4]
-        self.offset = self.start - self.low
-        array = region[self.offset:self.offset + nbytes]
-        array[...] = 0xFF
-        self.region = weakref.ref(region)
-        _allocations[self.start] = self
-        weakref.finalize(region, _allocations.pop, self.start, None)
-        self.first = array
-
-    def take(self):
-        array, self.first = self.first, None
-        return array
+    def __init__(self, region, low, start, nbytes):
+        self.region, self.nbytes = weakref.ref(region), nbytes
+        self.low, self.high = low, low + region.size  # the usable pages
+        self.start, self.offset = start, start - low
+        _allocations[start] = self
+        weakref.finalize(region, _allocations.pop, start, None)
 
     def canaries_intact(self):
         region = self.region()
@@ -86,6 +67,27 @@ class _Allocation:
         side = " (before its start)" if offset < 0 else \
             " (past its end)" if offset >= self.nbytes else ""
         return f"byte {offset} of a {self.nbytes}-byte array{side}"
+
+
+def _allocate(nbytes):
+    """nbytes of guarded memory, as a uint8 array: a faulting page on each side, the array
+    flush against one of them (PLACE_VARIABLE), CANARY in the rest of its pages."""
+    padded = -(-max(nbytes, 1) // 16) * 16
+    pages = -(-padded // PAGE)
+    memory = mmap.mmap(-1, (pages + 2) * PAGE)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(memory))
+    for page in (base, base + (pages + 1) * PAGE):
+        if _libc.mprotect(page, PAGE, 0):
+            raise OSError(ctypes.get_errno(), "mprotect failed for a guard page")
+    low = base + PAGE
+    at_start = os.environ.get(PLACE_VARIABLE, "end") == "start"
+    start = low if at_start else low + pages * PAGE - padded
+    region = np.frombuffer(memory, np.uint8, count=pages * PAGE, offset=PAGE)
+    region[...] = np.frombuffer(CANARY, np.uint8)[np.arange(region.size) % 4]
+    array = region[start - low:start - low + nbytes]
+    array[...] = 0xFF
+    _Allocation(region, low, start, nbytes)
+    return array
 
 
 def _allocation_of(address):
@@ -115,8 +117,7 @@ def empty(shape, dtype=np.float32, order="C"):
     shape = (shape,) if np.isscalar(shape) else tuple(shape)
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    block = _Allocation(nbytes).take()
-    return block[:nbytes].view(dtype).reshape(shape).view(ndarray)
+    return _allocate(nbytes).view(dtype).reshape(shape).view(ndarray)
 
 
 def full(shape, fill_value, dtype=np.float32):
@@ -237,14 +238,7 @@ class _Function:
         if shared_mem > limit:
             raise EmulatorError(f"{self.name}: {shared_mem} bytes of dynamic shared memory, "
                                 f"over the {limit} this kernel was allowed")
-        packed = []
-        for i, arg in enumerate(args):
-            if isinstance(arg, np.ndarray) and not isinstance(arg, ndarray):
-                raise EmulatorError(f"{self.name}: argument {i} is a NumPy (host) array")
-            if isinstance(arg, (int, float, bool)):
-                raise EmulatorError(f"{self.name}: argument {i} is a Python {type(arg).__name__}"
-                                    "; pass a NumPy scalar of the parameter's width")
-            packed.append(pack(arg, lambda a: a.data.ptr if isinstance(a, ndarray) else None))
+        packed = [self._pack(i, arg) for i, arg in enumerate(args)]
         touched = {a for a in map(_allocation_of, (a.data.ptr for a in args
                                                    if isinstance(a, ndarray))) if a}
 
@@ -259,6 +253,22 @@ class _Function:
             if not allocation.canaries_intact():
                 raise EmulatorError(f"{self.name} wrote outside a {allocation.nbytes}-byte "
                                     "array (into the bytes between it and its guard pages)")
+
+
+    def _pack(self, i, arg):
+        """Argument i as CuPy passes it: a device array as its data pointer, a NumPy scalar
+        at its exact C width; anything else is refused."""
+        if isinstance(arg, ndarray):
+            return ctypes.c_void_p(arg.data.ptr)
+        if isinstance(arg, np.generic):
+            return (ctypes.c_char * arg.itemsize).from_buffer_copy(arg.tobytes())
+        if isinstance(arg, np.ndarray):
+            raise EmulatorError(f"{self.name}: argument {i} is a NumPy (host) array")
+        if isinstance(arg, (int, float, bool)):
+            raise EmulatorError(f"{self.name}: argument {i} is a Python {type(arg).__name__}"
+                                "; pass a NumPy scalar of the parameter's width")
+        raise EmulatorError(f"{self.name}: argument {i} is a {type(arg).__name__} (device "
+                            "arrays and NumPy scalars only)")
 
 
 class RawModule:

@@ -97,7 +97,6 @@ struct Fiber {
     unsigned mask;     // at a warp step: the lanes it waits for
     int line;          // at __syncthreads: which one
     const char* what;  // at a warp step: which intrinsic
-    char* stack;
 };
 
 constexpr size_t STACK_BYTES = 256 * 1024;
@@ -198,8 +197,9 @@ bool release() {
 
 void run_block() {
     ++blocks_run;
-    for (Fiber& f : fibers) {
-        prepare(f.context, f.stack, STACK_BYTES);
+    for (size_t i = 0; i < fibers.size(); ++i) {
+        Fiber& f = fibers[i];
+        prepare(f.context, stacks[i], STACK_BYTES);
         f.state = RUNNABLE;
     }
     std::fill(shared.begin(), shared.end(), 0xff);  // uninitialized: NaN, as a hint
@@ -285,7 +285,6 @@ int run(void (*entry)(void*), void* arg, dim3 grid, dim3 block, size_t shared_by
     }
     fibers.assign(threads, Fiber{});
     for (size_t i = 0; i < threads; ++i) {
-        fibers[i].stack = stacks[i];
         Thread& t = fibers[i].thread;
         t.idx = dim3{(unsigned)(i % block.x), (unsigned)(i / block.x % block.y),
                      (unsigned)(i / ((size_t)block.x * block.y))};
