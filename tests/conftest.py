@@ -95,6 +95,31 @@ def bce_scales(logits, targets):
     return loss_terms, grad_terms
 
 
+def softmax_inputs(rng, rows, classes, dtype, spread=3.0, masked=0.0):
+    """Logits and labels; with `masked`, that fraction of the logits is -inf, as masks make
+    them (never a row's label's), so that some GPU threads see only masked values."""
+    logits = (rng.standard_normal((rows, classes)) * spread).astype(dtype)
+    labels = rng.integers(0, classes, rows)
+    if masked:
+        mask = rng.random((rows, classes)) < masked
+        mask[np.arange(rows), labels] = False
+        logits[mask] = -np.inf
+    return logits, labels
+
+
+def assert_softmax_close(losses, dlogits, logits, labels, rtol):
+    """softmax_cross_entropy's output against the reference. A loss near 0 is log(s) for a
+    sum s near 1, and dlogits at the label is p - 1 for p near 1: both are exact only to
+    the rounding of s and p, whose size is 1 (atol: exp flushes to 0 near the bottom of
+    the normal range)."""
+    ref_losses, ref_dlogits = R.softmax_cross_entropy(logits, labels)
+    onehot = np.zeros_like(ref_dlogits)
+    onehot[np.arange(len(labels)), labels] = 1.0
+    assert_close(losses, ref_losses, rtol, scale=1.0, what="losses")
+    assert_close(dlogits, ref_dlogits, rtol, scale=np.abs(ref_dlogits + onehot) + onehot,
+                 atol=16 * np.finfo(logits.dtype).tiny, what="dlogits")
+
+
 def linear_tolerances(x, w, b, activation, alpha, y, z, dy):
     """assert_close's keyword arguments for linear's z, y and (dx, dw, db), given the kernel's
     y and z (the backward's saved values, as the reference gets them too).

@@ -17,7 +17,8 @@ from kernelgrad.kernels import philox
 from kernelgrad.kernels import reference as R
 
 from conftest import (AWKWARD, ELEMENTWISE_RTOL, OPTIMIZER_CASES, activation_tolerances,
-                      assert_close, bce_scales, linear_tolerances)
+                      assert_close, assert_softmax_close, bce_scales, linear_tolerances,
+                      softmax_inputs)
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not devices.cuda_available(),
@@ -79,17 +80,18 @@ def test_activations(rng, name, shape, misalign):
 @pytest.mark.parametrize("rows", AWKWARD)
 @pytest.mark.parametrize("classes", sizes(*AWKWARD, 1024, 1025, 4099, large=[32768]))
 def test_softmax_cross_entropy(rng, rows, classes):
-    if rows * classes > 1 << 24:
-        rows = (1 << 24) // classes
-    logits = (rng.standard_normal((rows, classes)) * 3).astype(F32)
-    labels = rng.integers(0, classes, rows)
+    check_softmax_cross_entropy(rng, min(rows, (1 << 24) // classes), classes)
+
+
+@pytest.mark.parametrize("classes", [7, 1000, 5000])
+def test_softmax_cross_entropy_with_masked_logits(rng, classes):
+    check_softmax_cross_entropy(rng, 33, classes, masked=0.95)
+
+
+def check_softmax_cross_entropy(rng, rows, classes, masked=0.0):
+    logits, labels = softmax_inputs(rng, rows, classes, F32, masked=masked)
     losses, dlogits = K.softmax_cross_entropy(gpu(logits), cp.asarray(labels))
-    ref_losses, ref_dlogits = R.softmax_cross_entropy(logits, labels)
-    onehot = np.zeros_like(ref_dlogits)
-    onehot[np.arange(rows), labels] = 1.0
-    assert_close(host(losses), ref_losses, 8e-6, scale=1.0, what="losses")
-    assert_close(host(dlogits), ref_dlogits, 8e-6, scale=np.abs(ref_dlogits + onehot) + onehot,
-                 atol=16 * np.finfo(F32).tiny, what="dlogits")
+    assert_softmax_close(host(losses), host(dlogits), logits, labels, 8e-6)
     K.check_device_errors()
 
 

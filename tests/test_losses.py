@@ -6,26 +6,17 @@ from hypothesis import given, settings, strategies as st
 import kernelgrad.kernels as K
 from kernelgrad.kernels import reference as R
 
-from conftest import AWKWARD, DTYPES, ELEMENTWISE_RTOL, assert_close, bce_scales
+from conftest import (AWKWARD, DTYPES, ELEMENTWISE_RTOL, assert_close, assert_softmax_close,
+                      bce_scales, softmax_inputs)
 
 SOFTMAX_RTOL = {np.float32: 4e-6, np.float64: 1e-12}
 
 
-def check_softmax_cross_entropy(rng, rows, classes, dtype, spread=3.0):
-    logits = (rng.standard_normal((rows, classes)) * spread).astype(dtype)
-    labels = rng.integers(0, classes, rows)
+def check_softmax_cross_entropy(rng, rows, classes, dtype, spread=3.0, masked=0.0):
+    logits, labels = softmax_inputs(rng, rows, classes, dtype, spread, masked)
     losses, dlogits = K.softmax_cross_entropy(logits, labels)
-    ref_losses, ref_dlogits = R.softmax_cross_entropy(logits, labels)
     assert losses.dtype == dtype and losses.shape == (rows,)
-    # A loss near 0 is log(s) for a sum s near 1, and dlogits at the label is p - 1 for p
-    # near 1: both are exact only to the rounding of s and p, whose size is 1.
-    onehot = np.zeros_like(ref_dlogits)
-    onehot[np.arange(rows), labels] = 1.0
-    assert_close(losses, ref_losses, SOFTMAX_RTOL[dtype], scale=1.0, what="losses")
-    # (atol: exp flushes to 0 near the bottom of the normal range)
-    assert_close(dlogits, ref_dlogits, SOFTMAX_RTOL[dtype],
-                 scale=np.abs(ref_dlogits + onehot) + onehot, atol=16 * np.finfo(dtype).tiny,
-                 what="dlogits")
+    assert_softmax_close(losses, dlogits, logits, labels, SOFTMAX_RTOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -33,6 +24,12 @@ def check_softmax_cross_entropy(rng, rows, classes, dtype, spread=3.0):
 @pytest.mark.parametrize("classes", AWKWARD)
 def test_softmax_cross_entropy(rng, rows, classes, dtype):
     check_softmax_cross_entropy(rng, rows, classes, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("classes", [7, 1000, 5000])
+def test_softmax_cross_entropy_with_masked_logits(rng, classes, dtype):
+    check_softmax_cross_entropy(rng, 33, classes, dtype, masked=0.95)
 
 
 @settings(max_examples=40, deadline=None)

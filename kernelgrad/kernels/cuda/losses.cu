@@ -27,8 +27,8 @@ __device__ __forceinline__ void add(MaxSum& a, float x) {
     if (x > a.m) {
         a.s = a.s * expf(a.m - x) + 1.0f;
         a.m = x;
-    } else {
-        a.s += expf(x - a.m);
+    } else if (x != NEG_INF) {  // a masked logit adds exp(-inf) = 0; with a.m = -inf too,
+        a.s += expf(x - a.m);   // exp(-inf - -inf) would be NaN
     }
 }
 
