@@ -120,6 +120,20 @@ def assert_softmax_close(losses, dlogits, logits, labels, rtol):
                  atol=16 * np.finfo(logits.dtype).tiny, what="dlogits")
 
 
+def nan_logit_inputs(classes, dtype):
+    """Two rows of logits and their labels: row 0 holds one NaN, so its loss and every one
+    of its dlogits must be NaN, whichever GPU thread reads the NaN; row 1 is finite."""
+    logits = np.zeros((2, classes), dtype)
+    logits[:, -1] = 1.0
+    logits[0, 1] = np.nan
+    return logits, np.array([0, classes - 1])
+
+
+def assert_nan_row_only(losses, dlogits):
+    assert np.isnan(losses[0]) and np.isnan(dlogits[0]).all()
+    assert np.isfinite(losses[1]) and np.isfinite(dlogits[1]).all()
+
+
 def linear_tolerances(x, w, b, activation, alpha, y, z, dy):
     """assert_close's keyword arguments for linear's z, y and (dx, dw, db), given the kernel's
     y and z (the backward's saved values, as the reference gets them too).

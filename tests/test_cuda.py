@@ -17,8 +17,8 @@ from kernelgrad.kernels import philox
 from kernelgrad.kernels import reference as R
 
 from conftest import (AWKWARD, ELEMENTWISE_RTOL, OPTIMIZER_CASES, activation_tolerances,
-                      assert_close, assert_softmax_close, bce_scales, linear_tolerances,
-                      softmax_inputs)
+                      assert_close, assert_nan_row_only, assert_softmax_close, bce_scales,
+                      linear_tolerances, nan_logit_inputs, softmax_inputs)
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not devices.cuda_available(),
@@ -93,6 +93,13 @@ def check_softmax_cross_entropy(rng, rows, classes, masked=0.0):
     losses, dlogits = K.softmax_cross_entropy(gpu(logits), cp.asarray(labels))
     assert_softmax_close(host(losses), host(dlogits), logits, labels, 8e-6)
     K.check_device_errors()
+
+
+@pytest.mark.parametrize("classes", [3, 5000])
+def test_softmax_cross_entropy_nan_logit_makes_its_row_nan(classes):
+    logits, labels = nan_logit_inputs(classes, F32)
+    losses, dlogits = K.softmax_cross_entropy(gpu(logits), cp.asarray(labels))
+    assert_nan_row_only(host(losses), host(dlogits))
 
 
 def test_softmax_cross_entropy_is_stable_at_1e4():

@@ -7,7 +7,7 @@ import kernelgrad.kernels as K
 from kernelgrad.kernels import reference as R
 
 from conftest import (AWKWARD, DTYPES, ELEMENTWISE_RTOL, assert_close, assert_softmax_close,
-                      bce_scales, softmax_inputs)
+                      assert_nan_row_only, bce_scales, nan_logit_inputs, softmax_inputs)
 
 SOFTMAX_RTOL = {np.float32: 4e-6, np.float64: 1e-12}
 
@@ -50,10 +50,10 @@ def test_softmax_cross_entropy_is_stable_at_1e4(dtype):
     np.testing.assert_allclose(dlogits, [[1, -1, 0], [0, 0, 0], [-0.5, 0.5, 0]], atol=1e-7)
 
 
-def test_softmax_cross_entropy_nan_logit_gives_nan_loss():
-    logits = np.array([[0.0, np.nan, 1.0], [0.0, 1.0, 2.0]], np.float32)
-    losses, _ = K.softmax_cross_entropy(logits, [0, 2])
-    assert np.isnan(losses[0]) and np.isfinite(losses[1])
+@pytest.mark.parametrize("classes", [3, 5000])
+def test_softmax_cross_entropy_nan_logit_makes_its_row_nan(classes):
+    logits, labels = nan_logit_inputs(classes, np.float32)
+    assert_nan_row_only(*K.softmax_cross_entropy(logits, labels))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

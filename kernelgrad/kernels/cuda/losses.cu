@@ -19,7 +19,9 @@ struct MaxSum {
 
 __device__ __forceinline__ MaxSum merge(MaxSum a, MaxSum b) {
     float m = fmaxf(a.m, b.m);
-    if (m == NEG_INF) return a;  // both empty
+    // Both maxes -inf: the sums are 0 (empty or masked) or NaN (a NaN logit, which add()
+    // puts in the sum, never in the max); adding keeps the NaN whichever lane holds it.
+    if (m == NEG_INF) return {m, a.s + b.s};
     return {m, a.s * expf(a.m - m) + b.s * expf(b.m - m)};
 }
 
