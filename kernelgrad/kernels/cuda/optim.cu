@@ -8,8 +8,9 @@
 // i owns blocks [first_i, first_{i+1}) of the grid and loops over its elements with that
 // many blocks; unused slots have first = gridDim.x and are never picked.
 //
-// Hyper-parameters arrive precomputed (lr / bias correction and the like), the same for
-// every tensor of a launch; flags are kernel arguments, uniform across the grid, so their
+// Hyper-parameters arrive precomputed (lr / bias correction, 1 - beta and the like: 1 - beta2
+// computed here from beta2 rounded to float32 is off by 1.3e-5 for beta2 = 0.999, as the CPU
+// kernels and PyTorch are not), the same for every tensor of a launch; flags are kernel arguments, uniform across the grid, so their
 // branches cost nothing.
 #include "common.cuh"
 
@@ -76,17 +77,17 @@ extern "C" __global__ void adagrad_step(TENSOR_PARAMS float clr, float weight_de
 }
 
 // sa: square average; sb: gradient average (centered); sc: momentum buffer
-extern "C" __global__ void rmsprop_step(TENSOR_PARAMS float lr, float alpha, float eps,
-                                        float weight_decay, float momentum, int use_momentum,
-                                        int centered) {
+extern "C" __global__ void rmsprop_step(TENSOR_PARAMS float lr, float alpha,
+                                        float one_minus_alpha, float eps, float weight_decay,
+                                        float momentum, int use_momentum, int centered) {
     PICK_TENSOR {
         float p = t.p[i];
         float g = t.g[i] + weight_decay * p;
-        float sq = alpha * t.sa[i] + (1.0f - alpha) * g * g;
+        float sq = alpha * t.sa[i] + one_minus_alpha * g * g;
         t.sa[i] = sq;
         float avg;
         if (centered) {
-            float ga = alpha * t.sb[i] + (1.0f - alpha) * g;
+            float ga = alpha * t.sb[i] + one_minus_alpha * g;
             t.sb[i] = ga;
             avg = sqrtf(sq - ga * ga) + eps;
         } else {
@@ -104,14 +105,15 @@ extern "C" __global__ void rmsprop_step(TENSOR_PARAMS float lr, float alpha, flo
 
 // Adam (weight decay added to the gradient) or AdamW (decay_factor = 1 - lr wd applied to
 // the parameter first, weight_decay = 0). sa: exp_avg; sb: exp_avg_sq.
-extern "C" __global__ void adam_step(TENSOR_PARAMS float step_size, float beta1, float beta2,
+extern "C" __global__ void adam_step(TENSOR_PARAMS float step_size, float beta1,
+                                     float one_minus_beta1, float beta2, float one_minus_beta2,
                                      float eps, float weight_decay, float decay_factor,
                                      float inv_sqrt_bias2) {
     PICK_TENSOR {
         float p = t.p[i] * decay_factor;
         float g = t.g[i] + weight_decay * p;
-        float m = beta1 * t.sa[i] + (1.0f - beta1) * g;
-        float v = beta2 * t.sb[i] + (1.0f - beta2) * g * g;
+        float m = beta1 * t.sa[i] + one_minus_beta1 * g;
+        float v = beta2 * t.sb[i] + one_minus_beta2 * g * g;
         t.sa[i] = m;
         t.sb[i] = v;
         t.p[i] = p - step_size * m / (sqrtf(v) * inv_sqrt_bias2 + eps);

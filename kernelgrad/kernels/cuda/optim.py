@@ -39,13 +39,16 @@ def adagrad_step(tensors, clr, weight_decay, eps):
 
 def rmsprop_step(tensors, lr, alpha, eps, weight_decay, momentum, use_momentum, centered):
     """tensors: (param, grad, square_avg, grad_avg or NULL, momentum_buf or NULL)."""
-    _launch("rmsprop_step", tensors, (m.f32(lr), m.f32(alpha), m.f32(eps), m.f32(weight_decay),
-                                      m.f32(momentum), m.i32(use_momentum), m.i32(centered)))
+    _launch("rmsprop_step", tensors, (m.f32(lr), m.f32(alpha), m.f32(1 - alpha), m.f32(eps),
+                                      m.f32(weight_decay), m.f32(momentum),
+                                      m.i32(use_momentum), m.i32(centered)))
 
 
 def adam_step(tensors, step_size, beta1, beta2, eps, weight_decay, decay_factor,
               inv_sqrt_bias2):
     """tensors: (param, grad, exp_avg, exp_avg_sq)."""
-    _launch("adam_step", tensors, (m.f32(step_size), m.f32(beta1), m.f32(beta2), m.f32(eps),
+    # 1 - beta in double, then rounded: the kernel's 1.0f - beta would round beta first
+    _launch("adam_step", tensors, (m.f32(step_size), m.f32(beta1), m.f32(1 - beta1),
+                                   m.f32(beta2), m.f32(1 - beta2), m.f32(eps),
                                    m.f32(weight_decay), m.f32(decay_factor),
                                    m.f32(inv_sqrt_bias2)))
