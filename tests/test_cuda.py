@@ -156,11 +156,13 @@ def test_bias_grad(rng, shape):
                  scale=np.abs(dy).sum(0), what="bias grad")
 
 
+# (1200, 300, 9): row tiles past one group of common.cuh's TILE_GROUP, the last group short
 GEMM_SHAPES = ([(1, 1, 1), (7, 33, 7), (33, 127, 1000), (130, 129, 9), (127, 1, 33),
-                (256, 384, 264)]
+                (256, 384, 264), (1200, 300, 9)]
                if SMALL else
                [(m, n, k) for m in AWKWARD for n in (1, 33, 127) for k in (1, 7, 1000)]
-               + [(256, 384, 264), (130, 129, 9), (4096, 3, 17), (3, 2049, 40), (513, 1, 300)])
+               + [(256, 384, 264), (130, 129, 9), (4096, 3, 17), (3, 2049, 40), (513, 1, 300),
+                  (1200, 300, 9)])
 
 
 # DESIGN.md: float32 GEMM near 1e-6 sqrt(K); the tensor-core rungs round their inputs
@@ -184,6 +186,31 @@ def test_matmul(rng, m, n, k, trans_a, trans_b, impl, misalign):
     scale = R.matmul(np.abs(a), np.abs(b), trans_a, trans_b)
     assert_close(host(out), R.matmul(a, b, trans_a, trans_b), gemm_rtol(impl, k), scale,
                  f"{impl} {m}x{n}x{k} ta={trans_a} tb={trans_b}")
+
+
+OUR_GEMMS = ["cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16"]
+
+
+@pytest.mark.skipif(SMALL, reason="8.4M-row operands")
+@pytest.mark.parametrize("impl", OUR_GEMMS)
+def test_a_gemm_taller_than_65535_row_tiles(rng, impl):
+    """M's tiles run along grid.x: along y, where a 2-D grid allows 65535 blocks, one row
+    of tiles more than this would not launch."""
+    if EMULATED and impl in ("cuda-tf32", "cuda-bf16"):
+        pytest.skip("65536 tensor-core blocks take minutes on the emulator")
+    rows = 65535 * (32 if impl == "cuda-tiled" else 128) + 1
+    a = rng.integers(-3, 4, (rows, 2)).astype(F32)
+    b = rng.integers(-3, 4, (2, 3)).astype(F32)
+    # small integers: exact in TF32 and bf16 too
+    np.testing.assert_array_equal(host(K.matmul(gpu(a), gpu(b), impl=impl)), a @ b)
+
+
+@pytest.mark.parametrize("impl, columns", [("cuda-tiled", 65535 * 32),
+                                           ("cuda-regblock", 65535 * 128)])
+def test_a_gemm_wider_than_a_rung_takes_is_refused(impl, columns):
+    a, b = cp.ones((1, 1), cp.float32), cp.ones((1, columns + 1), cp.float32)
+    with pytest.raises(ValueError, match=f"at most {columns} output columns"):
+        K.matmul(a, b, impl=impl)
 
 
 @pytest.mark.parametrize("impl", ["cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16",

@@ -74,6 +74,17 @@ def test_a_read_beside_an_array_reads_nan(shim):
     assert np.isnan(y.get()[5]) and not np.isnan(y.get()[:5]).any()
 
 
+@pytest.mark.parametrize("grid, block, message", [
+    ((1, 65536), (32,), r"grid \(1, 65536, 1\) is outside CUDA's limits"),
+    ((0,), (32,), r"grid \(0, 1, 1\) is outside"),
+    ((1,), (64, 32), r"block \(64, 32, 1\) has more than 1024 threads"),
+])
+def test_a_launch_past_cudas_limits_is_refused(shim, grid, block, message):
+    x, y = shim.zeros(4), shim.empty(4)
+    with pytest.raises(emulator.EmulatorError, match=message):
+        launch(shim, COPY, "copy", grid, block, x, y, np.int32(4), np.int32(0))
+
+
 @pytest.mark.parametrize("args, message", [
     ((np.int64(100), np.int32(0)), "argument 2 is 8 bytes wide, the kernel's parameter 4"),
     ((np.int32(100),), "the kernel takes 4 arguments, the launch passed 3"),

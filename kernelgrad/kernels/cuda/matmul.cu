@@ -24,7 +24,7 @@ extern "C" __global__ void __launch_bounds__(TILE * TILE)
     __shared__ float As[TILE][TILE + 1];  // As[m][k]
     __shared__ float Bs[TILE][TILE + 1];  // Bs[k][n]
     int tx = threadIdx.x, ty = threadIdx.y;
-    int m0 = blockIdx.y * TILE, n0 = blockIdx.x * TILE;
+    int m0 = blockIdx.x * TILE, n0 = blockIdx.y * TILE;  // grid.x: no 65535 cap on M
     int lda = ta ? M : K, ldb = tb ? K : N;
     float acc = 0.0f;
     for (int k0 = 0; k0 < K; k0 += TILE) {
@@ -113,7 +113,7 @@ extern "C" __global__ void __launch_bounds__(RB_THREADS)
                     int ta, int tb, int act, float alpha, int vec_a, int vec_b, int vec_c) {
     __shared__ __align__(16) float As[2][BK][BM];
     __shared__ __align__(16) float Bs[2][BK][BN];
-    int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
     int lda = ta ? M : K, ldb = tb ? K : N;
     // A's tile: k-rows when A is stored (K, M) (ta); B's when B is stored (K, N) (!tb).
     int a_rows = ta ? K : M, a_cols = ta ? M : K;

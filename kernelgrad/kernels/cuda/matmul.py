@@ -21,6 +21,10 @@ IMPLS = ("cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16", "cublas")
 # them; ask for them by name.
 AUTO_IMPLS = ("cuda-tiled", "cuda-regblock", "cublas")
 TILE, BM, BN = 32, 128, 128
+# Our rungs' grids: M's tiles along grid.x (up to 2**31 - 1 blocks), N's along grid.y (up
+# to 65535, so at most 65535 tiles of output columns); dimensions are int32 in the kernels.
+MAX_COLUMN_TILES = 65535
+MAX_DIM = 2 ** 31 - 1
 # matmul_tc.cu's dynamic shared memory: TC_STAGES x 2 operands x TC_TILE floats, a tile
 # being 128 rows of 32 + 4 or 32 rows of 128 + 8 floats, whichever is larger
 TC_SMEM = 3 * 2 * max(128 * (32 + 4), 32 * (128 + 8)) * 4
@@ -33,19 +37,35 @@ def _ours(kernel, a, b, trans_a, trans_b, M, N, K, bias, act, alpha):
     common = (a, b, c, bias_arg, m.i32(M), m.i32(N), m.i32(K), m.i32(trans_a), m.i32(trans_b),
               m.i32(act), m.f32(alpha))
     if kernel == "cuda-tiled":
-        m.launch("matmul", "matmul_tiled", ((N + TILE - 1) // TILE, (M + TILE - 1) // TILE),
-                 (TILE, TILE), common)
+        m.launch("matmul", "matmul_tiled", _grid(M, N, TILE), (TILE, TILE), common)
         return c
     lda, ldb = (M if trans_a else K), (K if trans_b else N)
     vec = (m.i32(lda % 4 == 0 and m.aligned(a)), m.i32(ldb % 4 == 0 and m.aligned(b)),
            m.i32(N % 4 == 0 and m.aligned(c)))
-    grid = ((N + BN - 1) // BN, (M + BM - 1) // BM)
+    grid = _grid(M, N, BM)
     if kernel == "cuda-regblock":
         m.launch("matmul", "matmul_regblock", grid, 256, common + vec)
         return c
     name = f"matmul_{kernel[5:]}_{'t' if trans_a else 'n'}{'t' if trans_b else 'n'}"
-    _tensor_core_kernel(name, cupy.cuda.Device().id)(grid, (256,), common[:7] + common[9:] + vec, shared_mem=TC_SMEM)
+    _tensor_core_kernel(name, cupy.cuda.Device().id)(grid, (256,), common[:7] + common[9:] + vec,
+                                                     shared_mem=TC_SMEM)
     return c
+
+
+def _grid(M, N, tile):
+    return (-(-M // tile), -(-N // tile))
+
+
+def _too_large(impl, M, N, K):
+    """Why our rung `impl` cannot take this shape, or None (cuBLAS takes any)."""
+    if impl == "cublas":
+        return None
+    if max(M, N, K) > MAX_DIM:
+        return f"its dimensions are int32 (M, N, K = {M}, {N}, {K})"
+    columns = MAX_COLUMN_TILES * (TILE if impl == "cuda-tiled" else BN)
+    if N > columns:
+        return f"it takes at most {columns} output columns (N = {N})"
+    return None
 
 
 @functools.lru_cache(maxsize=None)
@@ -85,10 +105,15 @@ def gemm(a, b, trans_a, trans_b, impl, key, bias=None, act=0, alpha=0.0):
         return _ours(name, a, b, trans_a, trans_b, M, N, K, bias, act, alpha)
 
     if impl != "auto":
+        why = _too_large(impl, M, N, K)
+        if why:
+            raise ValueError(f"impl={impl!r} cannot run this GEMM: {why}; use 'cublas' or "
+                             "'auto'")
         return run(impl)
     choice_key = (cupy.cuda.Device().id, key)
     if choice_key not in _choices:
-        _choices[choice_key] = min(AUTO_IMPLS, key=lambda name: _time(lambda: run(name)))
+        fitting = [name for name in AUTO_IMPLS if not _too_large(name, M, N, K)]
+        _choices[choice_key] = min(fitting, key=lambda name: _time(lambda: run(name)))
     return run(_choices[choice_key])
 
 

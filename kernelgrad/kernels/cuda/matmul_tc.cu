@@ -49,7 +49,7 @@ __device__ void matmul_tc(const float* __restrict__ A, const float* __restrict__
                           float* __restrict__ C, const float* __restrict__ bias, int M, int N,
                           int K, int act, float alpha, int vec_a, int vec_b, int vec_c) {
     extern __shared__ __align__(16) float smem[];
-    int m0 = blockIdx.y * TC_BM, n0 = blockIdx.x * TC_BN;
+    int m0 = blockIdx.x * TC_BM, n0 = blockIdx.y * TC_BN;
     int lda = TA ? M : K, ldb = TB ? K : N;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;

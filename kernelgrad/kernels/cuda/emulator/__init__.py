@@ -124,6 +124,23 @@ def translate(cuda_source, kernel_names):
     return '#include "emu.h"\n' + text + launchers
 
 
+# CUDA's launch limits (every architecture since sm_30): a launch past them fails with
+# cudaErrorInvalidConfiguration, so the emulator refuses it too.
+GRID_LIMITS = (2 ** 31 - 1, 65535, 65535)
+BLOCK_LIMITS = (1024, 1024, 64)
+MAX_BLOCK_THREADS = 1024
+
+
+def check_launch_shape(kernel, grid, block):
+    for what, dims, limits in (("grid", grid, GRID_LIMITS), ("block", block, BLOCK_LIMITS)):
+        if any(not 1 <= d <= limit for d, limit in zip(dims, limits)):
+            raise EmulatorError(f"{kernel}: {what} {dims} is outside CUDA's limits "
+                                f"(1 to {limits} per dimension)")
+    if block[0] * block[1] * block[2] > MAX_BLOCK_THREADS:
+        raise EmulatorError(f"{kernel}: block {block} has more than {MAX_BLOCK_THREADS} "
+                            "threads")
+
+
 class Module:
     """One CUDA source compiled for the emulator; launch(kernel, grid, block, args)."""
 
@@ -147,9 +164,11 @@ class Module:
             self.late_copies.value = os.environ.get(COPIES_VARIABLE, "early") == "late"
         if kernel not in self.kernel_names:
             raise EmulatorError(f"no kernel named {kernel!r} in this module")
+        grid, block = (tuple(grid) + (1, 1))[:3], (tuple(block) + (1, 1))[:3]
+        check_launch_shape(kernel, grid, block)
         fn = getattr(self.lib, f"emu_launch_{kernel}")
-        grid3 = (ctypes.c_uint * 3)(*(tuple(grid) + (1, 1))[:3])
-        block3 = (ctypes.c_uint * 3)(*(tuple(block) + (1, 1))[:3])
+        grid3 = (ctypes.c_uint * 3)(*grid)
+        block3 = (ctypes.c_uint * 3)(*block)
         pointers = (ctypes.c_void_p * max(1, len(values)))(
             *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
         sizes = (ctypes.c_size_t * max(1, len(values)))(*[ctypes.sizeof(v) for v in values])
