@@ -282,6 +282,69 @@ def test_optimizer_steps_match_the_cpu_kernels(rng, name, hyper, positional, key
             assert_close(host(got), want, 2e-6, what=f"{name} {key} {i}")
 
 
+# Zeros of both signs, infinities, NaN, subnormals, the largest floats and values where
+# exp over- or underflows: each kernel must give what the CPU's gives, NaN for NaN.
+SPECIALS = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 1e-40, -1e-40, 3e38,
+                     -3e38, 100.0, -100.0, 20.0, -20.0], F32)
+
+
+def assert_as_on_the_cpu(got, want, what, atol=16 * np.finfo(F32).tiny):
+    """NaN where the CPU has NaN, the same infinities, finite values to 1e-5 (the CPU
+    flushes some subnormal results to 0: atol, which may be an array)."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan), \
+        f"{what}: NaN differs at {np.argwhere(np.isnan(got) != nan)[:5].tolist()}"
+    assert np.array_equal(got[np.isinf(want)], want[np.isinf(want)]), f"{what}: infinities"
+    finite = np.isfinite(want)
+    err = np.abs(got[finite] - want[finite])
+    bound = 1e-5 * np.abs(want[finite]) + np.broadcast_to(atol, want.shape)[finite]
+    assert np.all(err <= bound), f"{what}: {err.max():.3g} off"
+
+
+def test_special_values_give_what_the_cpu_gives():
+    x = np.tile(SPECIALS, 5)
+    dy = np.tile(np.array([1.0, -2.0, 0.5], F32), 25)
+    for name in K.ACTIVATIONS:
+        y = K.activation(x, name, 0.05)
+        assert_as_on_the_cpu(host(K.activation(gpu(x), name, 0.05)), y, f"{name} forward")
+        saved = x if name == "gelu" else y
+        assert_as_on_the_cpu(host(K.activation_backward(gpu(dy), gpu(saved), name, 0.05)),
+                             K.activation_backward(dy, saved, name, 0.05), f"{name} backward")
+    z = np.repeat(SPECIALS, 4)
+    t = np.tile(np.array([0.0, 1.0, 0.3, 1.0], F32), len(SPECIALS))
+    for fn in (K.binary_cross_entropy_with_logits, K.mse):
+        for got, want in zip(fn(gpu(z), gpu(t)), fn(z, t)):
+            assert_as_on_the_cpu(host(got), want, fn.__name__)
+    for p in (0.0, 0.5):
+        assert_as_on_the_cpu(host(K.dropout(gpu(x), p, 7, 3)), K.dropout(x, p, 7, 3), "dropout")
+    for classes in (10, 2000):  # a warp per row, a block per row
+        logits = np.zeros((len(SPECIALS), classes), F32)
+        logits[:, 3], logits[:, 5] = SPECIALS, 1.0
+        for label in (3, 5):
+            labels = np.full(len(SPECIALS), label)
+            got = K.softmax_cross_entropy(gpu(logits), cp.asarray(labels))
+            losses, dlogits = K.softmax_cross_entropy(logits, labels)
+            # a loss near 0 is log(s) for s near 1: exact to s's rounding, whose size is 1
+            assert_as_on_the_cpu(host(got[0]), losses, "softmax losses", atol=1e-6)
+            # at the label, p - 1 keeps the rounding of p near 1
+            onehot = np.zeros_like(dlogits)
+            onehot[:, label] = 2 * np.finfo(F32).eps
+            assert_as_on_the_cpu(host(got[1]), dlogits, "softmax dlogits",
+                                 atol=onehot + 16 * np.finfo(F32).tiny)
+    g = np.tile(SPECIALS[np.isfinite(SPECIALS)], 2)  # a non-finite gradient poisons any step
+    for name, hyper, positional, keywords in OPTIMIZER_CASES:
+        steps = {}
+        for dev, to in (("cpu", np.copy), ("gpu", gpu)):
+            p = to(np.linspace(-1, 1, len(g)).astype(F32))
+            state = {k: to(np.zeros(len(g), F32)) for k in positional + keywords}
+            counted = {} if name == "rmsprop" else {"step": 1}
+            getattr(K, f"{name}_step")([p], [to(g)], *([state[k]] for k in positional),
+                                       **{k: [state[k]] for k in keywords}, **hyper, **counted)
+            steps[dev] = p if dev == "cpu" else host(p)
+        assert_as_on_the_cpu(steps["gpu"], steps["cpu"], f"{name} {hyper}")
+
+
 def test_mixed_devices_are_an_error(rng):
     a = rng.standard_normal((4, 4)).astype(F32)
     with pytest.raises(RuntimeError, match="different devices"):
