@@ -78,12 +78,15 @@ def test_activations(rng, name, shape, misalign):
 
 
 @pytest.mark.parametrize("rows", AWKWARD)
-@pytest.mark.parametrize("classes", sizes(*AWKWARD, 1024, 1025, 4099, large=[32768]))
+# a warp per row up to 1024 classes; then a block per row, the row in registers (4096:
+# 128-bit loads, 1025 and 4099: scalar) up to 32768; past that read twice (32772, 40000)
+@pytest.mark.parametrize("classes", sizes(*AWKWARD, 1024, 1025, 4096, 4099,
+                                          large=[32768, 32772, 40000]))
 def test_softmax_cross_entropy(rng, rows, classes):
     check_softmax_cross_entropy(rng, min(rows, (1 << 24) // classes), classes)
 
 
-@pytest.mark.parametrize("classes", [7, 1000, 5000])
+@pytest.mark.parametrize("classes", [7, 1000, 5000, 5001, 40000])
 def test_softmax_cross_entropy_with_masked_logits(rng, classes):
     check_softmax_cross_entropy(rng, 33, classes, masked=0.95)
 
@@ -95,7 +98,7 @@ def check_softmax_cross_entropy(rng, rows, classes, masked=0.0):
     K.check_device_errors()
 
 
-@pytest.mark.parametrize("classes", [3, 5000])
+@pytest.mark.parametrize("classes", [3, 5000, 5001, 40000])
 def test_softmax_cross_entropy_nan_logit_makes_its_row_nan(classes):
     logits, labels = nan_logit_inputs(classes, F32)
     losses, dlogits = K.softmax_cross_entropy(gpu(logits), cp.asarray(labels))
@@ -109,7 +112,7 @@ def test_softmax_cross_entropy_is_stable_at_1e4():
     np.testing.assert_allclose(host(dlogits), [[1, -1, 0], [0, 0, 0], [-0.5, 0.5, 0]], atol=1e-7)
 
 
-@pytest.mark.parametrize("classes", [10, 5000])
+@pytest.mark.parametrize("classes", [10, 5000, 5001, 40000])
 def test_out_of_range_label_is_nan_and_flagged(rng, classes):
     logits = gpu(rng.standard_normal((4, classes)).astype(F32))
     losses, dlogits = K.softmax_cross_entropy(logits, cp.asarray([0, classes, -1, 3]))
@@ -318,7 +321,7 @@ def test_special_values_give_what_the_cpu_gives():
             assert_as_on_the_cpu(host(got), want, fn.__name__)
     for p in (0.0, 0.5):
         assert_as_on_the_cpu(host(K.dropout(gpu(x), p, 7, 3)), K.dropout(x, p, 7, 3), "dropout")
-    for classes in (10, 2000):  # a warp per row, a block per row
+    for classes in (10, 2000, 2001, 40000):  # a warp per row; a block: cached, read twice
         logits = np.zeros((len(SPECIALS), classes), F32)
         logits[:, 3], logits[:, 5] = SPECIALS, 1.0
         for label in (3, 5):

@@ -204,6 +204,39 @@ def test_reverse_order_exposes_a_missing_barrier(shim, monkeypatch):
     assert np.isnan(y.get()[1:]).all()
 
 
+# A block-per-row reduction whose partials are rewritten for the next row with no barrier
+# after the last read of them: the first warp to finish a row overwrites a partial that a
+# later warp has yet to read.
+ROW_SUMS = """
+extern "C" __global__ void row_sums(const float* x, float* y, int rows) {
+    __shared__ float part[32];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    for (int r = 0; r < rows; ++r) {
+        float v = warp_sum(x[r * blockDim.x + threadIdx.x]);
+        if (lane == 0) part[warp] = v;
+        __syncthreads();
+        float s = lane < warps ? part[lane] : 0.0f;
+        s = warp_sum(s);
+        if (threadIdx.x == 0) y[r] = s;
+        BARRIER
+    }
+}
+"""
+
+
+def test_warps_running_one_at_a_time_expose_a_missing_trailing_barrier(shim, monkeypatch):
+    # last warp first: it rewrites its partial before warp 0, which writes y, has read it
+    monkeypatch.setenv(emulator.ORDER_VARIABLE, "reverse")
+    x = np.random.default_rng(0).integers(0, 9, (4, 128)).astype(np.float32)
+    y = shim.empty(4)
+    launch(shim, ROW_SUMS.replace("BARRIER", "__syncthreads();"), "row_sums", (1,), (128,),
+           shim.asarray(x), y, np.int32(4))
+    np.testing.assert_array_equal(y.get(), x.sum(axis=1))
+    launch(shim, ROW_SUMS.replace("BARRIER", ""), "row_sums", (1,), (128,), shim.asarray(x), y,
+           np.int32(4))
+    assert not np.array_equal(y.get(), x.sum(axis=1))
+
+
 def test_every_block_starts_with_uninitialized_shared_memory(shim):
     source = """
     extern "C" __global__ void leftover(float* y) {

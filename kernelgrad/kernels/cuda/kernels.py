@@ -6,7 +6,8 @@ KERNELS = {
     "activations": tuple(f"{a}_{d}" for a in ACTIVATIONS for d in ("forward", "backward"))
     + ("bias_activation",),
     "dropout": ("dropout",),
-    "losses": ("softmax_xent_warp", "softmax_xent_block", "bce_with_logits", "mse"),
+    "losses": ("softmax_xent_warp", "softmax_xent_cached_vec", "softmax_xent_cached_scalar",
+               "softmax_xent_block", "bce_with_logits", "mse"),
     "reductions": ("bias_grad_bands", "sum_bands"),
     "optim": ("sgd_step", "adagrad_step", "rmsprop_step", "adam_step"),
     "matmul": ("matmul_tiled", "matmul_regblock"),

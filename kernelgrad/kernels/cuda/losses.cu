@@ -4,8 +4,9 @@
 // dlogits = softmax(x) - onehot(label). The row's max m and sum are found in one online
 // sweep (each thread keeps a running (max, sum) and rescales its sum when the max grows;
 // partial pairs merge the same way), then a second sweep writes dlogits, reading the row
-// again from L1/L2. A warp per row for short rows, a block per row for long ones; 128-bit
-// accesses when rows are 16-byte aligned (`vec`). A label outside [0, C) makes its row's
+// again from L1/L2. A warp per row for short rows (they stay in L1), a block per row for
+// long ones, holding the row in registers up to 32768 classes (softmax_xent_cached_*);
+// 128-bit accesses when rows are 16-byte aligned (`vec`). A label outside [0, C) makes its row's
 // loss and dlogits NaN and sets *error (the launcher's device flag; see _module.py): no
 // out-of-bounds read, and the host learns of it at its next checked read.
 #include "common.cuh"
@@ -138,6 +139,94 @@ extern "C" __global__ void softmax_xent_block(const float* __restrict__ logits,
                  label, bad);
         __syncthreads();  // the partials are rewritten for the next row
     }
+}
+
+// Rows of up to CACHED_MAX_CLASSES, a block per row, each value read from memory once:
+// every thread keeps its share of the row in registers (ITEMS float4s, or 4 x ITEMS
+// floats when the row is not 16-byte aligned) between the statistics and the gradient,
+// where softmax_xent_block reads the row twice and relies on L2 for the second read (at
+// 32768 classes, two 1024-thread blocks per SM keep 33 MB of rows in flight on an H100:
+// most of its L2). Each thread takes its own max first, so one exp per value serves both
+// the sum and the gradient: dlogit = exp(x - m_thread) * exp(m_thread - m) / s.
+#define ITEMS 8  // float4s per thread: 32 registers, 32768 classes at 1024 threads
+
+template <bool VEC>
+__device__ __forceinline__ void softmax_xent_cached(const float* __restrict__ logits,
+                                                    const i64* __restrict__ labels,
+                                                    float* __restrict__ losses,
+                                                    float* __restrict__ dlogits, int rows,
+                                                    int C, int* error) {
+    __shared__ float part_m[32], part_s[32];
+    constexpr int N = VEC ? ITEMS : 4 * ITEMS;  // cached loads per thread
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    int loads = VEC ? C >> 2 : C;
+    for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float* row = logits + (i64)r * C;
+        float4 v[ITEMS];
+        float* f = reinterpret_cast<float*>(v);  // constant indices only: stays in registers
+#pragma unroll
+        for (int k = 0, j = threadIdx.x; k < N; ++k, j += blockDim.x) {
+            if (VEC) {
+                v[k] = j < loads ? reinterpret_cast<const float4*>(row)[j]
+                                 : make_float4(NEG_INF, NEG_INF, NEG_INF, NEG_INF);
+            } else {
+                f[k] = j < loads ? row[j] : NEG_INF;
+            }
+        }
+        float mt = NEG_INF;
+#pragma unroll
+        for (int k = 0; k < 4 * ITEMS; ++k) mt = fmaxf(mt, f[k]);  // NaN never wins fmaxf
+        float s = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 4 * ITEMS; ++k) {
+            // a masked value adds 0 even when this thread saw nothing else (mt = -inf);
+            // a NaN stays NaN and, through s, reaches the whole row
+            f[k] = f[k] == NEG_INF ? 0.0f : expf(f[k] - mt);
+            s += f[k];
+        }
+        MaxSum t = warp_merge(MaxSum{mt, s});
+        if (lane == 0) {
+            part_m[warp] = t.m;
+            part_s[warp] = t.s;
+        }
+        __syncthreads();
+        t = lane < warps ? MaxSum{part_m[lane], part_s[lane]} : MaxSum{NEG_INF, 0.0f};
+        t = warp_merge(t);
+        i64 label = labels[r];
+        bool bad = label < 0 || label >= C;
+        if (threadIdx.x == 0) row_loss(row, label, C, t, losses + r, error);
+        float scale = bad ? QNAN : expf(mt - t.m) / t.s;
+        float* drow = dlogits + (i64)r * C;
+#pragma unroll
+        for (int k = 0, j = threadIdx.x; k < N; ++k, j += blockDim.x) {
+            if (j >= loads) break;  // j only grows
+            if (VEC) {
+                float4 d = v[k];
+                d.x = d.x * scale - (4 * j == label);
+                d.y = d.y * scale - (4 * j + 1 == label);
+                d.z = d.z * scale - (4 * j + 2 == label);
+                d.w = d.w * scale - (4 * j + 3 == label);
+                reinterpret_cast<float4*>(drow)[j] = d;
+            } else {
+                drow[j] = f[k] * scale - (j == label);
+            }
+        }
+        __syncthreads();  // the partials are rewritten for the next row
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(1024)
+    softmax_xent_cached_vec(const float* __restrict__ logits, const i64* __restrict__ labels,
+                            float* __restrict__ losses, float* __restrict__ dlogits, int rows,
+                            int C, int* error) {
+    softmax_xent_cached<true>(logits, labels, losses, dlogits, rows, C, error);
+}
+
+extern "C" __global__ void __launch_bounds__(1024)
+    softmax_xent_cached_scalar(const float* __restrict__ logits,
+                               const i64* __restrict__ labels, float* __restrict__ losses,
+                               float* __restrict__ dlogits, int rows, int C, int* error) {
+    softmax_xent_cached<false>(logits, labels, losses, dlogits, rows, C, error);
 }
 
 // Binary cross-entropy with logits: loss = max(z, 0) - z t + log1p(exp(-|z|)), stable for

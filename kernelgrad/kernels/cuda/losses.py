@@ -5,6 +5,8 @@ from . import _module as m
 
 WARP_ROW_MAX_CLASSES = 1024  # up to here a warp per row (32 values per lane at most)
 WARPS_PER_BLOCK = 8
+CACHED_PER_THREAD = 32  # losses.cu's 4 x ITEMS: the row values a thread holds in registers
+CACHED_MAX_CLASSES = 1024 * CACHED_PER_THREAD
 
 
 def softmax_cross_entropy(logits, labels):
@@ -18,6 +20,11 @@ def softmax_cross_entropy(logits, labels):
     if C <= WARP_ROW_MAX_CLASSES:
         threads = 32 * WARPS_PER_BLOCK
         m.launch("losses", "softmax_xent_warp", m.grid(N * 32, threads), threads, args)
+    elif C <= CACHED_MAX_CLASSES:  # a thread per CACHED_PER_THREAD values, whole warps
+        threads = -(-C // (32 * CACHED_PER_THREAD)) * 32
+        kernel = "softmax_xent_cached_vec" if vec else "softmax_xent_cached_scalar"
+        m.launch("losses", kernel, m.grid(N * threads, threads), threads,
+                 args[:6] + args[7:])
     else:
         threads = 1024 if C >= 16384 else 512 if C >= 4096 else 256
         m.launch("losses", "softmax_xent_block", m.grid(N * threads, threads), threads, args)

@@ -1,8 +1,9 @@
 // The emulator's thread model (emu.h declares it): a block's threads are fibers that one
-// OS thread runs in turn, each until it reaches a barrier or exits. When none can
-// run, the scheduler releases a warp whose lanes all wait at a warp-synchronous step, or
-// the block when every live thread waits at the same __syncthreads; anything else is a
-// barrier some thread never reaches, and the launch fails naming it. A fault (an access
+// OS thread runs in turn, each until it reaches a barrier or exits, a warp at a time: the
+// scheduler releases a warp whose lanes all wait at a warp-synchronous step and runs it
+// on, and when no thread can run, releases the block if every live thread waits at the
+// same __syncthreads; anything else is a barrier some thread never reaches, and the
+// launch fails naming it. A fault (an access
 // into a guard page around an array, see cupy_shim.py) ends the launch with its address.
 #include <csetjmp>
 #include <csignal>
@@ -11,6 +12,7 @@
 #include <ucontext.h>
 #endif
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -148,37 +150,41 @@ std::string where(const Fiber& f) {
     return buf;
 }
 
+// Release warp w if its lanes have all arrived at a warp step; false if none waits at one,
+// and an error naming the lane when one never can arrive.
+bool release_warp(unsigned w) {
+    Fiber* first = nullptr;
+    for (unsigned l = 0; l < 32 && w * 32 + l < fibers.size(); ++l)
+        if (fibers[w * 32 + l].state == AT_WARP_SYNC) {
+            first = &fibers[w * 32 + l];
+            break;
+        }
+    if (!first) return false;
+    for (unsigned l = 0; l < 32; ++l) {
+        if (!(first->mask >> l & 1u)) continue;
+        size_t i = w * 32 + l;
+        auto stuck = [&](const std::string& why) {  // formatted only on failure
+            return std::string(where(*first) + " waits in " + first->what + " for lane " +
+                               std::to_string(l) + ", which " + why);
+        };
+        if (i >= fibers.size()) throw stuck("the block does not have");
+        const Fiber& other = fibers[i];
+        if (other.state == EXITED) throw stuck("has exited");
+        if (other.state == AT_SYNCTHREADS)
+            throw stuck("waits at __syncthreads (line " + std::to_string(other.line) + ")");
+        if (other.mask != first->mask) throw stuck("waits with another mask");
+    }
+    for (unsigned l = 0; l < 32; ++l)
+        if (first->mask >> l & 1u) fibers[w * 32 + l].state = RUNNABLE;
+    return true;
+}
+
 // Nothing can run: release the warps whose lanes have all arrived at a warp step, else the
 // block at __syncthreads; or explain why nothing can be released.
 bool release() {
     unsigned warps = (unsigned)(fibers.size() + 31) / 32;
     bool released = false;
-    for (unsigned w = 0; w < warps; ++w) {
-        Fiber* first = nullptr;
-        for (unsigned l = 0; l < 32 && w * 32 + l < fibers.size(); ++l)
-            if (fibers[w * 32 + l].state == AT_WARP_SYNC) {
-                first = &fibers[w * 32 + l];
-                break;
-            }
-        if (!first) continue;
-        for (unsigned l = 0; l < 32; ++l) {
-            if (!(first->mask >> l & 1u)) continue;
-            size_t i = w * 32 + l;
-            auto stuck = [&](const std::string& why) {  // formatted only on failure
-                return std::string(where(*first) + " waits in " + first->what + " for lane " +
-                                   std::to_string(l) + ", which " + why);
-            };
-            if (i >= fibers.size()) throw stuck("the block does not have");
-            const Fiber& other = fibers[i];
-            if (other.state == EXITED) throw stuck("has exited");
-            if (other.state == AT_SYNCTHREADS)
-                throw stuck("waits at __syncthreads (line " + std::to_string(other.line) + ")");
-            if (other.mask != first->mask) throw stuck("waits with another mask");
-        }
-        for (unsigned l = 0; l < 32; ++l)
-            if (first->mask >> l & 1u) fibers[w * 32 + l].state = RUNNABLE;
-        released = true;
-    }
+    for (unsigned w = 0; w < warps; ++w) released |= release_warp(w);
     if (released) return true;
     const Fiber* first = nullptr;
     for (Fiber& f : fibers) {
@@ -204,14 +210,27 @@ void run_block() {
     }
     std::fill(shared.begin(), shared.end(), 0xff);  // uninitialized: NaN, as a hint
     for (auto& region : static_shared) std::memset(region.first, 0xff, region.second);
+    size_t count = fibers.size();
+    unsigned warps = (unsigned)(count + 31) / 32;
+    // A warp runs on through its warp-synchronous steps until each of its threads waits at
+    // __syncthreads or has exited, and only then the next warp: between two barriers, all
+    // of one warp's accesses come before another's (in one order or, reversed, the other),
+    // so a write that races another warp's read changes a result, e.g. a reduction's
+    // partials rewritten for the next row before every warp has read them.
     for (;;) {
-        for (size_t i = 0; i < fibers.size(); ++i) {
-            Fiber& f = fibers[reverse_order ? fibers.size() - 1 - i : i];
-            if (f.state != RUNNABLE) continue;
-            running = &f;
-            switch_to(scheduler, f.context);
-            running = nullptr;
-            if (!failure.empty()) throw failure;
+        for (unsigned k = 0; k < warps; ++k) {
+            unsigned w = reverse_order ? warps - 1 - k : k;
+            size_t lanes = std::min<size_t>(32, count - w * 32);
+            do {
+                for (size_t i = 0; i < lanes; ++i) {
+                    Fiber& f = fibers[w * 32 + (reverse_order ? lanes - 1 - i : i)];
+                    if (f.state != RUNNABLE) continue;
+                    running = &f;
+                    switch_to(scheduler, f.context);
+                    running = nullptr;
+                    if (!failure.empty()) throw failure;
+                }
+            } while (release_warp(w));
         }
         if (!release()) return;
     }
@@ -268,11 +287,7 @@ int run(void (*entry)(void*), void* arg, dim3 grid, dim3 block, size_t shared_by
         std::snprintf(error, error_len, "%s", message.c_str());
         return 1;
     };
-    size_t threads = (size_t)block.x * block.y * block.z;
-    if (threads == 0 || threads > 1024 || block.z > 64)
-        return report("a block of " + std::to_string(threads) + " threads (1 to 1024 allowed)");
-    if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535)
-        return report("an empty or too large grid");
+    size_t threads = (size_t)block.x * block.y * block.z;  // in CUDA's limits: Module.launch
     body = entry;
     body_arg = arg;
     failure.clear();
