@@ -6,9 +6,9 @@
 // partial pairs merge the same way), then a second sweep writes dlogits, reading the row
 // again from L1/L2. A warp per row for short rows (they stay in L1), a block per row for
 // long ones, holding the row in registers up to 32768 classes (softmax_xent_cached_*);
-// 128-bit accesses when rows are 16-byte aligned (`vec`). A label outside [0, C) makes its row's
-// loss and dlogits NaN and sets *error (the launcher's device flag; see _module.py): no
-// out-of-bounds read, and the host learns of it at its next checked read.
+// 128-bit accesses when rows are 16-byte aligned (`vec`). A label outside [0, C) makes its
+// row's loss and dlogits NaN and sets *error (the launcher's device flag; see _module.py):
+// no out-of-bounds read, and the host learns of it at its next checked read.
 #include "common.cuh"
 
 #define NEG_INF __int_as_float(0xff800000)
@@ -141,9 +141,10 @@ extern "C" __global__ void softmax_xent_block(const float* __restrict__ logits,
     }
 }
 
-// Rows of up to CACHED_MAX_CLASSES, a block per row, each value read from memory once:
-// every thread keeps its share of the row in registers (ITEMS float4s, or 4 x ITEMS
-// floats when the row is not 16-byte aligned) between the statistics and the gradient,
+// Rows of up to 32768 classes (losses.py's CACHED_MAX_CLASSES), a block per row, each
+// value read from memory once: every thread keeps its share of the row in registers
+// (ITEMS float4s, or 4 x ITEMS floats when the row is not 16-byte aligned) between the
+// statistics and the gradient,
 // where softmax_xent_block reads the row twice and relies on L2 for the second read (at
 // 32768 classes, two 1024-thread blocks per SM keep 33 MB of rows in flight on an H100:
 // most of its L2). Each thread takes its own max first, so one exp per value serves both

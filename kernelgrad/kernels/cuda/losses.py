@@ -26,8 +26,7 @@ def softmax_cross_entropy(logits, labels):
         m.launch("losses", kernel, m.grid(N * threads, threads), threads,
                  args[:6] + args[7:])
     else:
-        threads = 1024 if C >= 16384 else 512 if C >= 4096 else 256
-        m.launch("losses", "softmax_xent_block", m.grid(N * threads, threads), threads, args)
+        m.launch("losses", "softmax_xent_block", m.grid(N * 1024, 1024), 1024, args)
     return losses, dlogits
 
 

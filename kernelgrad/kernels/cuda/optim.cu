@@ -8,10 +8,10 @@
 // i owns blocks [first_i, first_{i+1}) of the grid and loops over its elements with that
 // many blocks; unused slots have first = gridDim.x and are never picked.
 //
-// Hyper-parameters arrive precomputed (lr / bias correction, 1 - beta and the like: 1 - beta2
-// computed here from beta2 rounded to float32 is off by 1.3e-5 for beta2 = 0.999, as the CPU
-// kernels and PyTorch are not), the same for every tensor of a launch; flags are kernel arguments, uniform across the grid, so their
-// branches cost nothing.
+// Hyper-parameters arrive precomputed, the same for every tensor of a launch: lr / bias
+// correction, 1 - beta and the like (1 - beta2 taken here from beta2 rounded to float32
+// would be 1.3e-5 off for beta2 = 0.999; the CPU kernels and PyTorch take it in double).
+// Flags are kernel arguments, uniform across the grid, so their branches cost nothing.
 #include "common.cuh"
 
 #define TENSORS 8  // the launcher's optim.TENSORS

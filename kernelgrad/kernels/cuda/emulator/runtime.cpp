@@ -3,8 +3,8 @@
 // scheduler releases a warp whose lanes all wait at a warp-synchronous step and runs it
 // on, and when no thread can run, releases the block if every live thread waits at the
 // same __syncthreads; anything else is a barrier some thread never reaches, and the
-// launch fails naming it. A fault (an access
-// into a guard page around an array, see cupy_shim.py) ends the launch with its address.
+// launch fails naming it. A fault (an access into a guard page around an array, see
+// cupy_shim.py) ends the launch with its address.
 #include <csetjmp>
 #include <csignal>
 #include <sys/mman.h>
