@@ -321,6 +321,8 @@ def test_special_values_give_what_the_cpu_gives():
             assert_as_on_the_cpu(host(got), want, fn.__name__)
     for p in (0.0, 0.5):
         assert_as_on_the_cpu(host(K.dropout(gpu(x), p, 7, 3)), K.dropout(x, p, 7, 3), "dropout")
+    dy = np.stack([np.roll(SPECIALS, i) for i in range(130)])  # two row bands, summed
+    assert_as_on_the_cpu(host(K.bias_grad(gpu(dy))), K.bias_grad(dy), "bias_grad")
     for classes in (10, 2000, 2001, 40000):  # a warp per row; a block: cached, read twice
         logits = np.zeros((len(SPECIALS), classes), F32)
         logits[:, 3], logits[:, 5] = SPECIALS, 1.0
