@@ -15,18 +15,20 @@ def softmax_cross_entropy(logits, labels):
     N, C = logits.shape
     labels = cupy.ascontiguousarray(labels, dtype=cupy.int64)
     losses, dlogits = m.empty((N,)), m.empty((N, C))
-    vec = m.i32(C % 4 == 0 and m.aligned(logits, dlogits))
-    args = (logits, labels, losses, dlogits, m.i32(N), m.i32(C), vec, m.error_flag())
+    vec = C % 4 == 0 and m.aligned(logits, dlogits)
+    rows = (logits, labels, losses, dlogits, m.i32(N), m.i32(C))
     if C <= WARP_ROW_MAX_CLASSES:
         threads = 32 * WARPS_PER_BLOCK
-        m.launch("losses", "softmax_xent_warp", m.grid(N * 32, threads), threads, args)
+        m.launch("losses", "softmax_xent_warp", m.grid(N * 32, threads), threads,
+                 (*rows, m.i32(vec), m.error_flag()))
     elif C <= CACHED_MAX_CLASSES:  # a thread per CACHED_PER_THREAD values, whole warps
         threads = -(-C // (32 * CACHED_PER_THREAD)) * 32
         kernel = "softmax_xent_cached_vec" if vec else "softmax_xent_cached_scalar"
         m.launch("losses", kernel, m.grid(N * threads, threads), threads,
-                 args[:6] + args[7:])
+                 (*rows, m.error_flag()))
     else:
-        m.launch("losses", "softmax_xent_block", m.grid(N * 1024, 1024), 1024, args)
+        m.launch("losses", "softmax_xent_block", m.grid(N * 1024, 1024), 1024,
+                 (*rows, m.i32(vec), m.error_flag()))
     return losses, dlogits
 
 
