@@ -159,7 +159,8 @@ def test_bias_grad(rng, shape):
                  scale=np.abs(dy).sum(0), what="bias grad")
 
 
-# (1200, 300, 9): row tiles past one group of common.cuh's TILE_GROUP, the last group short
+OUR_GEMMS = ["cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16"]
+# (1200, 300, 9): a grid of 10 x 3 tiles of 128 (38 x 10 of 32), short in both directions
 GEMM_SHAPES = ([(1, 1, 1), (7, 33, 7), (33, 127, 1000), (130, 129, 9), (127, 1, 33),
                 (256, 384, 264), (1200, 300, 9)]
                if SMALL else
@@ -174,8 +175,7 @@ def gemm_rtol(impl, k):
     return {"cuda-tf32": 1e-3, "cuda-bf16": 8e-3}.get(impl, 0.0) + 2e-6 * np.sqrt(k)
 
 
-@pytest.mark.parametrize("impl", ["cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16",
-                                  "cublas", "auto"])
+@pytest.mark.parametrize("impl", OUR_GEMMS + ["cublas", "auto"])
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("m,n,k", GEMM_SHAPES)
@@ -189,9 +189,6 @@ def test_matmul(rng, m, n, k, trans_a, trans_b, impl, misalign):
     scale = R.matmul(np.abs(a), np.abs(b), trans_a, trans_b)
     assert_close(host(out), R.matmul(a, b, trans_a, trans_b), gemm_rtol(impl, k), scale,
                  f"{impl} {m}x{n}x{k} ta={trans_a} tb={trans_b}")
-
-
-OUR_GEMMS = ["cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16"]
 
 
 @pytest.mark.skipif(SMALL, reason="8.4M-row operands")
@@ -216,8 +213,7 @@ def test_a_gemm_wider_than_a_rung_takes_is_refused(impl, columns):
         K.matmul(a, b, impl=impl)
 
 
-@pytest.mark.parametrize("impl", ["cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16",
-                                  "cublas"])
+@pytest.mark.parametrize("impl", OUR_GEMMS + ["cublas"])
 @pytest.mark.parametrize("fan_out", [7, 1000])
 def test_linear_without_bias(rng, impl, fan_out):
     x = rng.standard_normal((33, 127)).astype(F32)
@@ -228,8 +224,7 @@ def test_linear_without_bias(rng, impl, fan_out):
                  scale, "linear without bias")
 
 
-@pytest.mark.parametrize("impl", ["cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16",
-                                  "cublas"])
+@pytest.mark.parametrize("impl", OUR_GEMMS + ["cublas"])
 @pytest.mark.parametrize("activation", [None, *K.ACTIVATIONS])
 @pytest.mark.parametrize("batch,fan_in,fan_out", [(1, 1, 1), (33, 127, 7), (127, 300, 1000)])
 def test_linear_forward_and_backward(rng, activation, batch, fan_in, fan_out, impl):
