@@ -179,13 +179,10 @@ bool release_warp(unsigned w) {
     return true;
 }
 
-// Nothing can run: release the warps whose lanes have all arrived at a warp step, else the
-// block at __syncthreads; or explain why nothing can be released.
-bool release() {
-    unsigned warps = (unsigned)(fibers.size() + 31) / 32;
-    bool released = false;
-    for (unsigned w = 0; w < warps; ++w) released |= release_warp(w);
-    if (released) return true;
+// Every warp has run on until its threads wait at __syncthreads or have exited (run_block
+// releases warp steps as it goes): release the block if they all wait at the same one, or
+// explain why not; false when every thread has exited.
+bool release_block() {
     const Fiber* first = nullptr;
     for (Fiber& f : fibers) {
         if (f.state == EXITED) continue;
@@ -232,7 +229,7 @@ void run_block() {
                 }
             } while (release_warp(w));
         }
-        if (!release()) return;
+        if (!release_block()) return;
     }
 }
 
