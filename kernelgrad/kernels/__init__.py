@@ -28,7 +28,7 @@ __all__ = ["ACTIVATIONS", "matmul", "linear", "linear_backward", "gemm_shape_cla
            "impl_choices", "forget_impl_choices", "activation",
            "activation_backward", "softmax_cross_entropy", "binary_cross_entropy_with_logits",
            "mse", "dropout", "dropout_backward", "bias_grad", "sgd_step", "adagrad_step",
-           "rmsprop_step", "adam_step", "check_device_errors", "reference"]
+           "rmsprop_step", "adam_step", "check_device_errors", "cpu_info", "reference"]
 
 
 def _empty(shape, dtype):
@@ -60,6 +60,26 @@ def check_device_errors():
     label outside [0, classes) in softmax_cross_entropy: that row came out NaN) since the
     last check. A synchronizing read; the nn API calls it where it reads a loss back."""
     _cuda("_module").check_errors()
+
+
+def cpu_info():
+    """What the CPU kernels were compiled for: the target CPU and where its name came from,
+    the vector width and register count, whether multiply-adds are fused, the lanes per
+    vector and the GEMM's micro-tile (rows x columns of C in registers) per dtype, and the
+    threads. Set NUMBA_CPU_NAME (and NUMBA_CPU_FEATURES) to compile for another target."""
+    import numba
+    from numba.core import config
+    from .cpu import _target
+    width, registers, fma = _target.vector_shape()
+    info = {"target": _target.target_name(),
+            "target_from": "NUMBA_CPU_NAME" if config.CPU_NAME else "host",
+            "vector_bytes": width, "vector_registers": registers, "fma": fma,
+            "threads": numba.get_num_threads()}
+    for dtype in (np.float32, np.float64):
+        name = np.dtype(dtype).name
+        info[f"lanes_{name}"] = width // np.dtype(dtype).itemsize
+        info[f"gemm_tile_{name}"] = "x".join(map(str, _matmul.micro_tile(dtype)))
+    return info
 
 
 def _activation_id(name):

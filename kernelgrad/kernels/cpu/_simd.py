@@ -3,24 +3,23 @@
 A Numba local of type `Vec` is an LLVM vector value (`<16 x float>` with AVX-512), so a
 micro-kernel's accumulators written as separate locals stay in vector registers: LLVM
 will not keep a NumPy array (heap memory) in registers, and leaving register allocation
-to the SLP vectorizer over scalar locals is a gamble. The width is the host's widest
-vector (64 bytes with AVX-512, else 32); on a narrower machine LLVM splits each vector
-into native ones, so the code stays correct everywhere.
+to the SLP vectorizer over scalar locals is a gamble. The width is the widest vector of
+the target Numba compiles for (_target.py: 64 bytes with AVX-512, 32 with AVX2, 16 with
+SSE2 or NEON), whatever the host running it has.
 
 The loads and stores check no bounds: callers guarantee `i + lanes <= arr.size`.
 """
-import llvmlite.binding as llvm_binding
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, models, register_model
 
-HAS_AVX512 = "+avx512f" in llvm_binding.get_host_cpu_features().flatten().split(",")
-VECTOR_BYTES = 64 if HAS_AVX512 else 32
-VECTOR_REGISTERS = 32 if HAS_AVX512 else 16
+from ._target import vector_shape
+
+VECTOR_BYTES, VECTOR_REGISTERS, HAS_FMA = vector_shape()
 
 
 def lanes_of(dtype):
-    return VECTOR_BYTES // dtype.bitwidth * 8
+    return VECTOR_BYTES * 8 // dtype.bitwidth
 
 
 class Vec(types.Type):
@@ -112,6 +111,25 @@ def vbroadcast(typingctx, arr, i):
         mask = ir.Constant(ir.VectorType(ir.IntType(32), vec.lanes), [0] * vec.lanes)
         return builder.shuffle_vector(one, one, mask)
     return vec(arr, types.intp), codegen
+
+
+@intrinsic
+def vprefetch(typingctx, arr, i):
+    """A hint to bring the cache line of arr[i] into L1 for writing (llvm.prefetch): the
+    GEMM asks for its C tile before the k loop, so the tile's update at the end does not
+    wait for memory. A hint never faults, so i needs no bounds."""
+    _check_array(arr)
+
+    def codegen(context, builder, sig, args):
+        ptr = builder.bitcast(_element_pointer(context, builder, arr, args[0], args[1]),
+                              ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        builder.call(fn, [ptr, ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return types.void(arr, types.intp), codegen
 
 
 def _binary_vector_signature(a, b):

@@ -22,7 +22,7 @@ from ._jit import kernel
 from ._math import (ACT_GELU, ACT_LEAKY_RELU, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH,
                     activate)
 from ._simd import (VECTOR_BYTES, VECTOR_REGISTERS, lanes, vadd, vbroadcast, vfma, vload,
-                    vstore, vtranspose_copy, vzero)
+                    vprefetch, vstore, vtranspose_copy, vzero)
 
 NV = 2                                     # vectors per micro-tile row
 MR = 12 if VECTOR_REGISTERS >= 32 else 6   # rows: MR * NV accumulators + NV + 1 in use
@@ -46,6 +46,8 @@ def _micro_kernel_source(name, mr, nv, a_strides):
              f"    NR = {nv} * L"]
     if a_strides:
         lines += [f"    r{i} = {i} * a_rs" for i in range(mr)]
+    # the tile's rows, wanted after the k loop: fetched while it runs
+    lines += [f"    vprefetch(c, c_off + {i} * ldc + {v} * L)" for i in range(mr) for v in range(nv)]
     lines += [f"    {acc_name} = vzero(c)" for row in acc for acc_name in row]
     lines += ["    for k in range(kc):",
               f"        pa = a_off + k * {'a_ks' if a_strides else mr}",
@@ -64,7 +66,7 @@ def _micro_kernel_source(name, mr, nv, a_strides):
 
 def _build_micro_kernel(name, a_strides):
     namespace = dict(lanes=lanes, vzero=vzero, vload=vload, vstore=vstore, vbroadcast=vbroadcast,
-                     vfma=vfma, vadd=vadd)
+                     vfma=vfma, vadd=vadd, vprefetch=vprefetch)
     source = _micro_kernel_source(name, MR, NV, a_strides)
     exec(compile(source, f"<{name} {MR}x{NV}v>", "exec"), namespace)
     # Not cached on its own (generated source has no file); it is compiled into, and
@@ -232,6 +234,11 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                         if has_epilogue and p == k_blocks - 1:  # the tile is done
                             for r in range(mr):
                                 epilogue(c[i + r, j0: j0 + nr], bias[j0: j0 + nr], act, alpha)
+
+
+def micro_tile(dtype):
+    """(MR, NR): the rows and columns of C one micro-kernel call keeps in registers."""
+    return MR, panel_width(dtype)
 
 
 def panel_width(dtype):
