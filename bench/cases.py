@@ -220,7 +220,7 @@ def bias_grad_case(rows, cols):
     return Case("bias grad", f"{rows}x{cols}", make, lambda d: K.bias_grad(d["dy"]),
                 lambda d: d["dy"].sum(axis=0),
                 lambda d, out: rel_error(out, R.bias_grad(d["dy"])), 1e-6 * np.sqrt(rows),
-                bytes_moved=lambda d: d["dy"].nbytes, groups=("reductions",))
+                bytes_moved=lambda d: d["dy"].nbytes, groups=("bias_grad",))
 
 
 def adam_case(size, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):

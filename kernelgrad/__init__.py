@@ -5,7 +5,8 @@
     loss = kg.nn.functional.cross_entropy(model(kg.Tensor(x)), labels)
     loss.backward()
 """
-from . import data, kernels, nn, optim
+from . import kernels, nn  # noqa: I001  (nn before data and optim, which import nn.tensor)
+from . import data, optim
 from .devices import cuda_available
 from .nn.random import initial_seed, manual_seed
 from .nn.serialization import load, save

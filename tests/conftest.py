@@ -9,7 +9,7 @@ import pytest
 # KERNELGRAD_CUDA_EMULATOR=1: the GPU tests run the CUDA kernels in the CPU emulator
 # (kernels/cuda/emulator), through a stand-in for CuPy installed before anything imports it.
 if os.environ.get("KERNELGRAD_CUDA_EMULATOR") == "1":
-    from kernelgrad.kernels.cuda.emulator import cupy_shim
+    from cuda_emulator import cupy_shim
     cupy_shim.install()
 
 import kernelgrad.kernels as K  # noqa: E402

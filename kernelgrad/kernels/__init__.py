@@ -13,14 +13,14 @@ import numpy as np
 
 from .. import devices as _devices
 from . import _alloc, _autotune
-from . import _validate as v
+from . import checks as v
 from . import reference
 from .cpu import activations as _act
 from .cpu import dropout as _dropout_kernel
 from .cpu import losses as _losses
 from .cpu import matmul as _matmul
 from .cpu import optim as _optim
-from .cpu import reductions as _reductions
+from .cpu import bias_grad as _bias_grad_kernel
 from .cpu._math import ACTIVATION_IDS, ACTIVATIONS
 from .philox import keep_threshold
 
@@ -359,10 +359,10 @@ def dropout_backward(dy, p, seed, offset=0):
 
 def _bias_grad(dy):
     if v.is_cupy(dy):
-        return _cuda("reductions").bias_grad(dy)
+        return _cuda("bias_grad").bias_grad(dy)
     out = _empty(dy.shape[1], dtype=dy.dtype)
-    bands = min(_reductions.bias_grad.threads(dy.size), dy.shape[0])  # one per thread
-    _reductions.bias_grad(dy.size, dy, out, bands)
+    bands = min(_bias_grad_kernel.bias_grad.threads(dy.size), dy.shape[0])  # one per thread
+    _bias_grad_kernel.bias_grad(dy.size, dy, out, bands)
     return out
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import kernels as K
 from ..devices import same_device, xp_of
-from ..kernels._validate import probability
+from ..kernels.checks import probability
 from .random import next_dropout_stream
 from .tensor import Tensor, _make, _needs, is_grad_enabled
 from .tensor import _as_array as _array

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..devices import move
 from ..kernels import ACTIVATIONS
-from ..kernels._validate import probability
+from ..kernels.checks import probability
 from . import functional as F
 from .random import init_generator
 from .tensor import Tensor

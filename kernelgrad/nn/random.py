@@ -6,7 +6,7 @@ under the current seed, so the kernel regenerates its mask in backward from
 """
 import numpy as np
 
-from ..kernels import _validate as v
+from ..kernels import checks as v
 
 DEFAULT_SEED = 0
 _state = {"seed": DEFAULT_SEED, "dropout_offset": 0, "init_draws": 0}

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from .data import DataLoader
+from ..data import DataLoader
 from .tensor import Tensor, no_grad
 
 

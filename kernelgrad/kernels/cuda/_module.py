@@ -10,7 +10,7 @@ current stream and nothing here synchronizes with the host, so a training step m
 these ops can be captured into a CUDA graph.
 
 Nothing in this file imports CuPy at import time: the package imports, and the CUDA
-sources compile-check (nvrtc_check.py), on machines with no GPU and no CuPy.
+sources compile-check (tools/cuda_compile_check.py), on machines with no GPU and no CuPy.
 """
 import functools
 import pathlib
@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 SOURCE_DIR = pathlib.Path(__file__).resolve().parent
-SOURCES = ("activations", "dropout", "losses", "reductions", "optim", "matmul", "matmul_tc")
+SOURCES = ("activations", "dropout", "losses", "bias_grad", "optim", "matmul", "matmul_tc")
 OPTIONS = ("--std=c++17",)
 NULL = np.uint64(0)  # a null pointer argument (e.g. no bias)
 BLOCK = 256

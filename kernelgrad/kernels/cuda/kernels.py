@@ -8,7 +8,7 @@ KERNELS = {
     "dropout": ("dropout",),
     "losses": ("softmax_xent_warp", "softmax_xent_cached_vec", "softmax_xent_cached_scalar",
                "softmax_xent_block", "bce_with_logits", "mse"),
-    "reductions": ("bias_grad_bands", "sum_bands"),
+    "bias_grad": ("bias_grad_bands", "sum_bands"),
     "optim": ("sgd_step", "adagrad_step", "rmsprop_step", "adam_step"),
     "matmul": ("matmul_tiled", "matmul_regblock"),
     "matmul_tc": tuple(f"matmul_{kind}_{ab}" for kind in ("tf32", "bf16")

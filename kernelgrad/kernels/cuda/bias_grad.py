@@ -1,4 +1,4 @@
-"""Launcher for reductions.cu: the bias gradient (column sums)."""
+"""Launcher for bias_grad.cu: the bias gradient (column sums)."""
 from . import _module as m
 
 MIN_BAND_ROWS = 64
@@ -15,9 +15,9 @@ def bias_grad(dy):
     bands = (N + band_rows - 1) // band_rows
     out = m.empty((C,))
     target = out if bands == 1 else m.empty((bands, C))
-    m.launch("reductions", "bias_grad_bands", (col_tiles, bands), (32, 8),
+    m.launch("bias_grad", "bias_grad_bands", (col_tiles, bands), (32, 8),
              (dy, target, m.i32(N), m.i32(C), m.i32(band_rows)))
     if bands > 1:
-        m.launch("reductions", "sum_bands", m.grid(C), m.BLOCK,
+        m.launch("bias_grad", "sum_bands", m.grid(C), m.BLOCK,
                  (target, out, m.i32(bands), m.i32(C)))
     return out

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from kernelgrad.kernels.cuda import _module
-from kernelgrad.kernels.cuda import emulator
+import cuda_emulator as emulator
 
 pytestmark = pytest.mark.skipif(not emulator.available(), reason="needs g++")
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 COMMON = (_module.SOURCE_DIR / "common.cuh").read_text()
 PTX = "// begin ptx.cuh\n// end ptx.cuh\n"  # replaced by the emulator's ptx.h
 
@@ -24,7 +24,7 @@ PTX = "// begin ptx.cuh\n// end ptx.cuh\n"  # replaced by the emulator's ptx.h
 @pytest.fixture(scope="module")
 def shim():
     """The CuPy stand-in's arrays and launches, without installing it as `cupy`."""
-    from kernelgrad.kernels.cuda.emulator import cupy_shim
+    from cuda_emulator import cupy_shim
     return cupy_shim
 
 
@@ -268,7 +268,7 @@ def run_gpu_tests(place, copies, order, sizes):
     env[emulator.ORDER_VARIABLE] = order
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "tests/test_cuda.py",
-         "tests/test_cuda_nn.py"],
+         "tests/nn/test_nn_cuda.py"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert " passed" in done.stdout and " failed" not in done.stdout
@@ -290,12 +290,12 @@ def test_the_gpu_benchmark_runs_on_the_emulator(tmp_path):
     reference (a failed check exits 1), the MLP step, the results file; so a GPU session
     does not spend its time on a harness bug. The timings mean nothing here."""
     script = ("import sys\n"
-              "from kernelgrad.kernels.cuda.emulator import cupy_shim\n"
+              "from cuda_emulator import cupy_shim\n"
               "cupy_shim.install()\n"
               "from bench.__main__ import main\n"
               "sys.exit(main(['--device', 'cuda', '--tiny', '--name', "
               f"{str(tmp_path / 'r')!r}]))\n")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]

@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import tempfile
 
-from ..._autotune import cache_dir
+from kernelgrad.kernels._autotune import cache_dir
 
 HERE = pathlib.Path(__file__).resolve().parent
 # Warnings are errors: g++'s -Wall -Wextra reads the CUDA C too (unused or uninitialized

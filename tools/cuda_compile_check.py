@@ -1,8 +1,8 @@
 """Compile every CUDA source without a GPU: NVRTC for the architectures we target, and
 nvcc's per-kernel register and spill counts.
 
-    python -m kernelgrad.kernels.cuda.compile_check            # NVRTC, sm_80 and sm_90
-    python -m kernelgrad.kernels.cuda.compile_check --resources  # nvcc --resource-usage
+    python tools/cuda_compile_check.py            # NVRTC, sm_80 and sm_90
+    python tools/cuda_compile_check.py --resources  # nvcc --resource-usage
 
 NVRTC comes from `cuda.bindings.nvrtc` (packages cuda-bindings and nvidia-cuda-nvrtc-cu12,
 in the dev extra) or, failing that, CuPy's own binding; neither needs a driver. The tests
@@ -15,8 +15,8 @@ import subprocess
 import sys
 import tempfile
 
-from . import _module
-from .kernels import KERNELS
+from kernelgrad.kernels.cuda import _module
+from kernelgrad.kernels.cuda.kernels import KERNELS
 
 ARCHITECTURES = ("sm_80", "sm_90")
 

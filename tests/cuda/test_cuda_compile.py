@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from kernelgrad.kernels.cuda import _module, compile_check
+from kernelgrad.kernels.cuda import _module
+from tools import cuda_compile_check as compile_check
 from kernelgrad.kernels.cuda.kernels import KERNELS
 
 

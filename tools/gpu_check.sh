@@ -3,8 +3,8 @@
 # without a GPU, and with one"): the device, the NVRTC compile check, the GPU tests, the
 # same tests under compute-sanitizer memcheck and racecheck, and the GPU benchmark.
 # Outputs go to $OUT (default bench/results/gpu-check); commit them with the device name.
-#   OUT=/tmp/out bash bench/gpu_check.sh                 # every phase
-#   OUT=/tmp/out bash bench/gpu_check.sh tests memcheck  # some: compile tests memcheck
+#   OUT=/tmp/out bash tools/gpu_check.sh                 # every phase
+#   OUT=/tmp/out bash tools/gpu_check.sh tests memcheck  # some: compile tests memcheck
 #                                                        #   racecheck bench
 # Phases let a session split the checks over calls that each have a time limit.
 set -uo pipefail
@@ -33,7 +33,7 @@ if ! python3 -c "from kernelgrad import devices; assert devices.cuda_available()
     echo "no usable GPU through CuPy (see $OUT/cupy.txt): install the cuda12 or cuda13 extra"
     cat "$OUT/cupy.txt"; exit 1
 fi
-step compile python3 -m kernelgrad.kernels.cuda.compile_check
+step compile python3 tools/cuda_compile_check.py
 step tests python3 -m pytest -m gpu -q tests/test_cuda.py tests/test_cuda_nn.py
 # The sanitizers slow every launch a hundredfold: the small sizes still cover every
 # kernel's edges and both its vector and scalar paths (tests/test_cuda.py).
