@@ -12,7 +12,7 @@ if os.environ.get("KERNELGRAD_CUDA_EMULATOR") == "1":
     from cuda_emulator import cupy_shim
     cupy_shim.install()
 
-import kernelgrad.kernels as K  # noqa: E402
+from kernelgrad.kernels import _alloc  # noqa: E402
 from kernelgrad.kernels import reference as R  # noqa: E402
 
 # Ops with several implementations run ours unless a test asks otherwise (impl= or
@@ -56,7 +56,7 @@ def nan_outputs(monkeypatch):
     """Every kernel output starts as NaN, so an element the kernel never writes fails."""
     def nan_empty(shape, dtype):
         return np.full(shape, np.nan, dtype=dtype)
-    monkeypatch.setattr(K, "_empty", nan_empty)
+    monkeypatch.setattr(_alloc, "empty", nan_empty)
 
 
 def activation_tolerances(x, dy, name, alpha):

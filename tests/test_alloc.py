@@ -3,11 +3,10 @@ or view of them is alive, and results with the pool equal results without it."""
 import numpy as np
 
 import kernelgrad as kg
-import kernelgrad.kernels as K
 from kernelgrad import nn
 from kernelgrad.kernels import _alloc
 
-POOLED_EMPTY = K._empty  # the real allocator, before the tests' NaN-filled one replaces it
+POOLED_EMPTY = _alloc.empty  # the real allocator, before the tests' NaN-filled one replaces it
 BIG = (1024, 1024)       # 4 MiB of float32: pooled
 
 
@@ -71,7 +70,7 @@ def _train_steps(seed=0):
 
 def test_training_with_the_pool_equals_training_without(monkeypatch):
     plain = _train_steps()
-    monkeypatch.setattr(K, "_empty", POOLED_EMPTY)
+    monkeypatch.setattr(_alloc, "empty", POOLED_EMPTY)
     pooled = _train_steps()
     assert plain[0] == pooled[0]
     for a, b in zip(plain[1], pooled[1]):

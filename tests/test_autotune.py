@@ -8,6 +8,7 @@ import pytest
 
 import kernelgrad.kernels as K
 from kernelgrad.kernels import _autotune
+from kernelgrad.kernels.ops import matmul as ops_matmul
 
 from conftest import assert_close
 
@@ -29,7 +30,7 @@ def no_measuring(fn):
 @pytest.fixture(autouse=True)
 def small_shapes_measured(monkeypatch):
     """These tests use small shapes; let auto measure them (normally it runs ours)."""
-    monkeypatch.setattr(K, "AUTO_MIN_MACS", 0)
+    monkeypatch.setattr(ops_matmul, "AUTO_MIN_MACS", 0)
 
 
 def operands(rng):
@@ -38,7 +39,7 @@ def operands(rng):
 
 
 def test_small_gemms_run_ours_without_measuring(auto, rng, monkeypatch):
-    monkeypatch.setattr(K, "AUTO_MIN_MACS", 1 << 24)
+    monkeypatch.setattr(ops_matmul, "AUTO_MIN_MACS", 1 << 24)
     monkeypatch.setattr(_autotune, "_best_time", no_measuring)
     a, b = operands(rng)
     assert_close(K.matmul(a, b), a.astype(np.float64) @ b, 1e-5, what="small auto")
@@ -75,7 +76,7 @@ def test_auto_follows_a_recorded_choice(auto, rng, monkeypatch):
     monkeypatch.setattr(_autotune, "_best_time", no_measuring)
     used = []
     real_matmul = np.matmul
-    monkeypatch.setattr(K.np, "matmul", lambda *args, **kw: used.append(1) or
+    monkeypatch.setattr(ops_matmul.np, "matmul", lambda *args, **kw: used.append(1) or
                         real_matmul(*args, **kw))
     assert_close(K.matmul(a, b), a.astype(np.float64) @ b, 1e-5, what="recorded blas")
     assert used, "the recorded choice (blas) was not used"

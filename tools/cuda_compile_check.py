@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 from kernelgrad.kernels.cuda import _module
-from kernelgrad.kernels.cuda.kernels import KERNELS
+from kernelgrad.kernels.cuda._module import KERNELS
 
 ARCHITECTURES = ("sm_80", "sm_90")
 

@@ -31,9 +31,10 @@ import llvmlite.binding as llvm_binding
 import numba
 import numpy as np
 
-IMPLS = ("numba", "blas")
-# for CuPy arrays (cuda/matmul.py); auto there is measured per process, not cached here
-CUDA_IMPLS = ("cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16", "cublas")
+from ._spec import CPU_IMPLS, CUDA_IMPLS
+
+IMPLS = CPU_IMPLS
+# CUDA_IMPLS are for CuPy arrays (cuda/matmul.py); auto there is measured per process
 ENV_IMPL = "KERNELGRAD_IMPL"
 ENV_CACHE_DIR = "KERNELGRAD_CACHE_DIR"
 MEASURE_SECONDS = 0.05   # per candidate, after its warm-up run; at least 2 timed runs

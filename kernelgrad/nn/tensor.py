@@ -15,7 +15,6 @@ import numbers
 import numpy as np
 
 from .. import kernels as K
-from ..kernels._alloc import is_pooled
 from ..devices import device_of, move, same_device, to_numpy, xp_of
 
 _grad_enabled = True
@@ -133,7 +132,8 @@ class Tensor:
             gradient = np.ones_like(self.data)
         else:
             gradient = gradient.data if isinstance(gradient, Tensor) else gradient
-            gradient = xp_of(self.data).asarray(gradient, dtype=self.dtype)
+            # a copy: the user keeps their array, and .grad must not share it
+            gradient = xp_of(self.data).array(gradient, dtype=self.dtype)
             if gradient.shape != self.shape:
                 raise ValueError(f"gradient has shape {gradient.shape} but the tensor has "
                                  f"shape {self.shape}")
@@ -348,17 +348,18 @@ def _run_backward(root, gradient):
 
 
 def _owner(array):
-    """The array that owns `array`'s memory (a kernel output from the buffer pool is a
-    view of a pool buffer that no other live array shares)."""
+    """The array that owns `array`'s memory (NumPy points a view's base at the owner)."""
     return array if array.base is None else array.base
 
 
 def _accumulate(leaf, g, handed_out):
+    """leaf.grad += g. A gradient reaching a leaf is memory of this backward pass alone (a
+    kernel's new output, an op's result, a view of either, or the copy of the user's
+    `gradient`): stored as it is, unless another leaf already holds that memory or it is a
+    read-only broadcast."""
     if g.dtype != leaf.data.dtype or g.shape != leaf.data.shape:
         g = np.broadcast_to(g, leaf.data.shape).astype(leaf.data.dtype)
-    elif (id(_owner(g)) in handed_out or not getattr(g.flags, "writeable", True)
-          or (g.base is not None and not is_pooled(g))):
-        # a view of memory held elsewhere (or given to another leaf): .grad gets its own
+    elif id(_owner(g)) in handed_out or not getattr(g.flags, "writeable", True):
         g = g.copy()
     handed_out.add(id(_owner(g)))
     leaf.grad = g if leaf.grad is None else leaf.grad + g

@@ -11,13 +11,14 @@ import sys
 import numpy as np
 import pytest
 
+from kernelgrad.kernels._spec import cuda_defines
 from kernelgrad.kernels.cuda import _module
 import cuda_emulator as emulator
 
 pytestmark = pytest.mark.skipif(not emulator.available(), reason="needs g++")
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-COMMON = (_module.SOURCE_DIR / "common.cuh").read_text()
+COMMON = cuda_defines() + (_module.SOURCE_DIR / "common.cuh").read_text()
 PTX = "// begin ptx.cuh\n// end ptx.cuh\n"  # replaced by the emulator's ptx.h
 
 

@@ -11,12 +11,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from .._spec import ACT_GELU, ACT_LEAKY_RELU, ACT_RELU, ACT_SIGMOID, ACT_TANH
 from ._jit import typed
-
-ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_LEAKY_RELU, ACT_GELU = range(6)
-ACTIVATION_IDS = {None: ACT_NONE, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID, "tanh": ACT_TANH,
-                  "leaky_relu": ACT_LEAKY_RELU, "gelu": ACT_GELU}
-ACTIVATIONS = tuple(name for name in ACTIVATION_IDS if name)  # in id order, from 1
 
 
 @intrinsic

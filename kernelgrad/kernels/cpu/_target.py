@@ -9,7 +9,6 @@ registers in its assembly (zmm, ymm, xmm or NEON's v) say the widest vector the 
 has; an fma in it says whether the target fuses multiply-adds.
 """
 import functools
-import re
 
 import llvmlite.binding as ll
 from numba.core import config

@@ -4,11 +4,11 @@
 its own vectorized loop (a runtime branch in the loop body blocks LLVM's vectorizer).
 Arrays are flat (the launcher ravels them).
 """
-from numba import prange
+from numba import njit, prange
 
+from .._spec import ACT_GELU, ACT_LEAKY_RELU, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH
 from ._jit import Specialized, kernel
 from ._math import activate, activate_grad
-from .matmul import epilogue
 
 
 @Specialized
@@ -26,6 +26,28 @@ def activation_backward(act):
             dx[i] = activate_grad(dy[i], saved[i], act, alpha)
     return activation_backward
 
+@njit(cache=True, error_model="numpy")
+def epilogue(row, bias, act, alpha):
+    """row = act(row + bias) in place. The activation is a runtime argument tested once per
+    row, and each branch is its own vectorized loop: one compiled GEMM serves them all."""
+    if act == ACT_NONE:
+        for j in range(row.size):
+            row[j] += bias[j]
+    elif act == ACT_RELU:
+        for j in range(row.size):
+            row[j] = activate(row[j] + bias[j], ACT_RELU, alpha)
+    elif act == ACT_SIGMOID:
+        for j in range(row.size):
+            row[j] = activate(row[j] + bias[j], ACT_SIGMOID, alpha)
+    elif act == ACT_TANH:
+        for j in range(row.size):
+            row[j] = activate(row[j] + bias[j], ACT_TANH, alpha)
+    elif act == ACT_LEAKY_RELU:
+        for j in range(row.size):
+            row[j] = activate(row[j] + bias[j], ACT_LEAKY_RELU, alpha)
+    elif act == ACT_GELU:
+        for j in range(row.size):
+            row[j] = activate(row[j] + bias[j], ACT_GELU, alpha)
 
 
 @kernel

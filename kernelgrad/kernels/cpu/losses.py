@@ -1,79 +1,10 @@
-"""Losses with their gradients in the same pass.
-
-softmax_cross_entropy: per row, three sweeps over a row that stays in L1/L2 (max; exp of
-the shifted row written into dlogits; sum), then one scaling sweep: reads the logits once
-from memory and writes dlogits once, so it is memory bound. Probabilities are never
-stored apart from dlogits itself. Stable for any finite logits: exp sees x - max <= 0.
-"""
-import math
-
+"""Elementwise losses with their gradients in the same pass: binary cross-entropy with
+logits and MSE. One read of each input and one write of each output: memory bound."""
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ._jit import kernel, typed
-from ._math import cast_like, fast_exp
-from ._simd import lanes, vload, vmax, vreduce_max
-
-
-@njit(cache=True)
-def _row_max(row):
-    """max(row), NaN ignored (the exp sweep carries a NaN to the loss). Written with
-    explicit vectors: LLVM vectorizes no form of a scalar max loop here, and the scalar
-    loop's compare-select chain cost about 3 cycles per element, most of the op's time."""
-    n, width = row.size, lanes(row)
-    m = row[0]
-    if n >= 2 * width:
-        a, b = vload(row, 0), vload(row, width)
-        j = 2 * width
-        while j + 2 * width <= n:  # two chains hide vmax's latency
-            a = vmax(a, vload(row, j))
-            b = vmax(b, vload(row, j + width))
-            j += 2 * width
-        m = vreduce_max(vmax(a, b))
-        start = j
-    else:
-        start = 1
-    for j in range(start, n):
-        m = row[j] if row[j] > m else m
-    return m
-
-
-# The sum may be reordered (that is what lets it vectorize); the exp sweep may not, since
-# reassociation would break exp's two-part range reduction.
-
-
-@njit(cache=True, fastmath={"reassoc", "nsz"})
-def _row_sum_f64(row):
-    s = 0.0
-    for j in range(row.size):
-        s += row[j]
-    return s
-
-
-@njit(cache=True)
-def _exp_shifted(row, shift, out):
-    for j in range(row.size):
-        out[j] = fast_exp(row[j] - shift)
-
-
-@njit(cache=True)
-def _scale(row, factor):
-    for j in range(row.size):
-        row[j] *= factor
-
-
-@kernel
-def softmax_cross_entropy(logits, labels, losses, dlogits):
-    for i in prange(logits.shape[0]):
-        row, drow = logits[i], dlogits[i]
-        shift = _row_max(row)
-        # A NaN anywhere in the row must reach the loss; the max above may skip it.
-        _exp_shifted(row, shift, drow)
-        total = _row_sum_f64(drow)
-        label = labels[i]
-        losses[i] = math.log(total) - (row[label] - shift)
-        _scale(drow, cast_like(row[0], 1.0 / total))
-        drow[label] -= 1
+from ._math import fast_exp
 
 
 @typed

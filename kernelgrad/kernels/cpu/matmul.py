@@ -19,8 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._jit import kernel
-from ._math import (ACT_GELU, ACT_LEAKY_RELU, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH,
-                    activate)
+from .activations import epilogue
 from ._simd import (VECTOR_BYTES, VECTOR_REGISTERS, lanes, vadd, vbroadcast, vfma, vload,
                     vprefetch, vstore, vtranspose_copy, vzero)
 
@@ -125,30 +124,6 @@ def _pack_a(a, trans_a, i0, rows, k0, kc, ap):
         base, stride_i, stride_k = (k0 * ld + i, 1, ld) if trans_a else (i * ld + k0, ld, 1)
         _pack_panel(flat, base, stride_i, stride_k, min(MR, rows - r0), MR, kc,
                     ap[r0 * kc: (r0 + MR) * kc])
-
-
-@njit(cache=True, error_model="numpy")
-def epilogue(row, bias, act, alpha):
-    """row = act(row + bias) in place. The activation is a runtime argument tested once per
-    row, and each branch is its own vectorized loop: one compiled GEMM serves them all."""
-    if act == ACT_NONE:
-        for j in range(row.size):
-            row[j] += bias[j]
-    elif act == ACT_RELU:
-        for j in range(row.size):
-            row[j] = activate(row[j] + bias[j], ACT_RELU, alpha)
-    elif act == ACT_SIGMOID:
-        for j in range(row.size):
-            row[j] = activate(row[j] + bias[j], ACT_SIGMOID, alpha)
-    elif act == ACT_TANH:
-        for j in range(row.size):
-            row[j] = activate(row[j] + bias[j], ACT_TANH, alpha)
-    elif act == ACT_LEAKY_RELU:
-        for j in range(row.size):
-            row[j] = activate(row[j] + bias[j], ACT_LEAKY_RELU, alpha)
-    elif act == ACT_GELU:
-        for j in range(row.size):
-            row[j] = activate(row[j] + bias[j], ACT_GELU, alpha)
 
 
 @kernel

@@ -1,13 +1,13 @@
 """Compiling and launching kernelgrad's CUDA kernels through CuPy.
 
 Each op family's CUDA C lives in a .cu file beside its launcher (activations.cu and
-activations.py, ...). `source(name)` is the file with its headers (common.cuh, ptx.cuh)
-pasted in place of their includes, so the text CuPy compiles, and keys its compile cache
-on, is the whole program.
-`module(name)` compiles it once per process with NVRTC (cupy.RawModule, for the current
-device's architecture; CuPy also caches the binary on disk). Kernels launch on CuPy's
-current stream and nothing here synchronizes with the host, so a training step made of
-these ops can be captured into a CUDA graph.
+activations.py, ...); KERNELS lists the extern "C" kernels each must define. `source(name)`
+is the file as compiled: the constants of kernels/_spec.py as #define lines, then the file
+with each `#include "x.cuh"` replaced by that header, so the text CuPy compiles, and keys
+its compile cache on, is the whole program. `module(name)` compiles it once per process
+with NVRTC (cupy.RawModule, for the current device's architecture; CuPy also caches the
+binary on disk). Kernels launch on CuPy's current stream and nothing here synchronizes
+with the host, so a training step made of these ops can be captured into a CUDA graph.
 
 Nothing in this file imports CuPy at import time: the package imports, and the CUDA
 sources compile-check (tools/cuda_compile_check.py), on machines with no GPU and no CuPy.
@@ -18,8 +18,23 @@ import re
 
 import numpy as np
 
+from .._spec import ACTIVATIONS, cuda_defines
+
 SOURCE_DIR = pathlib.Path(__file__).resolve().parent
-SOURCES = ("activations", "dropout", "losses", "bias_grad", "optim", "matmul", "matmul_tc")
+KERNELS = {
+    "activations": tuple(f"{a}_{d}" for a in ACTIVATIONS for d in ("forward", "backward"))
+    + ("bias_activation",),
+    "dropout": ("dropout",),
+    "softmax_cross_entropy": tuple(f"softmax_cross_entropy_{path}" for path in
+                                   ("warp", "cached_vec", "cached_scalar", "block")),
+    "losses": ("binary_cross_entropy_with_logits", "mse"),
+    "bias_grad": ("bias_grad_bands", "sum_bands"),
+    "optim": ("sgd_step", "adagrad_step", "rmsprop_step", "adam_step"),
+    "matmul": ("matmul_tiled", "matmul_regblock"),
+    "matmul_tc": tuple(f"matmul_{kind}_{ab}" for kind in ("tf32", "bf16")
+                       for ab in ("nn", "nt", "tn", "tt")),
+}
+SOURCES = tuple(KERNELS)
 OPTIONS = ("--std=c++17",)
 NULL = np.uint64(0)  # a null pointer argument (e.g. no bias)
 BLOCK = 256
@@ -36,8 +51,9 @@ f32, i32, i64 = np.float32, np.int32, np.int64
 
 
 def source(name):
-    """The CUDA C of op family `name`, with each `#include "x.cuh"` replaced by that file
-    between `// begin x.cuh` and `// end x.cuh` lines (the emulator swaps ptx.cuh's part)."""
+    """The CUDA C of op family `name` as compiled: _spec's #defines, then the file with each
+    `#include "x.cuh"` replaced by that file between `// begin x.cuh` and `// end x.cuh`
+    lines (the emulator swaps ptx.cuh's part)."""
     text = (SOURCE_DIR / f"{name}.cu").read_text()
     if '#include "common.cuh"' not in text:
         raise RuntimeError(f"{name}.cu does not include common.cuh")
@@ -45,7 +61,8 @@ def source(name):
     def paste(match):
         header = match.group(1)
         return f"// begin {header}\n{(SOURCE_DIR / header).read_text()}// end {header}"
-    return re.sub(r'^#include "(\w+\.cuh)"$', paste, text, flags=re.M)
+    return ("// from kernels/_spec.py\n" + cuda_defines()
+            + re.sub(r'^#include "(\w+\.cuh)"$', paste, text, flags=re.M))
 
 
 @functools.lru_cache(maxsize=None)

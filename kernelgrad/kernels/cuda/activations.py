@@ -1,7 +1,7 @@
 """Launchers for activations.cu: one kernel per activation and direction, named after
-the activation whose id (cpu/_math.py's ACT_*, nonzero) the callers pass; and the
+the activation whose id (_spec.ACTIVATION_IDS, nonzero) the callers pass; and the
 cuBLAS GEMM's bias + activation epilogue."""
-from ..cpu._math import ACTIVATIONS
+from .._spec import ACTIVATIONS
 from . import _module as m
 
 
@@ -21,7 +21,7 @@ def backward(dy, saved, act, alpha):
     return dx
 
 
-def bias_activation_(c, bias, act, alpha):
+def bias_activation(c, bias, act, alpha):
     """c = act(c + bias) in place; c is (M, N) and contiguous, bias (N,) or None."""
     M, N = c.shape
     if bias is None and not act:

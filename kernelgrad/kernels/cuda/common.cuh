@@ -6,13 +6,8 @@ typedef unsigned int u32;
 typedef unsigned long long u64;
 typedef long long i64;
 
-// Activation ids: the same numbers as kernels/cpu/_math.py's ACT_*.
-#define ACT_NONE 0
-#define ACT_RELU 1
-#define ACT_SIGMOID 2
-#define ACT_TANH 3
-#define ACT_LEAKY_RELU 4
-#define ACT_GELU 5
+// ACT_* (activation ids), TENSORS and ITEMS come from kernels/_spec.py as #define lines
+// that _module.source() puts first.
 
 #define GELU_2C 1.5957691216057308f  // 2 sqrt(2 / pi)
 #define GELU_A 0.044715f

@@ -13,10 +13,10 @@ import functools
 
 import cupy
 
+from .._spec import CUDA_IMPLS as IMPLS  # noqa: F401  (the names gemm() takes)
 from . import _module as m
 from . import activations
 
-IMPLS = ("cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16", "cublas")
 # auto keeps float32 semantics: the tensor-core rungs round the inputs, so it never picks
 # them; ask for them by name.
 AUTO_IMPLS = ("cuda-tiled", "cuda-regblock", "cublas")
@@ -79,7 +79,7 @@ def _tensor_core_kernel(name, device_id):
 
 def _cublas(a, b, trans_a, trans_b, bias, act, alpha):
     c = cupy.matmul(a.T if trans_a else a, b.T if trans_b else b)
-    return activations.bias_activation_(c, bias, act, alpha)
+    return activations.bias_activation(c, bias, act, alpha)
 
 
 def _time(fn, repeats=3):

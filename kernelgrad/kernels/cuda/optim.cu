@@ -14,8 +14,7 @@
 // Flags are kernel arguments, uniform across the grid, so their branches cost nothing.
 #include "common.cuh"
 
-#define TENSORS 8  // the launcher's optim.TENSORS
-#define FOR_EACH_TENSOR(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+// TENSORS and FOR_EACH_TENSOR(X) (X(0) ... X(TENSORS - 1)) come from _spec.py.
 
 // param, grad, up to three state arrays (null when unused), element count, first block
 #define TENSOR_PARAM(i)                                                                      \

@@ -2,9 +2,9 @@
 
 Each function takes a list of tensors, one tuple (param, grad, *state) per parameter, and
 updates them all with the same hyper-parameters: one launch per TENSORS of them."""
+from .._spec import OPTIM_TENSORS_PER_LAUNCH as TENSORS
 from . import _module as m
 
-TENSORS = 8  # optim.cu's TENSORS: slots per launch
 STATE_SLOTS = 3
 
 
