@@ -225,7 +225,8 @@ def bias_grad_case(rows, cols):
 
 def adam_case(size, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
     def make(rng):
-        return {"p": rng.standard_normal(size, dtype=F32), "g": rng.standard_normal(size, dtype=F32),
+        return {"p": rng.standard_normal(size, dtype=F32),
+                "g": rng.standard_normal(size, dtype=F32),
                 "m": np.zeros(size, F32), "v": np.zeros(size, F32), "step": [0]}
 
     def ours(d):

@@ -80,7 +80,7 @@ def _gpu_inputs(make):
 # ---------------------------------------------------------------- cases ------------------
 
 GEMM_IMPLS = ("cuda-tiled", "cuda-regblock", "cublas")
-TC_TOLERANCE = {"cuda-tf32": 1e-3, "cuda-bf16": 8e-3}  # input rounding (tests/test_cuda.py)
+TC_TOLERANCE = {"cuda-tf32": 1e-3, "cuda-bf16": 8e-3}  # input rounding (tests/test_matmul.py)
 
 
 def tensor_core_case(n, impl):

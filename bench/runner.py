@@ -106,7 +106,8 @@ def format_row(row):
     if row["status"] != "ok":
         return f"{row['op']:<34} {row['shape']:<18} FAIL (relative error {row['rel_error']:.2e})"
     return (f"{row['op']:<34} {row['shape']:<18} {row['ours_s'] * 1e3:>9.3f} "
-            f"{row['baseline_s'] * 1e3:>10.3f} {row['ratio']:>7.2f}x {row['roofline'] * 100:>8.1f}%")
+            f"{row['baseline_s'] * 1e3:>10.3f} {row['ratio']:>7.2f}x "
+            f"{row['roofline'] * 100:>8.1f}%")
 
 
 def run(cases, out_name=None, steps=True):

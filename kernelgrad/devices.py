@@ -4,7 +4,7 @@ The kernel API (kernelgrad.kernels) runs its CUDA kernels on CuPy arrays, and th
 follows its tensors: `model.to("cuda")` moves the parameters, fit/evaluate/predict move
 each batch to the model's device, and the optimizers' state lives beside each parameter.
 "auto" is "cuda" where a GPU and CuPy are found, else "cpu". (Written and compile-checked
-without a GPU; tests/test_cuda_nn.py checks it on one.)
+without a GPU; tests/nn/test_nn_cuda.py checks it on one.)
 """
 import functools
 

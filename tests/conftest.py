@@ -1,4 +1,10 @@
-"""Shared test helpers: fresh random inputs, NaN-filled outputs, tolerance checks."""
+"""Shared test helpers: fresh random inputs, NaN-filled outputs, the devices an op test
+runs on, tolerance checks.
+
+An op's tests take a `device` ("cpu"; "cuda" marked `gpu`, skipped where no GPU is) and
+move their inputs with on_device(). `pytest -m gpu` runs the CUDA ones alone: on a GPU, or
+with KERNELGRAD_CUDA_EMULATOR=1 on the CPU emulator of CUDA (tests/cuda_emulator).
+"""
 import os
 import secrets
 import tempfile
@@ -7,13 +13,62 @@ import numpy as np
 import pytest
 
 # KERNELGRAD_CUDA_EMULATOR=1: the GPU tests run the CUDA kernels in the CPU emulator
-# (kernels/cuda/emulator), through a stand-in for CuPy installed before anything imports it.
-if os.environ.get("KERNELGRAD_CUDA_EMULATOR") == "1":
+# (tests/cuda_emulator), through a stand-in for CuPy installed before anything imports it.
+EMULATED = os.environ.get("KERNELGRAD_CUDA_EMULATOR") == "1"
+if EMULATED:
     from cuda_emulator import cupy_shim
     cupy_shim.install()
 
+from kernelgrad import devices  # noqa: E402
 from kernelgrad.kernels import _alloc  # noqa: E402
 from kernelgrad.kernels import reference as R  # noqa: E402
+
+CUDA = devices.cuda_available()
+if CUDA:
+    import cupy as cp
+
+    from kernelgrad.kernels.cuda import _module as cuda_module
+
+GPU = [pytest.mark.gpu, pytest.mark.skipif(not CUDA, reason="needs an NVIDIA GPU with CuPy")]
+DEVICES = ["cpu", pytest.param("cuda", marks=GPU)]
+
+
+def gpu_test(test):
+    """Marks a test that runs the CUDA kernels alone."""
+    for mark in GPU:
+        test = mark(test)
+    return test
+
+
+# the CPU kernels take float32 and float64, the CUDA ones float32
+DEVICE_DTYPES = [("cpu", np.float32), ("cpu", np.float64),
+                 pytest.param("cuda", np.float32, marks=GPU)]
+# KERNELGRAD_GPU_TESTS=small drops the GPU tests' large sizes (for compute-sanitizer, which
+# slows every launch a hundredfold); the small ones still reach every kernel's edges.
+SMALL = os.environ.get("KERNELGRAD_GPU_TESTS") == "small"
+
+
+def gpu_sizes(*values, large=()):
+    """A GPU test's sizes: `values`, and `large` unless KERNELGRAD_GPU_TESTS=small."""
+    return list(values) + ([] if SMALL else list(large))
+
+
+def on_device(x, device, misalign=False):
+    """x on `device`; with misalign (CUDA), a contiguous view whose data is not 16-byte
+    aligned, which sends the kernels down their scalar (non-128-bit) paths."""
+    if device == "cpu":
+        return x
+    if not misalign:
+        return cp.asarray(x)
+    flat = cp.empty(x.size + 1, x.dtype)
+    view = flat[1:].reshape(x.shape)
+    view[...] = cp.asarray(x)
+    assert view.data.ptr % 16 and view.flags.c_contiguous
+    return view
+
+
+def to_host(x):
+    return devices.to_numpy(x)
 
 # Ops with several implementations run ours unless a test asks otherwise (impl= or
 # test_autotune), so the suite checks our kernels, not which one a timing picked; and
@@ -24,7 +79,7 @@ os.environ["KERNELGRAD_CACHE_DIR"] = tempfile.mkdtemp(prefix="kernelgrad-test-ca
 # Sizes that are not multiples of any tile or vector width.
 AWKWARD = (1, 7, 33, 127, 1000)
 DTYPES = (np.float32, np.float64)
-# Relative tolerance for elementwise ops per dtype (DESIGN.md: float32 near 1e-6).
+# Relative tolerance for elementwise ops per dtype (float32: near 1e-6).
 ELEMENTWISE_RTOL = {np.float32: 2e-6, np.float64: 1e-13}
 
 # Optimizer steps for the foreach (list) tests: (name, hyper-parameters, positional state,
@@ -57,6 +112,9 @@ def nan_outputs(monkeypatch):
     def nan_empty(shape, dtype):
         return np.full(shape, np.nan, dtype=dtype)
     monkeypatch.setattr(_alloc, "empty", nan_empty)
+    if CUDA:
+        monkeypatch.setattr(cuda_module, "empty", lambda shape: cp.full(shape, cp.nan,
+                                                                       cp.float32))
 
 
 def activation_tolerances(x, dy, name, alpha):
@@ -240,3 +298,23 @@ def gradcheck(f, *inputs, eps=1e-6, rtol=1e-6, seed=0):
         np.testing.assert_allclose(analytic, numeric, rtol=rtol,
                                    atol=rtol * np.abs(numeric).max() + rounding,
                                    err_msg=f"gradient of input {i}")
+
+
+# Zeros of both signs, infinities, NaN, subnormals, the largest floats and values where
+# exp over- or underflows: the special values every kernel must handle as the CPU does.
+SPECIALS = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 1e-40, -1e-40, 3e38,
+                     -3e38, 100.0, -100.0, 20.0, -20.0], np.float32)
+
+
+def assert_as_on_the_cpu(got, want, what, atol=16 * np.finfo(np.float32).tiny):
+    """NaN where the CPU has NaN, the same infinities, finite values to 1e-5 (the CPU
+    flushes some subnormal results to 0: atol, which may be an array)."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan), \
+        f"{what}: NaN differs at {np.argwhere(np.isnan(got) != nan)[:5].tolist()}"
+    assert np.array_equal(got[np.isinf(want)], want[np.isinf(want)]), f"{what}: infinities"
+    finite = np.isfinite(want)
+    err = np.abs(got[finite] - want[finite])
+    bound = 1e-5 * np.abs(want[finite]) + np.broadcast_to(atol, want.shape)[finite]
+    assert np.all(err <= bound), f"{what}: {err.max():.3g} off"

@@ -1,11 +1,23 @@
-"""The five activations, forward and backward, against the reference."""
+"""The five activations, forward and backward, against the reference, on every device."""
 import numpy as np
 import pytest
 
 import kernelgrad.kernels as K
 from kernelgrad.kernels import reference as R
 
-from conftest import AWKWARD, DTYPES, ELEMENTWISE_RTOL, activation_tolerances, assert_close
+from conftest import (
+    AWKWARD,
+    DTYPES,
+    ELEMENTWISE_RTOL,
+    SPECIALS,
+    activation_tolerances,
+    assert_as_on_the_cpu,
+    assert_close,
+    gpu_sizes,
+    gpu_test,
+    on_device,
+    to_host,
+)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -61,3 +73,39 @@ def test_small_arguments_keep_relative_accuracy(name):
     """No cancellation near 0 (tanh(x) ~ x, not 1 - 2/(e^2x + 1))."""
     x = np.array([1e-6, -3e-5, 2e-3, -0.1], np.float32)
     np.testing.assert_allclose(K.activation(x, name), R.activation(x, name), rtol=2e-6)
+
+
+@pytest.mark.parametrize("misalign", [False, True])
+@pytest.mark.parametrize("name", K.ACTIVATIONS)
+@pytest.mark.parametrize("shape", gpu_sizes(*[(n,) for n in AWKWARD], (33, 127),
+                                            large=[(1 << 20,)]))
+@gpu_test
+def test_cuda_forward_and_backward(rng, name, shape, misalign):
+    device = "cuda"
+    x = (rng.standard_normal(shape) * 4).astype(np.float32)
+    y = K.activation(on_device(x, device, misalign), name, alpha=0.05)
+    assert y.shape == shape and y.dtype == np.float32
+    dy = rng.standard_normal(shape).astype(np.float32)
+    fwd_tol, bwd_tol = activation_tolerances(x, dy, name, 0.05)
+    rtol = ELEMENTWISE_RTOL[np.float32]
+    assert_close(to_host(y), R.activation(x, name, 0.05), rtol * 2, **fwd_tol, what=f"{name} fwd")
+    saved = x if name == "gelu" else to_host(y)
+    dx = K.activation_backward(on_device(dy, device, misalign), on_device(saved, device), name,
+                               alpha=0.05)
+    assert_close(to_host(dx), R.activation_backward(dy, saved, name, 0.05), rtol * 4, **bwd_tol,
+                 what=f"{name} bwd")
+
+
+@gpu_test
+def test_cuda_special_values_give_what_the_cpu_gives():
+    device = "cuda"
+    x = np.tile(SPECIALS, 5)
+    dy = np.tile(np.array([1.0, -2.0, 0.5], np.float32), 25)
+    for name in K.ACTIVATIONS:
+        y = K.activation(x, name, 0.05)
+        assert_as_on_the_cpu(to_host(K.activation(on_device(x, device), name, 0.05)), y,
+                             f"{name} forward")
+        saved = x if name == "gelu" else y
+        got = K.activation_backward(on_device(dy, device), on_device(saved, device), name, 0.05)
+        assert_as_on_the_cpu(to_host(got), K.activation_backward(dy, saved, name, 0.05),
+                             f"{name} backward")

@@ -1,13 +1,24 @@
-"""Dropout: the mask equals philox.py's bit for bit, statistics, determinism, backward."""
+"""Dropout: the mask equals philox.py's bit for bit on every device, statistics,
+determinism, backward."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kernelgrad.kernels as K
 from kernelgrad.kernels import reference as R
 from kernelgrad.kernels.philox import dropout_mask
 
-from conftest import AWKWARD, DTYPES
+from conftest import (
+    AWKWARD,
+    DTYPES,
+    SPECIALS,
+    assert_as_on_the_cpu,
+    gpu_sizes,
+    gpu_test,
+    on_device,
+    to_host,
+)
 
 
 def check_dropout(rng, shape, p, seed, offset, dtype):
@@ -62,3 +73,26 @@ def test_dropout_determinism():
 def test_p_zero_is_identity(rng):
     x = rng.standard_normal(1000).astype(np.float32)
     np.testing.assert_array_equal(K.dropout(x, 0.0, seed=1), x)
+
+
+@gpu_test
+@pytest.mark.parametrize("misalign", [False, True])
+@pytest.mark.parametrize("shape", gpu_sizes((1,), (7,), (33, 127), (1000,), large=[(1 << 20,)]))
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5])
+def test_cuda_mask_equals_the_cpu_one(rng, shape, p, misalign):
+    x = rng.standard_normal(shape).astype(np.float32)
+    seed, offset = int(rng.integers(0, 2 ** 63)), int(rng.integers(0, 2 ** 40))
+    y = to_host(K.dropout(on_device(x, "cuda", misalign), p, seed, offset))
+    mask = dropout_mask(shape, p, seed, offset)
+    np.testing.assert_array_equal(y != 0, mask & (x != 0))
+    np.testing.assert_array_equal(y, K.dropout(x, p, seed, offset))  # bit for bit
+    dx = to_host(K.dropout_backward(on_device(x, "cuda"), p, seed, offset))
+    np.testing.assert_array_equal(dx, y)
+
+
+@gpu_test
+def test_cuda_special_values_give_what_the_cpu_gives():
+    x = np.tile(SPECIALS, 5)
+    for p in (0.0, 0.5):
+        assert_as_on_the_cpu(to_host(K.dropout(on_device(x, "cuda"), p, 7, 3)),
+                             K.dropout(x, p, 7, 3), "dropout")

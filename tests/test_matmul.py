@@ -1,15 +1,27 @@
 """matmul and linear (GEMM with bias and activation epilogue) against the reference."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numba import from_dtype, njit
 
 import kernelgrad.kernels as K
 from kernelgrad.kernels import reference as R
 from kernelgrad.kernels.cpu._simd import lanes_of, vtranspose_copy
 
-from conftest import AWKWARD, DTYPES, assert_close, linear_tolerances
+from conftest import (
+    AWKWARD,
+    DTYPES,
+    EMULATED,
+    SMALL,
+    assert_close,
+    gpu_test,
+    linear_tolerances,
+    on_device,
+    to_host,
+)
 
+F32 = np.float32
 GEMM_RTOL = {np.float32: 1e-6, np.float64: 1e-14}
 SHAPES = ([(m, n, k) for m in AWKWARD for n in (1, 33, 127) for k in (1, 7, 1000)]
           + [(4096, 3, 17), (3, 2049, 40), (513, 1, 300)])  # tall, wide, K=1 among them
@@ -135,3 +147,101 @@ def test_register_transpose_block(rng, dtype, rows, width):
     np.testing.assert_array_equal(block[:, :width], want)
     assert np.isnan(out[:5]).all() and np.isnan(block[:, width:]).all()
     assert np.isnan(out[5 + n * (n + 7):]).all()
+
+
+OUR_GEMMS = ["cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16"]
+# (1200, 300, 9): a grid of 10 x 3 tiles of 128 (38 x 10 of 32), short in both directions
+GEMM_SHAPES = ([(1, 1, 1), (7, 33, 7), (33, 127, 1000), (130, 129, 9), (127, 1, 33),
+                (256, 384, 264), (1200, 300, 9)]
+               if SMALL else
+               [(m, n, k) for m in AWKWARD for n in (1, 33, 127) for k in (1, 7, 1000)]
+               + [(256, 384, 264), (130, 129, 9), (4096, 3, 17), (3, 2049, 40), (513, 1, 300),
+                  (1200, 300, 9)])
+
+
+# float32 GEMM near 1e-6 sqrt(K); the tensor-core rungs round their inputs
+# (TF32: 2^-11, bf16: 2^-8 relative), so each product is off by about twice that.
+def gemm_rtol(impl, k):
+    return {"cuda-tf32": 1e-3, "cuda-bf16": 8e-3}.get(impl, 0.0) + 2e-6 * np.sqrt(k)
+
+
+@gpu_test
+@pytest.mark.parametrize("impl", OUR_GEMMS + ["cublas", "auto"])
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("m,n,k", GEMM_SHAPES)
+@pytest.mark.parametrize("misalign", [False, True])
+def test_cuda_matmul(rng, m, n, k, trans_a, trans_b, impl, misalign):
+    if misalign and impl not in ("cuda-regblock", "cuda-tf32", "cuda-bf16"):
+        pytest.skip("only the 128-bit-load rungs have an unaligned path")
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(F32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(F32)
+    out = K.matmul(on_device(a, "cuda", misalign), on_device(b, "cuda", misalign), trans_a,
+                   trans_b, impl=impl)
+    scale = R.matmul(np.abs(a), np.abs(b), trans_a, trans_b)
+    assert_close(to_host(out), R.matmul(a, b, trans_a, trans_b), gemm_rtol(impl, k), scale,
+                 f"{impl} {m}x{n}x{k} ta={trans_a} tb={trans_b}")
+
+
+@gpu_test
+@pytest.mark.skipif(SMALL, reason="8.4M-row operands")
+@pytest.mark.parametrize("impl", OUR_GEMMS)
+def test_a_gemm_taller_than_65535_row_tiles(rng, impl):
+    """M's tiles run along grid.x: along y, where a 2-D grid allows 65535 blocks, one row
+    of tiles more than this would not launch."""
+    if EMULATED and impl in ("cuda-tf32", "cuda-bf16"):
+        pytest.skip("65536 tensor-core blocks take minutes on the emulator")
+    rows = 65535 * (32 if impl == "cuda-tiled" else 128) + 1
+    a = rng.integers(-3, 4, (rows, 2)).astype(F32)
+    b = rng.integers(-3, 4, (2, 3)).astype(F32)
+    # small integers: exact in TF32 and bf16 too
+    out = K.matmul(on_device(a, "cuda"), on_device(b, "cuda"), impl=impl)
+    np.testing.assert_array_equal(to_host(out), a @ b)
+
+
+@gpu_test
+@pytest.mark.parametrize("impl, columns", [("cuda-tiled", 65535 * 32),
+                                           ("cuda-regblock", 65535 * 128)])
+def test_a_gemm_wider_than_a_rung_takes_is_refused(impl, columns):
+    a = on_device(np.ones((1, 1), F32), "cuda")
+    b = on_device(np.ones((1, columns + 1), F32), "cuda")
+    with pytest.raises(ValueError, match=f"at most {columns} output columns"):
+        K.matmul(a, b, impl=impl)
+
+
+@gpu_test
+@pytest.mark.parametrize("impl", OUR_GEMMS + ["cublas"])
+@pytest.mark.parametrize("fan_out", [7, 1000])
+def test_cuda_linear_without_bias(rng, impl, fan_out):
+    x = rng.standard_normal((33, 127)).astype(F32)
+    w = (rng.standard_normal((127, fan_out)) / np.sqrt(127)).astype(F32)
+    y = K.linear(on_device(x, "cuda"), on_device(w, "cuda"), None, "leaky_relu", impl=impl)
+    scale = R.matmul(np.abs(x), np.abs(w))
+    assert_close(to_host(y), R.linear(x, w, None, "leaky_relu")[0], 2 * gemm_rtol(impl, 127),
+                 scale, "linear without bias")
+
+
+@gpu_test
+@pytest.mark.parametrize("impl", OUR_GEMMS + ["cublas"])
+@pytest.mark.parametrize("activation", [None, *K.ACTIVATIONS])
+@pytest.mark.parametrize("batch,fan_in,fan_out", [(1, 1, 1), (33, 127, 7), (127, 300, 1000)])
+def test_cuda_linear_forward_and_backward(rng, activation, batch, fan_in, fan_out, impl):
+    x = rng.standard_normal((batch, fan_in)).astype(F32)
+    w = (rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)).astype(F32)
+    b = rng.standard_normal(fan_out).astype(F32)
+    xd, wd, bd = (on_device(a, "cuda") for a in (x, w, b))
+    y, z = K.linear(xd, wd, bd, activation, return_preact=True, impl=impl)
+    y_ref, z_ref = R.linear(x, w, b, activation)
+    dy = rng.standard_normal(y.shape).astype(F32)
+    z_tol, y_tol, grad_tols = linear_tolerances(x, w, b, activation, 0.01, to_host(y),
+                                                to_host(z), dy)
+    tol = 2 * gemm_rtol(impl, fan_in)
+    assert_close(to_host(z), z_ref, tol, **z_tol, what="linear preact")
+    assert_close(to_host(K.linear(xd, wd, bd, activation, impl=impl)), y_ref, tol, **y_tol,
+                 what=f"linear {activation}")
+    grads = K.linear_backward(on_device(dy, "cuda"), xd, wd, y, activation, preact=z, impl=impl)
+    refs = R.linear_backward(dy, x, w, to_host(y), activation, preact=to_host(z))
+    for name, got, ref, k, kw in zip(("dx", "dw", "db"), grads, refs, (fan_out, batch, batch),
+                                     grad_tols):
+        assert_close(to_host(got), ref, 4 * gemm_rtol(impl, k), **kw,
+                     what=f"linear_backward {name}")

@@ -5,7 +5,18 @@ import pytest
 import kernelgrad.kernels as K
 from kernelgrad.kernels import reference as R
 
-from conftest import DTYPES, OPTIMIZER_CASES, assert_close
+from conftest import (
+    DTYPES,
+    OPTIMIZER_CASES,
+    SPECIALS,
+    assert_as_on_the_cpu,
+    assert_close,
+    gpu_test,
+    on_device,
+    to_host,
+)
+
+F32 = np.float32
 
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 STEPS = 5
@@ -114,3 +125,55 @@ def test_list_form_equals_one_call_per_parameter(rng, name, hyper, positional, k
     for got, want in zip(params["list"] + sum(states["list"].values(), []),
                          params["each"] + sum(states["each"].values(), [])):
         np.testing.assert_array_equal(got, want)
+
+
+@gpu_test
+@pytest.mark.parametrize("name,hyper,positional,keywords", OPTIMIZER_CASES)
+def test_cuda_steps_match_the_cpu_kernels(rng, name, hyper, positional, keywords):
+    """Thirteen parameters of assorted sizes in one call (two launches, the second with
+    unused slots) against the CPU kernels, over three steps."""
+    shapes = [(33, 1001), (7,), (1,), (300, 4), (1 << 20,), (5, 5)] + [(n,) for n in range(2, 9)]
+    params = {"cpu": [rng.standard_normal(s).astype(F32) for s in shapes]}
+    params["gpu"] = [on_device(p, "cuda") for p in params["cpu"]]
+    new = {"cpu": lambda s: np.zeros(s, F32), "gpu": lambda s: on_device(np.zeros(s, F32), "cuda")}
+    states = {dev: {k: [new[dev](s) for s in shapes] for k in positional + keywords}
+              for dev in params}
+    # each result is only as exact as the terms it was summed from: the starting value and
+    # every step's move (a centered RMSprop with momentum moves p by ~0.5 in three steps,
+    # and a p that ends near 0 keeps float32's error of those terms)
+    terms = [np.abs(p) for p in params["cpu"]]
+    for step in range(1, 4):
+        grads = [rng.standard_normal(s).astype(F32) for s in shapes]
+        counted = {} if name == "rmsprop" else {"step": step}
+        before = [p.copy() for p in params["cpu"]]
+        for dev in ("cpu", "gpu"):
+            st = states[dev]
+            getattr(K, f"{name}_step")(params[dev], [on_device(g, "cuda" if dev == "gpu" else "cpu")
+                                                        for g in grads],
+                                       *(st[k] for k in positional),
+                                       **{k: st[k] for k in keywords}, **hyper, **counted)
+        for t, p, b in zip(terms, params["cpu"], before):
+            t += np.abs(p - b)
+    for i, (got, want) in enumerate(zip(params["gpu"], params["cpu"])):
+        assert_close(to_host(got), want, 1e-5, terms[i], what=f"{name} param {i}")
+    # sums of squares add only non-negative terms, so they are exact to a few roundings:
+    # a 1 - beta2 rounded from a float32 beta2 (1.3e-5 off at 0.999) shows here
+    for key in set(positional + keywords) & {"state_sum", "square_avg", "exp_avg_sq"}:
+        for i, (got, want) in enumerate(zip(states["gpu"][key], states["cpu"][key])):
+            assert_close(to_host(got), want, 2e-6, what=f"{name} {key} {i}")
+
+
+@gpu_test
+def test_cuda_special_values_give_what_the_cpu_gives():
+    g = np.tile(SPECIALS[np.isfinite(SPECIALS)], 2)  # a non-finite gradient poisons any step
+    for name, hyper, positional, keywords in OPTIMIZER_CASES:
+        steps = {}
+        for device in ("cpu", "cuda"):
+            p = on_device(np.linspace(-1, 1, len(g)).astype(F32), device)
+            state = {k: on_device(np.zeros(len(g), F32), device) for k in positional + keywords}
+            counted = {} if name == "rmsprop" else {"step": 1}
+            getattr(K, f"{name}_step")([p], [on_device(g, device)],
+                                       *([state[k]] for k in positional),
+                                       **{k: [state[k]] for k in keywords}, **hyper, **counted)
+            steps[device] = to_host(p)
+        assert_as_on_the_cpu(steps["cuda"], steps["cpu"], f"{name} {hyper}")

@@ -6,7 +6,7 @@ nvcc's per-kernel register and spill counts.
 
 NVRTC comes from `cuda.bindings.nvrtc` (packages cuda-bindings and nvidia-cuda-nvrtc-cu12,
 in the dev extra) or, failing that, CuPy's own binding; neither needs a driver. The tests
-(tests/test_cuda_compile.py) run the NVRTC check in CI, so a compile error fails CI.
+(tests/cuda/test_cuda_compile.py) run the NVRTC check in CI, so a compile error fails CI.
 """
 import argparse
 import re

@@ -34,14 +34,14 @@ if ! python3 -c "from kernelgrad import devices; assert devices.cuda_available()
     cat "$OUT/cupy.txt"; exit 1
 fi
 step compile python3 tools/cuda_compile_check.py
-step tests python3 -m pytest -m gpu -q tests/test_cuda.py tests/test_cuda_nn.py
+step tests python3 -m pytest -m gpu -q tests
 # The sanitizers slow every launch a hundredfold: the small sizes still cover every
-# kernel's edges and both its vector and scalar paths (tests/test_cuda.py).
+# kernel's edges and both its vector and scalar paths.
 export KERNELGRAD_GPU_TESTS=small
 step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 \
-    python3 -m pytest -m gpu -q -x tests/test_cuda.py
+    python3 -m pytest -m gpu -q -x tests --ignore=tests/nn
 step racecheck compute-sanitizer --tool racecheck --error-exitcode 1 \
-    python3 -m pytest -m gpu -q -x tests/test_cuda.py
+    python3 -m pytest -m gpu -q -x tests --ignore=tests/nn
 unset KERNELGRAD_GPU_TESTS
 step bench python3 -m bench --device cuda --name cuda-check
 [ -f bench/results/cuda-check.json ] && cp bench/results/cuda-check.json bench/results/cuda-check.png "$OUT/" 2>/dev/null

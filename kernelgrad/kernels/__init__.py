@@ -14,8 +14,14 @@ from .ops.bias_grad import bias_grad
 from .ops.dropout import dropout, dropout_backward
 from .ops.losses import binary_cross_entropy_with_logits, mse
 from .ops.machine import check_device_errors, cpu_info
-from .ops.matmul import (forget_impl_choices, gemm_shape_class, impl_choices, linear,
-                         linear_backward, matmul)
+from .ops.matmul import (
+                         forget_impl_choices,
+                         gemm_shape_class,
+                         impl_choices,
+                         linear,
+                         linear_backward,
+                         matmul,
+)
 from .ops.optim import adagrad_step, adam_step, rmsprop_step, sgd_step
 from .ops.softmax_cross_entropy import softmax_cross_entropy
 

@@ -10,9 +10,14 @@ from .. import kernels as K
 from ..devices import same_device, xp_of
 from ..kernels.checks import probability
 from .random import next_dropout_stream
-from .tensor import Tensor, _make, _needs, is_grad_enabled
+from .tensor import (
+    Tensor,
+    _make,
+    _needs,
+    is_grad_enabled,
+    matmul,  # noqa: F401  (part of this module's API)
+)
 from .tensor import _as_array as _array
-from .tensor import matmul  # noqa: F401  (part of this module's API)
 
 REDUCTIONS = ("mean", "sum", "none")
 

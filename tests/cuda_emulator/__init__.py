@@ -10,7 +10,7 @@ itself needs a GPU to be checked.
 `cupy_shim` puts a module named cupy in front of the launchers (arrays are NumPy arrays in
 guarded memory: a page that faults on any access on each side), so the real launchers,
 argument packing included, drive the emulated kernels. Set KERNELGRAD_CUDA_EMULATOR=1 and
-`pytest -m gpu tests` runs the GPU tests this way; tests/test_cuda_emulator.py does so,
+`pytest -m gpu tests` runs the GPU tests this way; test_emulator.py beside this file does so,
 twice: arrays flush against the guard after them, cp.async copies landing at once,
 threads first to last; then guards before, copies landing at their wait, last to first.
 

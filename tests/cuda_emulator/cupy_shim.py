@@ -19,9 +19,10 @@ import weakref
 
 import numpy as np
 
-from . import EmulatorError, Module
 from kernelgrad.kernels.cuda import _module
 from kernelgrad.kernels.cuda._module import KERNELS
+
+from . import EmulatorError, Module
 
 SM_COUNT = 2  # few SMs: the launchers' grids stay small and every grid-stride loop wraps
 DEFAULT_SHARED = 48 * 1024

@@ -1,7 +1,6 @@
-"""The CUDA emulator (kernels/cuda/emulator) catches what it claims to: each test runs a
-small broken kernel and expects the error that names the bug. Then the GPU test files
-(tests/test_cuda.py, tests/test_cuda_nn.py) and `python -m bench --device cuda --tiny`
-run on it, each in a subprocess that installs the CuPy stand-in before anything imports
+"""The CUDA emulator (tests/cuda_emulator) catches what it claims to: each test runs a
+small broken kernel and expects the error that names the bug. Then the GPU tests (every
+test marked `gpu`) and `python -m bench --device cuda --tiny` run on it, each in a subprocess that installs the CuPy stand-in before anything imports
 cupy."""
 import os
 import pathlib
@@ -13,6 +12,7 @@ import pytest
 
 from kernelgrad.kernels._spec import cuda_defines
 from kernelgrad.kernels.cuda import _module
+
 import cuda_emulator as emulator
 
 pytestmark = pytest.mark.skipif(not emulator.available(), reason="needs g++")
@@ -268,8 +268,7 @@ def run_gpu_tests(place, copies, order, sizes):
     env["KERNELGRAD_CUDA_EMULATOR_PLACE"] = place
     env[emulator.ORDER_VARIABLE] = order
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "tests/test_cuda.py",
-         "tests/nn/test_nn_cuda.py"],
+        [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "tests"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert " passed" in done.stdout and " failed" not in done.stdout

@@ -8,7 +8,6 @@ import kernelgrad as kg
 from kernelgrad import nn
 from kernelgrad.cli import main as cli_main
 
-
 # ---- DataLoader ----
 
 def test_dataloader_batches_cover_every_sample_once():

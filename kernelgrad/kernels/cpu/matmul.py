@@ -19,9 +19,20 @@ import numpy as np
 from numba import njit, prange
 
 from ._jit import kernel
+from ._simd import (
+    VECTOR_BYTES,
+    VECTOR_REGISTERS,
+    lanes,
+    vadd,
+    vbroadcast,
+    vfma,
+    vload,
+    vprefetch,
+    vstore,
+    vtranspose_copy,
+    vzero,
+)
 from .activations import epilogue
-from ._simd import (VECTOR_BYTES, VECTOR_REGISTERS, lanes, vadd, vbroadcast, vfma, vload,
-                    vprefetch, vstore, vtranspose_copy, vzero)
 
 NV = 2                                     # vectors per micro-tile row
 MR = 12 if VECTOR_REGISTERS >= 32 else 6   # rows: MR * NV accumulators + NV + 1 in use
@@ -46,7 +57,8 @@ def _micro_kernel_source(name, mr, nv, a_strides):
     if a_strides:
         lines += [f"    r{i} = {i} * a_rs" for i in range(mr)]
     # the tile's rows, wanted after the k loop: fetched while it runs
-    lines += [f"    vprefetch(c, c_off + {i} * ldc + {v} * L)" for i in range(mr) for v in range(nv)]
+    lines += [f"    vprefetch(c, c_off + {i} * ldc + {v} * L)"
+              for i in range(mr) for v in range(nv)]
     lines += [f"    {acc_name} = vzero(c)" for row in acc for acc_name in row]
     lines += ["    for k in range(kc):",
               f"        pa = a_off + k * {'a_ks' if a_strides else mr}",
@@ -163,7 +175,8 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
         ap = scratch[start: start + a_size]
         tile = scratch[start + a_size: start + a_size + MR * NR]
         first_panel, end_panel = pn * n_panels // parts_n, (pn + 1) * n_panels // parts_n
-        row_start, row_end = pm * m_panels // parts_m * MR, min(M, (pm + 1) * m_panels // parts_m * MR)
+        row_start = pm * m_panels // parts_m * MR
+        row_end = min(M, (pm + 1) * m_panels // parts_m * MR)
         # Blocks of at most MC_MAX rows (A's block must fit L2), equal in size.
         part_panels = (row_end - row_start + MR - 1) // MR
         n_blocks = (part_panels * MR + MC_MAX - 1) // MC_MAX
@@ -195,7 +208,8 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                             if direct:  # the last, short row panel: packed, zero-padded
                                 _pack_a(a, trans_a, i, mr, k0, kc, ap)
                                 a_off = 0
-                            micro_kernel(kc, ap, a_off, bp, b_off, out, out_off, ldc, full and p > 0)
+                            micro_kernel(kc, ap, a_off, bp, b_off, out, out_off, ldc,
+                                         full and p > 0)
                         if not full:
                             for r in range(mr):
                                 dst = c[i + r, j0: j0 + nr]

@@ -7,8 +7,8 @@ from .. import _autotune, checks
 from ..cpu import activations as cpu_activations
 from ..cpu import matmul as cpu_kernels
 from . import activations
-from .bias_grad import column_sums
 from ._common import activation_id, alpha_of, cuda, empty, on_gpu
+from .bias_grad import column_sums
 
 # Below this many multiply-adds (about 0.1 ms) auto does not measure and runs ours: BLAS
 # may win such a call by microseconds, but waking OpenBLAS's thread pool between Numba
