@@ -1,40 +1,45 @@
-"""python -m bench [--device cpu|cuda] [--quick] [--tiny] [--only SUBSTRING] [--name NAME]
+"""python -m bench [--device cpu|cuda] [--quick] [--tiny] [--only TEXT] [--out FILE]
 
-Every kernel against its NumPy baseline, GEMMs once per implementation (numba, blas and
-what auto picked), then the MLP training steps against PyTorch, NumPy and the GEMM floor."""
+Every kernel against what a user of the device would run instead, checked against the
+reference first: the large group (GEMMs per implementation, the fused and elementwise
+ops at sizes past the caches), the small group (per-call cost at the demo MLP's sizes,
+against PyTorch), then the MLP training steps. Prints a table and writes a JSON file and
+a PNG chart under bench/results/<machine>-<date>/."""
 import argparse
 import sys
 
-from .cases import all_cases
-from .runner import run
+from .backend import Backend
+from .cases import large_cases, small_cases
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--quick", action="store_true", help="skip the largest GEMM")
+    parser.add_argument("--quick", action="store_true", help="skip the GEMMs of 2048^3 and up")
     parser.add_argument("--tiny", action="store_true",
-                        help="cuda: every case at a small size, to check that the benchmark runs "
-                             "(e.g. on the CPU emulator); its timings mean nothing")
+                        help="every case at a small size, to check that the benchmark runs "
+                             "(e.g. on the CPU emulator of CUDA); its timings mean nothing")
     parser.add_argument("--only", default=None,
-                        help="run the ops whose name contains this ('step': the training steps)")
-    parser.add_argument("--name", default=None, help="results file name (default cpu-<host>)")
+                        help="run the rows whose op, name or group contains this text "
+                             "('step': the training steps alone)")
+    parser.add_argument("--out", default=None, help="results file (default: "
+                        "bench/results/<machine>-<date>/<device>.json)")
     args = parser.parse_args(argv)
-    if args.tiny and args.device != "cuda":
-        parser.error("--tiny is for --device cuda")
     if args.device == "cuda":
         from kernelgrad.devices import cuda_available
         if not cuda_available():
             parser.error("--device cuda needs an NVIDIA GPU and CuPy (pip install -e "
                          "'.[cuda12]' or '.[cuda13]')")
-        from . import gpu
-        cases = [c for c in gpu.all_cases(args.quick, args.tiny)
-                 if args.only is None or args.only in c.op]
-        return gpu.run(cases, args.name, steps=args.only in (None, "step"), tiny=args.tiny)
-    cases = [c for c in all_cases(args.quick) if args.only is None or args.only in c.op]
-    if not cases and args.only != "step":
-        parser.error(f"no benchmark op contains {args.only!r}")
-    return run(cases, args.name, steps=args.only in (None, "step"))
+    backend = Backend(args.device)
+    cases = large_cases(backend, args.quick, args.tiny) + small_cases(backend)
+    if args.only is not None:
+        cases = [c for c in cases
+                 if any(args.only in text for text in (c.op, c.name, c.group))]
+        if not cases and args.only != "step":
+            parser.error(f"no benchmark row matches {args.only!r}")
+    from .runner import run
+    return run(backend, cases, args.out, steps=args.only in (None, "step"), tiny=args.tiny)
 
 
 if __name__ == "__main__":

@@ -1,45 +1,72 @@
-"""The README's Results tables from a results file:
+"""Markdown tables from a results file, for docs/results.md and the README:
 
-    python -m bench.report bench/results/cpu-vm.json
+    python -m bench.report bench/results/<machine>-<date>/cpu.json
 
-prints the measured bandwidth and GEMM rate, the per-op table and the training-step
-table as Markdown, so the README quotes one run exactly."""
+prints where and how it was measured, the large and small groups' tables (ours, the
+anchor, the ratio, the roofline, noisy rows marked) and the training steps."""
 import json
 import sys
 
 
 def _ms(seconds):
-    return f"{seconds * 1e3:.3f}"
+    return f"{seconds * 1e3:.3f}" if seconds is not None else "-"
 
 
-def ops_table(report):
-    baseline = "NumPy ms" if report.get("device") == "cpu" else "baseline ms"
-    lines = [f"| op [impl] | shape | ours ms | {baseline} | ratio | roofline |",
-             "|---|---|---:|---:|---:|---:|"]
-    for r in report["rows"]:
+def ops_table(rows, group):
+    picked = [r for r in rows if r.get("group", "large") == group]
+    if not picked:
+        return ""
+    libraries = []
+    for r in picked:
+        for lib in r.get("times", {}):
+            if lib != "kernelgrad" and lib not in libraries:
+                libraries.append(lib)
+    head = " | ".join(f"{lib} ms" for lib in libraries)
+    lines = [f"| op [impl] | shape | ours ms (spread) | {head} | ratio (vs) | roofline |",
+             "|---|---|---:|" + "---:|" * len(libraries) + "---:|---:|"]
+    for r in picked:
         if r["status"] != "ok":
-            lines.append(f"| {r['op']} | {r['shape']} | FAIL | | | |")
+            lines.append(f"| {r['label']} | {r['shape']} | FAIL | " + "| " * len(libraries)
+                         + "| |")
             continue
-        lines.append(f"| {r['op']} | {r['shape']} | {_ms(r['ours_s'])} | {_ms(r['baseline_s'])} "
-                     f"| {r['ratio']:.2f}x | {r['roofline'] * 100:.0f}% |")
+        ours = r["times"]["kernelgrad"]
+        cells = " | ".join(_ms(r["times"][lib]["median_s"]) if lib in r["times"] else "-"
+                           for lib in libraries)
+        noisy = " (noisy)" if r["noisy"] else ""
+        lines.append(f"| {r['label']} | {r['shape']} | {_ms(ours['median_s'])} "
+                     f"(±{ours['spread'] * 100:.0f}%) | {cells} | {r['ratio']:.2f}x "
+                     f"({r['anchor']}){noisy} | {r['roofline'] * 100:.0f}% |")
     return "\n".join(lines)
 
 
 def steps_table(report):
     steps = report.get("training_steps") or []
-    if not steps:
+    if not steps or "gemm_floor_s" not in steps[0]:
         return ""
     lines = ["| training step | shape | ours ms | PyTorch ms | NumPy ms | its GEMMs through "
              "OpenBLAS, ms | ours / GEMMs | ours / PyTorch | ours / NumPy |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for s in steps:
-        ours = s["kernelgrad_s"]
+        ours, torch = s["kernelgrad_s"], s.get("pytorch_s")
+        vs_torch = f"{ours / torch:.2f}x" if torch else "-"
         lines.append(f"| {s['mlp']} | {s['shape']}, dropout {s['dropout']}, Adam | "
-                     f"{ours * 1e3:.2f} | {s['pytorch_s'] * 1e3:.2f} | "
-                     f"{s['numpy_s'] * 1e3:.2f} | {s['gemm_floor_s'] * 1e3:.2f} | "
-                     f"{ours / s['gemm_floor_s']:.2f}x | {ours / s['pytorch_s']:.2f}x | "
-                     f"{ours / s['numpy_s']:.2f}x |")
+                     f"{ours * 1e3:.2f} | {_ms(torch)[:-1]} | {s['numpy_s'] * 1e3:.2f} | "
+                     f"{s['gemm_floor_s'] * 1e3:.2f} | {ours / s['gemm_floor_s']:.2f}x | "
+                     f"{vs_torch} | {ours / s['numpy_s']:.2f}x |"
+                     + (" noisy" if s.get("noisy") else ""))
     return "\n".join(lines)
+
+
+def describe(report):
+    m = report["machine"]
+    text = (f"{m['cpu']}, {m.get('cores', '?')} cores; kernels compiled for "
+            f"{m.get('target', '?')} ({m.get('vector_bytes', '?')}-byte vectors, GEMM tile "
+            f"{m.get('gemm_tile_float32', '?')}), {m.get('threads', '?')} threads; "
+            f"{report['date']}. Copy bandwidth {report['copy_bandwidth_Bps'] / 1e9:.1f} GB/s, "
+            f"best float32 GEMM {report['gemm_flops'] / 1e9:.0f} GFLOP/s.")
+    if report.get("busy_warning"):
+        text += f" {report['busy_warning']}"
+    return text
 
 
 def main(argv=None):
@@ -49,12 +76,13 @@ def main(argv=None):
         return 2
     with open(argv[0]) as f:
         report = json.load(f)
-    print(f"Measured in that run: copy bandwidth {report['copy_bandwidth_Bps'] / 1e9:.1f} GB/s, "
-          f"OpenBLAS SGEMM {report['sgemm_flops'] / 1e9:.0f} GFLOP/s.\n")
-    print(ops_table(report))
+    print(describe(report) + "\n")
+    for group in ("large", "small"):
+        table = ops_table(report["rows"], group)
+        if table:
+            print(table + "\n")
     steps = steps_table(report)
     if steps:
-        print()
         print(steps)
     return 0
 

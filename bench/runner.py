@@ -1,41 +1,36 @@
-"""Timing, rooflines and reporting for `python -m bench`."""
+"""Running the cases on one device: check, time, report.
+
+Each row: our median time and its spread, each baseline's, the ratio against the anchor
+baseline (the first one, or for a GEMM the fastest BLAS on the machine, or PyTorch for the
+per-call rows), the roofline fraction, and a noisy mark when any of its timings spread
+by more than 20%. Results go to bench/results/<machine>-<date>/<device>.json with a PNG
+chart beside it; an existing file is never overwritten.
+"""
 import json
-import platform
-import socket
-import statistics
+import sys
 import time
 from pathlib import Path
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 import kernelgrad.kernels as K
 
+from . import machine
+from .backend import NOISY_SPREAD
+
 RESULTS = Path(__file__).parent / "results"
 
 
-# After a call, OpenBLAS's worker threads spin for about 0.1 s and Numba's OpenMP threads
-# for a few ms before they sleep; on 2 cores a spinning pool halves the speed of the other
-# library's threads. Each measurement starts after this pause, so it times one library
-# alone, whichever ran before it.
-SETTLE_S = 0.25
-
-
-def median_time(fn, min_repeats=5, budget_s=0.5):
-    """Median wall time of fn() after a settling pause and one warm-up call, repeated
-    within a time budget."""
-    time.sleep(SETTLE_S)
-    fn()
-    times = []
-    start = time.perf_counter()
-    # up to 400 runs: the median of a sub-millisecond op needs many to be stable here
-    while len(times) < min_repeats or (time.perf_counter() - start < budget_s
-                                       and len(times) < 400):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def copy_bandwidth(backend, elements=1 << 26):
+    """Bytes per second of the best copy of 256 MiB (read + write) on this device."""
+    xp = backend.xp
+    src = xp.ones(elements, np.float32)
+    dst = xp.empty_like(src)
+    candidates = [lambda: xp.copyto(dst, src)]
+    if backend.name == "cpu":
+        candidates.append(lambda: _parallel_copy(src, dst))
+    return 2 * src.nbytes / min(backend.time(fn).median for fn in candidates)
 
 
 @njit(parallel=True, cache=True)
@@ -44,137 +39,199 @@ def _parallel_copy(src, dst):
         dst[i] = src[i]
 
 
-def copy_bandwidth():
-    """Bytes per second of the best copy of 256 MiB (read + write) on this machine."""
-    src = np.ones(1 << 26, np.float32)
-    dst = np.empty_like(src)
-    best = min(median_time(lambda: np.copyto(dst, src)),
-               median_time(lambda: _parallel_copy(src, dst)))
-    return 2 * src.nbytes / best
-
-
-def sgemm_rate():
-    """FLOP/s of OpenBLAS (NumPy's matmul) SGEMM at 2048^3."""
+def gemm_rate(backend, n):
+    """FLOP/s of the fastest float32 GEMM library here (BLAS, or PyTorch's) at n^3."""
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((2048, 2048), dtype=np.float32)
-    b = rng.standard_normal((2048, 2048), dtype=np.float32)
-    return 2 * 2048 ** 3 / median_time(lambda: a @ b)
+    a = backend.array(rng.standard_normal((n, n), dtype=np.float32))
+    b = backend.array(rng.standard_normal((n, n), dtype=np.float32))
+    times = [backend.time(lambda: backend.xp.matmul(a, b)).median]
+    if backend.torch is not None:
+        ta, tb = backend.tensor(a), backend.tensor(b)
+        times.append(backend.time(lambda: backend.torch.mm(ta, tb)).median)
+    return 2 * n ** 3 / min(times)
 
 
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+def _stats(timing):
+    return {"median_s": timing.median, "spread": timing.spread, "repeats": timing.repeats}
 
 
-def run_case(case, rng, bandwidth, flop_rate, timer=median_time,
-             flop_basis="OpenBLAS SGEMM rate"):
-    """Check one case against the reference, then time ours and the baseline with `timer`
-    (wall time here; CUDA events for bench/gpu.py)."""
-    data = case.make(rng)
-    row = {"op": case.op, "shape": case.shape}
-    error = case.check(data, case.ours(data))
+def run_case(case, backend, rng, bandwidth, flop_rate):
+    """Check one case against the reference, then time ours and each baseline."""
+    data = case.make(rng, backend)
+    label = case.name + (f" [{case.impl}]" if case.impl else "")
+    row = {"op": case.op, "name": case.name, "label": label, "shape": case.shape,
+           "group": case.group}
+    error = case.check(data, case.ours(data), backend)
     if case.impl:
         row["impl"] = case.impl
-        if case.impl == "auto":  # the first call above measured (or read) the choice
+        if case.impl == "auto" and backend.name == "cpu":  # the first call measured or read
             picks = K.impl_choices()
             row["auto_picked"] = "/".join(picks.get(key, {}).get("impl", "?")
                                           for key in case.shape_class)
-        row["op"] = f"{case.op} [{case.impl}" + (f"={row['auto_picked']}]"
-                                                  if case.impl == "auto" else "]")
+            row["label"] = f"{case.name} [auto={row['auto_picked']}]"
     row["rel_error"] = error
     if not error <= case.tolerance:
         row["status"] = "FAIL"
         return row
-    ours = timer(lambda: case.ours(data))
-    baseline = timer(lambda: case.baseline(data))
-    row.update(status="ok", ours_s=ours, baseline_s=baseline, ratio=baseline / ours)
+    times = {"kernelgrad": backend.time(lambda: case.ours(data))}
+    for library, fn in case.baselines.items():
+        times[library] = backend.time(lambda fn=fn: fn(data))
+    baselines = [lib for lib in times if lib != "kernelgrad"]
+    if case.group == "small" and "torch" in times:
+        anchor = "torch"
+    elif case.anchor == "fastest":
+        anchor = min(baselines, key=lambda lib: times[lib].median)
+    else:
+        anchor = baselines[0]
+    ours = times["kernelgrad"].median
+    row.update(status="ok", times={lib: _stats(t) for lib, t in times.items()}, anchor=anchor,
+               ours_s=ours, anchor_s=times[anchor].median, ratio=times[anchor].median / ours,
+               noisy=any(t.noisy for t in times.values()))
     if case.flops:
         row["roofline"] = case.flops(data) / ours / flop_rate
-        row["roofline_basis"] = flop_basis
+        row["roofline_basis"] = "the best GEMM library's rate"
     else:
         row["roofline"] = case.bytes_moved(data) / ours / bandwidth
         row["roofline_basis"] = "copy bandwidth"
     return row
 
 
+HEADER = (f"{'op [impl]':<38} {'shape':<18} {'ours ms':>9} {'±':>4} {'anchor':>14} "
+          f"{'anchor ms':>10} {'ratio':>8} {'roofline':>9}")
+
+
 def format_row(row):
     if row["status"] != "ok":
-        return f"{row['op']:<34} {row['shape']:<18} FAIL (relative error {row['rel_error']:.2e})"
-    return (f"{row['op']:<34} {row['shape']:<18} {row['ours_s'] * 1e3:>9.3f} "
-            f"{row['baseline_s'] * 1e3:>10.3f} {row['ratio']:>7.2f}x "
-            f"{row['roofline'] * 100:>8.1f}%")
+        return (f"{row['label']:<38} {row['shape']:<18} FAIL (relative error "
+                f"{row['rel_error']:.2e})")
+    spread = row["times"]["kernelgrad"]["spread"]
+    mark = "  noisy" if row["noisy"] else ""
+    return (f"{row['label']:<38} {row['shape']:<18} {row['ours_s'] * 1e3:>9.3f} "
+            f"{spread * 100:>3.0f}% {row['anchor']:>14} {row['anchor_s'] * 1e3:>10.3f} "
+            f"{row['ratio']:>7.2f}x {row['roofline'] * 100:>8.1f}%{mark}")
 
 
-def run(cases, out_name=None, steps=True):
-    rng = np.random.default_rng(0)
-    threads = numba.get_num_threads()
-    print(f"kernelgrad CPU benchmark on {cpu_model()}, {threads} Numba threads, "
-          f"NumPy {np.__version__}, Numba {numba.__version__}")
-    bandwidth = copy_bandwidth()
-    flop_rate = sgemm_rate()
-    print(f"measured: copy bandwidth {bandwidth / 1e9:.1f} GB/s, "
-          f"OpenBLAS SGEMM {flop_rate / 1e9:.1f} GFLOP/s (2048^3)")
-    print(f"{'op [impl]':<34} {'shape':<18} {'ours ms':>9} {'numpy ms':>10} {'ratio':>8} "
-          f"{'roofline':>9}")
-    rows = []
-    for case in cases:
-        row = run_case(case, rng, bandwidth, flop_rate)
-        rows.append(row)
-        print(format_row(row), flush=True)
-    step_rows = []
-    if steps:
-        from . import steps as step_bench
-        print()
-        print(step_bench.header())
-        step_rows = step_bench.run()
-    report = {"device": "cpu", "host": socket.gethostname(), "cpu": cpu_model(),
-              "threads": threads, "numpy": np.__version__, "numba": numba.__version__,
-              "copy_bandwidth_Bps": bandwidth, "sgemm_flops": flop_rate, "rows": rows,
-              "training_steps": step_rows,
-              "command": "python -m bench", "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    save(report, out_name or f"cpu-{socket.gethostname()}")
-    return 0 if all(r["status"] == "ok" for r in rows) else 1
+def results_path(name, device):
+    """bench/results/<name>-<date>/<device>.json, or <device>-2.json ... when taken."""
+    folder = RESULTS / f"{name}-{time.strftime('%Y-%m-%d')}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path, n = folder / f"{device}.json", 1
+    while path.exists() or path.with_suffix(".png").exists():
+        n += 1
+        path = folder / f"{device}-{n}.json"
+    return path
 
 
-def save(report, name):
-    """bench/results/<name>.json and its chart."""
-    RESULTS.mkdir(exist_ok=True)
-    json_path = RESULTS / f"{name}.json"
-    json_path.write_text(json.dumps(report, indent=1))
-    chart_path = chart(report["rows"], RESULTS / f"{name}.png", report)
-    print(f"wrote {json_path}" + (f" and {chart_path}" if chart_path else ""))
+def save(report, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        raise FileExistsError(f"{path} exists: results are never overwritten")
+    path.write_text(json.dumps(report, indent=1))
+    chart_path = chart(report, path.with_suffix(".png"))
+    print(f"wrote {path}" + (f" and {chart_path}" if chart_path else ""))
+    return path
 
 
-def chart(rows, path, report):
+def chart(report, path):
+    """Each row's speed-up over its anchor (log scale), with both absolute times written
+    on the bar; hatched bars are noisy rows."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
     except ImportError:
         print("matplotlib is not installed: no chart")
         return None
-    ok = [r for r in rows if r["status"] == "ok"]
-    labels = [f"{r['op']} {r['shape']}" for r in ok]
-    ratios = [r["ratio"] for r in ok]
-    fig, ax = plt.subplots(figsize=(9, 0.28 * len(ok) + 1.5))
+    rows = [r for r in report["rows"] if r["status"] == "ok"]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(12, 0.3 * len(rows) + 2.2))
+    y = np.arange(len(rows))
+    ratios = [r["ratio"] for r in rows]
     colors = ["tab:green" if x >= 1 else "tab:red" for x in ratios]
-    ax.barh(range(len(ok)), ratios, color=colors)
-    ax.set_yticks(range(len(ok)), labels, fontsize=7)
+    bars = ax.barh(y, ratios, color=colors, height=0.7)
+    for bar, r in zip(bars, rows):
+        if r["noisy"]:
+            bar.set_hatch("///")
+            bar.set_edgecolor("black")
+    ax.set_yticks(y, [f"{r['label']}  {r['shape']}" for r in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", lw=0.8)
-    ax.set_xlabel(f"speed-up over {report.get('baseline', 'NumPy')} (baseline time / "
-                  "kernelgrad time), log scale")
-    ax.set_title(report.get("title") or
-                 f"kernelgrad CPU kernels vs NumPy — {report['cpu']}, "
-                 f"{report['threads']} threads",
-                 fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    right = max(ratios) * 40
+    ax.set_xlim(min(min(ratios) / 2, 0.5), right)
+    for yi, r in zip(y, rows):
+        ax.text(max(r["ratio"], 1.0) * 1.08, yi,
+                f"{r['ours_s'] * 1e3:.3g} ms vs {r['anchor_s'] * 1e3:.3g} ms {r['anchor']}",
+                va="center", fontsize=6.5)
+    ax.set_xlabel("speed-up: anchor's time / kernelgrad's time (log scale; > 1: kernelgrad "
+                  "is faster)")
+    title = (f"kernelgrad vs {report['baseline_name']} on {report['machine']['cpu']} "
+             f"({report['machine'].get('target', '')}, {report['machine'].get('threads', '')} "
+             f"threads), {report['date']}")
+    if report.get("busy_warning"):
+        title += "\n" + report["busy_warning"]
+    ax.set_title(title, fontsize=9)
+    ax.legend(handles=[Patch(color="tab:green", label="kernelgrad faster"),
+                       Patch(color="tab:red", label="kernelgrad slower"),
+                       Patch(facecolor="white", edgecolor="black", hatch="///",
+                             label=f"noisy (repeats spread > {NOISY_SPREAD:.0%})")],
+              loc="lower right", fontsize=7)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def run(backend, cases, out=None, steps=True, tiny=False):
+    """Check and time every case, then the training steps; print and save. Exit status 1
+    when any check failed."""
+    desc = machine.describe() if backend.name == "cpu" else gpu_describe()
+    print(f"kernelgrad benchmark on {desc['cpu']} ({desc['machine']}), compile target "
+          f"{desc.get('target', '-')}, {desc.get('threads', '-')} threads, "
+          f"BLAS {desc.get('blas', '-')}")
+    load, warning = machine.busy_check()
+    if warning:
+        print(warning)
+    bandwidth = copy_bandwidth(backend, 1 << (14 if tiny else 26))
+    flop_rate = gemm_rate(backend, 128 if tiny else (2048 if backend.name == "cpu" else 4096))
+    print(f"measured: copy bandwidth {bandwidth / 1e9:.1f} GB/s, best float32 GEMM "
+          f"{flop_rate / 1e9:.0f} GFLOP/s; other processes' load {load:.2f} cores")
+    print(HEADER)
+    rng = np.random.default_rng(0)
+    rows = []
+    for case in cases:
+        row = run_case(case, backend, rng, bandwidth, flop_rate)
+        rows.append(row)
+        print(format_row(row), flush=True)
+        if backend.name == "cuda":
+            backend.xp.get_default_memory_pool().free_all_blocks()
+    step_rows = []
+    if steps:
+        if backend.name == "cpu":
+            from . import steps as cpu_steps
+            step_rows = cpu_steps.run_all()
+        else:
+            from . import gpu_step
+            step_rows = gpu_step.run(flop_rate, tiny)
+    _, after = machine.busy_check(0.5)
+    report = {"device": backend.name, "machine": desc, "date": time.strftime("%Y-%m-%d %H:%M"),
+              "baseline_name": f"{backend.array_library} / BLAS / PyTorch",
+              "busy_warning": warning or after, "other_load_cores": load,
+              "copy_bandwidth_Bps": bandwidth, "gemm_flops": flop_rate, "rows": rows,
+              "training_steps": step_rows,
+              "command": "python -m bench " + " ".join(sys.argv[1:])}
+    save(report, out or results_path(desc["machine"], backend.name))
+    ok = all(r["status"] == "ok" for r in rows) and all(
+        r.get("status", "ok") == "ok" for r in step_rows)
+    return 0 if ok else 1
+
+
+def gpu_describe():
+    import cupy
+    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    name = props["name"]
+    name = name.decode() if isinstance(name, bytes) else name
+    return {"cpu": name, "machine": machine.slug(name), "cupy": cupy.__version__,
+            "date": time.strftime("%Y-%m-%d")}

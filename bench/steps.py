@@ -16,7 +16,7 @@ import kernelgrad as kg
 from kernelgrad import nn
 from kernelgrad.cli import build_mlp
 
-from .runner import median_time
+from .backend import cpu_time
 
 # (name, batch, layer widths, dropout)
 MLPS = [("wide MLP", 512, (784, 1024, 1024, 10), 0.2),
@@ -129,18 +129,29 @@ def gemm_floor(batch, widths):
     return gemms
 
 
-def run(mlps=MLPS):
+def _ms(timing):
+    return {"median_s": timing.median, "spread": timing.spread}
+
+
+def run_all(mlps=None):
+    """Time every MLP's step four ways; print and return one row per MLP."""
+    print(header())
     results = []
     for name, batch, widths, p in MLPS if mlps is None else mlps:
         shape = f"batch {batch}, {'-'.join(map(str, widths))}"
         row = {"mlp": name, "shape": shape, "dropout": p}
-        row["kernelgrad_s"] = median_time(kernelgrad_step(batch, widths, p), budget_s=2)
+        timings = {"kernelgrad": cpu_time(kernelgrad_step(batch, widths, p), budget_s=2)}
         try:
-            row["pytorch_s"] = median_time(torch_step(batch, widths, p), budget_s=2)
+            timings["pytorch"] = cpu_time(torch_step(batch, widths, p), budget_s=2)
         except ImportError:
-            row["pytorch_s"] = None
-        row["numpy_s"] = median_time(numpy_step(batch, widths, p), budget_s=2)
-        row["gemm_floor_s"] = median_time(gemm_floor(batch, widths), budget_s=2)
+            pass
+        timings["numpy"] = cpu_time(numpy_step(batch, widths, p), budget_s=2)
+        timings["gemm_floor"] = cpu_time(gemm_floor(batch, widths), budget_s=2)
+        row["times"] = {k: _ms(t) for k, t in timings.items()}
+        row["noisy"] = any(t.noisy for t in timings.values())
+        for k, t in timings.items():
+            row[f"{k}_s"] = t.median
+        row.setdefault("pytorch_s", None)
         results.append(row)
         print(format_row(row), flush=True)
     return results
@@ -157,10 +168,10 @@ def format_row(r):
     vs_torch = f"{ours / torch_s:10.2f}x" if torch_s else f"{'-':>11}"
     return (f"{r['mlp']:<10} {r['shape']:<26} {ours * 1e3:8.2f} {torch_ms} "
             f"{r['numpy_s'] * 1e3:9.2f} {r['gemm_floor_s'] * 1e3:9.2f}  "
-            f"{ours / r['gemm_floor_s']:9.2f}x {vs_torch} {ours / r['numpy_s']:9.2f}x")
+            f"{ours / r['gemm_floor_s']:9.2f}x {vs_torch} {ours / r['numpy_s']:9.2f}x"
+            + ("  noisy" if r["noisy"] else ""))
 
 
 if __name__ == "__main__":
-    print(header())
-    run()
+    run_all()
     sys.exit(0)

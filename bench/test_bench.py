@@ -1,30 +1,35 @@
-"""pytest-benchmark suites: the same cases as `python -m bench`, ours and the baseline.
+"""pytest-benchmark suites: the same cases as `python -m bench` on the CPU, ours and each
+baseline.
 
-    python -m pytest bench/ --benchmark-group-by=param:case
+    python -m pytest bench/ --benchmark-group-by=param:index
 """
 import numpy as np
 import pytest
 
-from .cases import all_cases
+from .backend import Backend
+from .cases import large_cases, small_cases
 
-CASES = all_cases(quick=True)
+BACKEND = Backend("cpu")
+CASES = large_cases(BACKEND, quick=True) + small_cases(BACKEND)
+RUNS = [(i, library) for i, case in enumerate(CASES)
+        for library in ("kernelgrad", *case.baselines)]
 
 
 @pytest.fixture(scope="module")
 def inputs():
     """Each case's inputs, built once per module and indexed like CASES."""
     rng = np.random.default_rng(0)
-    return [case.make(rng) for case in CASES]
+    return [case.make(rng, BACKEND) for case in CASES]
 
 
-@pytest.mark.parametrize("impl", ["kernelgrad", "numpy"])
-@pytest.mark.parametrize("index", range(len(CASES)),
-                         ids=[f"{c.op} {c.shape}".replace(" ", "_") for c in CASES])
-def test_case(benchmark, inputs, index, impl):
+@pytest.mark.parametrize("index, library", RUNS,
+                         ids=[f"{CASES[i].name}_{CASES[i].shape}_{lib}".replace(" ", "_")
+                              for i, lib in RUNS])
+def test_case(benchmark, inputs, index, library):
     case, data = CASES[index], inputs[index]
-    if impl == "kernelgrad":
-        error = case.check(data, case.ours(data))
-        assert error <= case.tolerance, f"{case.op} {case.shape}: relative error {error:.3g}"
+    if library == "kernelgrad":
+        error = case.check(data, case.ours(data), BACKEND)
+        assert error <= case.tolerance, f"{case.name} {case.shape}: relative error {error:.3g}"
         benchmark(case.ours, data)
     else:
-        benchmark(case.baseline, data)
+        benchmark(case.baselines[library], data)

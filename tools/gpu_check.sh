@@ -43,7 +43,6 @@ step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 \
 step racecheck compute-sanitizer --tool racecheck --error-exitcode 1 \
     python3 -m pytest -m gpu -q -x tests --ignore=tests/nn
 unset KERNELGRAD_GPU_TESTS
-step bench python3 -m bench --device cuda --name cuda-check
-[ -f bench/results/cuda-check.json ] && cp bench/results/cuda-check.json bench/results/cuda-check.png "$OUT/" 2>/dev/null
+step bench python3 -m bench --device cuda --out "$OUT/bench.json"
 echo "checks ($PHASES): $([ $status -eq 0 ] && echo ok || echo FAILED)"
 exit $status

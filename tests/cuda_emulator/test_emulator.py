@@ -1,7 +1,7 @@
 """The CUDA emulator (tests/cuda_emulator) catches what it claims to: each test runs a
 small broken kernel and expects the error that names the bug. Then the GPU tests (every
-test marked `gpu`) and `python -m bench --device cuda --tiny` run on it, each in a subprocess that installs the CuPy stand-in before anything imports
-cupy."""
+test marked `gpu`) and `python -m bench --device cuda --tiny` run on it, each in a
+subprocess that installs the CuPy stand-in before anything imports cupy."""
 import os
 import pathlib
 import subprocess
@@ -293,8 +293,8 @@ def test_the_gpu_benchmark_runs_on_the_emulator(tmp_path):
               "from cuda_emulator import cupy_shim\n"
               "cupy_shim.install()\n"
               "from bench.__main__ import main\n"
-              "sys.exit(main(['--device', 'cuda', '--tiny', '--name', "
-              f"{str(tmp_path / 'r')!r}]))\n")
+              "sys.exit(main(['--device', 'cuda', '--tiny', '--out', "
+              f"{str(tmp_path / 'r.json')!r}]))\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
