@@ -44,3 +44,50 @@ def test_the_compile_target_sets_the_vector_width(name, width, registers, fma):
     assert (info["vector_bytes"], info["vector_registers"], info["fma"]) == (width, registers,
                                                                              fma)
     assert info["lanes_float64"] == width // 8  # 0 here once crashed every float64 GEMM
+
+
+# Compiles the GEMM's micro-kernel for a target (in a fresh process and cache: Numba shows
+# no assembly for a cached function) and prints, for its k loop (the block with the most
+# multiplies, up to its jump back), the vector registers it uses and how often it touches
+# the stack (a spill).
+ASSEMBLY_PROBE = r"""
+import json, re
+from numba import types
+from kernelgrad.kernels.cpu import matmul as mm
+out = {}
+for name, nb in (("float32", types.float32), ("float64", types.float64)):
+    arr = types.Array(nb, 1, "C")
+    i = types.int64
+    sig = (i, arr, i, arr, i, arr, i, i, types.boolean)
+    mm.micro_kernel.compile(sig)
+    blocks = re.split(r"\n(?=\.LBB)", mm.micro_kernel.inspect_asm(sig))
+    ops = r"\b(vfmadd\w*|mulp[sd]|vmulp[sd])\b"
+    hot = max(blocks, key=lambda b: len(re.findall(ops, b)))
+    label = hot.split(":", 1)[0]
+    hot = hot[:hot.find(label, len(label))]  # up to the jump back to the loop's label
+    out[name] = {"multiplies": len(re.findall(ops, hot)),
+                 "registers": sorted(set(re.findall(r"%(zmm|ymm|xmm)\d+", hot))),
+                 "stack": len(re.findall(r"\(%rsp\)", hot))}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.assembly
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86-64 assembly")
+@pytest.mark.parametrize("name, width, registers, fma", X86_TARGETS)
+def test_the_micro_kernel_fills_the_target_registers_without_spilling(tmp_path, name, width,
+                                                                      registers, fma):
+    """Compiled, not run (a host without AVX-512 still checks the AVX-512 build): the
+    micro-kernel's k loop does its multiply-adds on the target's widest registers and
+    never touches the stack."""
+    env = dict(os.environ, NUMBA_CPU_NAME=name, NUMBA_CPU_FEATURES="",
+               NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", ASSEMBLY_PROBE], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    register = {64: "zmm", 32: "ymm", 16: "xmm"}[width]
+    for dtype, loop in json.loads(out).items():
+        rows, columns = map(int, info_for(name)[f"gemm_tile_{dtype}"].split("x"))
+        vectors = rows * columns * np.dtype(dtype).itemsize // width
+        assert loop["multiplies"] >= vectors, (dtype, loop)  # a whole tile's worth at least
+        assert loop["registers"] == [register], (dtype, loop)
+        assert loop["stack"] == 0, (dtype, loop)

@@ -280,7 +280,8 @@ def run_gpu_tests(place, copies, order, sizes):
 # both sides of every array, both cp.async hazards and both orders of unsynchronized
 # threads.
 @pytest.mark.parametrize("place, copies, order, sizes", [
-    ("end", "early", "forward", "small"), ("start", "late", "reverse", "all")])
+    ("end", "early", "forward", "small"),
+    pytest.param("start", "late", "reverse", "all", marks=pytest.mark.slow)])
 def test_the_gpu_tests_pass_on_the_emulator(place, copies, order, sizes):
     run_gpu_tests(place, copies, order, sizes)
 
