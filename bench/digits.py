@@ -25,12 +25,12 @@ def run_kernelgrad(data, epochs, seed):
     kg.manual_seed(seed)
     model = build_mlp(x_train.shape[1], HIDDEN, 10, "relu", DROPOUT)  # kernelgrad train's MLP
     loader = kg.data.DataLoader(x_train, y_train, batch_size=BATCH, shuffle=True, seed=seed)
-    optimizer = kg.optim.Adam(model.parameters(), lr=LR)
-    loss_fn = nn.CrossEntropyLoss()
+    model.compile(kg.optim.Adam(model.parameters(), lr=LR), nn.CrossEntropyLoss(),
+                  metrics=["accuracy"])
     start = time.perf_counter()
-    history = nn.fit(model, loss_fn, optimizer, loader, epochs=epochs, verbose=0)
+    history = model.fit(loader, epochs=epochs, verbose=0)
     total = time.perf_counter() - start
-    accuracy = nn.evaluate(model, loss_fn, x_test, y_test)["accuracy"]
+    accuracy = model.evaluate(x_test, y_test, return_dict=True)["accuracy"]
     return accuracy, total, float(np.median(history.epoch_times))
 
 

@@ -1,10 +1,12 @@
 """Mini-batches and datasets.
 
 DataLoader yields tuples of Tensors, reshuffled each epoch from its own seeded generator.
-Datasets: the 8x8 digits that scikit-learn bundles, the lecture's two-feature pass/fail
-data (generated), and MNIST / Fashion-MNIST from local IDX files (never downloaded).
+Datasets: the 8x8 digits (a copy ships with kernelgrad), the lecture's two-feature
+pass/fail data (generated), and MNIST / Fashion-MNIST from local IDX files (never
+downloaded).
 """
 import gzip
+import math
 import numbers
 import os
 
@@ -24,6 +26,10 @@ class DataLoader:
         if not arrays:
             raise ValueError("DataLoader needs at least one array")
         self.arrays = tuple(a.data if isinstance(a, Tensor) else np.asarray(a) for a in arrays)
+        for i, a in enumerate(self.arrays):
+            if a.ndim == 0:
+                raise ValueError(f"DataLoader array {i} is 0-d ({a!r}): each array needs a "
+                                 "first dimension of samples")
         lengths = {len(a) for a in self.arrays}
         if len(lengths) != 1:
             raise ValueError(f"DataLoader arrays differ in length: "
@@ -89,15 +95,11 @@ def train_test_split(x, y, test_size=0.2, seed=0, stratify=True):
 
 
 def load_digits(dtype=np.float32):
-    """The 1797 8x8 digit images bundled with scikit-learn: (x (1797, 64) in [0, 1],
-    labels (1797,) int64). Needs scikit-learn installed (the dev extra has it)."""
-    try:
-        from sklearn.datasets import load_digits as sklearn_digits
-    except ImportError as error:
-        raise ImportError("the digits dataset is the copy bundled with scikit-learn: "
-                          "pip install scikit-learn") from error
-    data = sklearn_digits()
-    return (data.data / 16.0).astype(dtype), data.target.astype(np.int64)
+    """The 1797 8x8 digit images that scikit-learn bundles, shipped with kernelgrad
+    (kernelgrad/datasets/README.md): (x (1797, 64) in [0, 1], labels (1797,) int64)."""
+    with np.load(DIGITS, allow_pickle=False) as data:
+        images, labels = data["images"], data["labels"]
+    return (images / 16.0).astype(dtype), labels.astype(np.int64)
 
 
 def load_passfail(n=200, seed=0, dtype=np.float32):
@@ -109,6 +111,7 @@ def load_passfail(n=200, seed=0, dtype=np.float32):
     return x.astype(dtype), (score > 6.0).astype(np.int64)
 
 
+DIGITS = os.path.join(os.path.dirname(__file__), "datasets", "digits.npz")
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -121,8 +124,11 @@ def read_idx(path):
         raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()})")
     dtype, ndim = np.dtype(_IDX_TYPES[raw[2]]), raw[3]
     header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path}: the header of a {ndim}-D IDX file needs {header} bytes, "
+                         f"the file has {len(raw)}")
     shape = tuple(int(d) for d in np.frombuffer(raw[4:header], dtype=">u4"))
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     if len(raw) != expected:
         raise ValueError(f"{path}: header says shape {shape} ({expected} bytes) but the "
                          f"file has {len(raw)} bytes")

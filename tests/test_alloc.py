@@ -11,38 +11,38 @@ BIG = (1024, 1024)       # 4 MiB of float32: pooled
 
 
 def test_small_arrays_are_not_pooled():
-    a = _alloc.empty((10, 10), np.float32)
+    a = POOLED_EMPTY((10, 10), np.float32)
     assert a.base is None and not _alloc.is_pooled(a)
 
 
 def test_an_idle_buffer_is_reused_and_a_live_one_is_not():
-    a = _alloc.empty(BIG, np.float32)
+    a = POOLED_EMPTY(BIG, np.float32)
     address = a.ctypes.data
-    b = _alloc.empty(BIG, np.float32)
+    b = POOLED_EMPTY(BIG, np.float32)
     assert b.ctypes.data != address  # a is alive
     del a
-    c = _alloc.empty(BIG, np.float32)
+    c = POOLED_EMPTY(BIG, np.float32)
     assert c.ctypes.data == address and c.shape == BIG and c.dtype == np.float32
     view = c[1:, ::3]
     del c
-    d = _alloc.empty(BIG, np.float32)
+    d = POOLED_EMPTY(BIG, np.float32)
     assert d.ctypes.data != address  # a view keeps the buffer alive
     del view, b, d
 
 
 def test_same_size_other_shape_and_dtype():
-    a = _alloc.empty((2048, 512), np.float64)  # 8 MiB
+    a = POOLED_EMPTY((2048, 512), np.float64)  # 8 MiB
     address = a.ctypes.data
     del a
-    b = _alloc.empty((1024, 2048), np.float32)
+    b = POOLED_EMPTY((1024, 2048), np.float32)
     assert b.ctypes.data == address and b.dtype == np.float32 and b.flags.c_contiguous
 
 
 def test_release_and_the_idle_cap(monkeypatch):
     monkeypatch.setattr(_alloc, "POOL_MAX_BYTES", 8 << 20)
-    arrays = [_alloc.empty((n, 1 << 18), np.float32) for n in (1, 2, 3, 4)]  # 1, 2, 3, 4 MiB
+    arrays = [POOLED_EMPTY((n, 1 << 18), np.float32) for n in (1, 2, 3, 4)]  # 1, 2, 3, 4 MiB
     del arrays
-    new = _alloc.empty((5, 1 << 18), np.float32)  # new memory: idle beyond 8 MiB is dropped
+    new = POOLED_EMPTY((5, 1 << 18), np.float32)  # new memory: idle beyond 8 MiB is dropped
     assert _alloc.pooled_bytes()[1] <= 8 << 20
     del new
     _alloc.release()

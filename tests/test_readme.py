@@ -18,6 +18,6 @@ def test_readme_layer_api_example_runs(tmp_path, monkeypatch, capsys):
     assert printed[0] == "0.0024726" or abs(float(printed[0]) - 0.0024726) < 1e-6
     assert printed[1] == "6.0"
     assert "'accuracy'" in printed[-2]
-    assert (tmp_path / "digits.npz").exists()
+    assert (tmp_path / "digits.safetensors").exists()
     assert namespace["history"]["val_loss"]
     assert np.isfinite(namespace["history"]["loss"]).all()

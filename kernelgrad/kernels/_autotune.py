@@ -102,10 +102,12 @@ def _load():
     try:
         with open(path) as f:
             loaded = json.load(f)
-        _choices = {k: v for k, v in loaded.items()
-                    if isinstance(v, dict) and v.get("impl") in IMPLS}
     except (OSError, ValueError):
-        _choices = {}  # no file yet, or an unreadable one: measure again
+        loaded = {}  # no file yet, or an unreadable one: measure again
+    # a file of another shape (a list, null) or with entries of another shape holds nothing
+    # usable: those entries are measured again and the file rewritten
+    _choices = {k: v for k, v in loaded.items() if isinstance(v, dict)
+                and v.get("impl") in IMPLS} if isinstance(loaded, dict) else {}
     _choices_path = path
     return _choices
 

@@ -1,5 +1,18 @@
-"""Argument checks for the public kernel functions: each raises before any kernel runs,
-with a message that names the argument, its shape and what was expected."""
+"""Argument checks for the kernel functions (and for nn, which uses them too): each raises
+ValueError or TypeError naming the argument, its shape and what was expected, before
+anything is changed.
+
+What an array argument may be:
+- an array a kernel only reads: a NumPy array of float32 or float64 (a subclass such as
+  np.matrix or np.memmap is read as the plain ndarray it views; a list or a scalar is
+  converted), or a float32 CuPy array. A masked array is refused: its mask would be lost.
+  A non-contiguous array is copied.
+- an array a kernel updates in place (optimizer state): exactly numpy.ndarray (or a CuPy
+  array), C-contiguous, writeable, float; the arrays one call writes may not share memory
+  with each other or with any array the call reads.
+The common case (a contiguous float ndarray) is decided by type and dtype identity first,
+so a check costs well under a microsecond.
+"""
 import math
 import numbers
 
@@ -8,24 +21,40 @@ import numpy as np
 from ..devices import is_cuda_array as is_cupy
 from ..devices import xp_of
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+FLOAT_DTYPES = (F32, F64)
 
 
 def _cupy_float32(x, name):
-    if x.dtype != np.float32:
+    if x.dtype != F32:
         raise TypeError(f"{name} is a CuPy {x.dtype} array: the CUDA kernels take float32")
 
 
-def float_array(x, name, min_ndim=1, max_ndim=None):
+def as_array(x, name):
+    """x as a NumPy or CuPy array that kernels can read (see the module docstring)."""
+    if type(x) is np.ndarray or is_cupy(x):
+        return x
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array: kernels would ignore its mask; pass "
+                        f"{name}.filled(value) or {name}.compressed()")
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as error:
+        raise TypeError(f"{name} cannot be read as an array: {error}") from None
+
+
+def float_array(x, name, min_ndim=0, max_ndim=None):
     """x as a C-contiguous float array (a non-contiguous input is copied): float32/float64
     NumPy, or float32 CuPy (which stays on its GPU)."""
-    if is_cupy(x):
-        _cupy_float32(x, name)
-    elif not isinstance(x, np.ndarray):
-        x = np.asarray(x)
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
-    if x.ndim < min_ndim or (max_ndim is not None and x.ndim > max_ndim):
+    if type(x) is not np.ndarray:
+        x = as_array(x, name)
+        if is_cupy(x):
+            _cupy_float32(x, name)
+    dtype = x.dtype
+    if dtype is not F32 and dtype is not F64 and dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype}")
+    ndim = x.ndim
+    if ndim < min_ndim or (max_ndim is not None and ndim > max_ndim):
         want = f"{min_ndim}-D" if max_ndim == min_ndim else f"at least {min_ndim}-D"
         raise ValueError(f"{name} must be {want}, got shape {x.shape}")
     if x.size == 0:
@@ -36,17 +65,23 @@ def float_array(x, name, min_ndim=1, max_ndim=None):
 
 
 def in_place_array(x, name):
-    """An array the kernel updates in place: a C-contiguous, writeable NumPy array or a
-    C-contiguous float32 CuPy array."""
+    """An array the kernel updates in place (see the module docstring)."""
     if is_cupy(x):
         _cupy_float32(x, name)
         if not x.flags.c_contiguous:
             raise ValueError(f"{name} is updated in place and must be C-contiguous")
         return x
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy array updated in place, got {type(x).__name__}")
+    if type(x) is not np.ndarray:
+        what = "None" if x is None else type(x).__name__
+        raise TypeError(f"{name} is updated in place, so it must be a numpy.ndarray itself, "
+                        f"got {what}" + (" (use np.asarray(...) and keep that array)"
+                                         if isinstance(x, np.ndarray) else ""))
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
     if not x.flags.c_contiguous or not x.flags.writeable:
         raise ValueError(f"{name} is updated in place and must be C-contiguous and writeable")
+    if x.size == 0:
+        raise ValueError(f"{name} is empty")
     return x
 
 
@@ -60,9 +95,39 @@ def state_array(x, name, like, like_name):
     return x
 
 
+def _extent(a):
+    """[start, end) of the bytes a contiguous array (NumPy or CuPy) covers."""
+    start = a.data.ptr if is_cupy(a) else a.__array_interface__["data"][0]
+    return start, start + a.nbytes
+
+
+def no_overlap(written, read=()):
+    """Raise when an array a call writes shares memory with another array of the call.
+
+    written, read: (name, array) pairs of C-contiguous arrays (a contiguous array covers
+    its whole extent, so overlapping extents are shared memory). Sorting the extents makes
+    it n log n for the foreach form's long lists.
+    """
+    spans = sorted([(*_extent(a), name, True) for name, a in written]
+                   + [(*_extent(a), name, False) for name, a in read])
+    # sweep in start order, keeping the span that reaches furthest: a span overlapping any
+    # earlier one overlaps that one, and a write among overlapping spans is always met
+    # while one of them is that furthest span
+    end_max, owner = -1, None
+    for start, end, name, writes in spans:
+        if owner is not None and start < end_max and (writes or owner[1]):
+            first, second = (owner[0], name) if owner[1] else (name, owner[0])
+            raise ValueError(f"{first} and {second} share memory, and the step writes "
+                             f"{first} while it reads or writes {second}: give each its "
+                             "own array")
+        if end > end_max:
+            end_max, owner = end, (name, writes)
+
+
 def same_dtype(a, a_name, b, b_name):
     if a.dtype != b.dtype:
-        raise TypeError(f"{a_name} is {a.dtype} but {b_name} is {b.dtype}: use one dtype")
+        raise TypeError(f"{a_name} is {a.dtype} but {b_name} is {b.dtype}: use one dtype "
+                        f"(e.g. {b_name}.astype({a_name}.dtype))")
 
 
 def same_shape(a, a_name, b, b_name):
@@ -70,18 +135,35 @@ def same_shape(a, a_name, b, b_name):
         raise ValueError(f"{a_name} has shape {a.shape} but {b_name} has shape {b.shape}")
 
 
-def finite(value, name, low=None, high=None, low_open=False, high_open=False):
-    """A finite real hyper-parameter within [low, high] (open ends as flagged)."""
+def finite(value, name, low=None, high=None, low_open=False, high_open=False, dtype=None):
+    """A finite real hyper-parameter within [low, high] (open ends as flagged); with dtype,
+    also finite once rounded to it (1e39 is finite in float64, inf in float32)."""
     if type(value) is not float:  # the common case skips the slow ABC isinstance check
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"{name} must be a real number, got {value!r}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ValueError(f"{name} must be finite, got {value}") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
         raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
     if high is not None and (value > high or (high_open and value == high)):
         raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
+    if dtype is not None:
+        representable(value, name, dtype)
+    return value
+
+
+def representable(value, name, dtype):
+    """value, checked to stay finite, and nonzero if it is nonzero, in `dtype`."""
+    with np.errstate(over="ignore"):
+        rounded = np.dtype(dtype).type(value)
+    if not np.isfinite(rounded):
+        raise ValueError(f"{name} = {value:g} overflows {np.dtype(dtype).name}")
+    if value != 0 and rounded == 0:
+        raise ValueError(f"{name} = {value:g} rounds to 0 in {np.dtype(dtype).name}")
     return value
 
 
@@ -98,30 +180,29 @@ def uint64(value, name):
 
 
 def step_count(step):
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 1:
-        raise ValueError(f"step counts from 1, got {step!r}")
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise TypeError(f"step must be an integer counting from 1, got {step!r}")
+    if not 1 <= step < 2 ** 53:  # 2^53: still exact in the float arithmetic of the steps
+        raise ValueError(f"step counts from 1 (below 2**53), got {step!r}")
     return int(step)
 
 
 def labels_for(labels, rows, classes):
     """Integer class labels of shape (rows,), each in [0, classes). On the GPU the range
     is the kernel's to check (here it would cost a synchronizing read)."""
-    if is_cupy(labels):
-        if labels.dtype.kind not in "iu":
-            raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
-        if labels.shape != (rows,):
-            raise ValueError(f"labels has shape {labels.shape} but logits have {rows} rows: "
-                             f"expected ({rows},)")
-        return labels
-    labels = np.asarray(labels)
+    labels = as_array(labels, "labels")
     if labels.dtype.kind not in "iu":
         raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
     if labels.shape != (rows,):
         raise ValueError(f"labels has shape {labels.shape} but logits have {rows} rows: "
                          f"expected ({rows},)")
+    if is_cupy(labels):
+        return labels
     low, high = labels.min(), labels.max()
     if low < 0 or high >= classes:
         bad = low if low < 0 else high
         raise ValueError(f"label {bad} is outside [0, {classes}) for logits with {classes} "
                          "classes")
-    return np.ascontiguousarray(labels, dtype=np.int64)
+    if labels.dtype is not np.dtype(np.int64) or not labels.flags.c_contiguous:
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+    return labels

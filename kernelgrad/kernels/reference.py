@@ -159,7 +159,8 @@ def rmsprop_step(param, grad, square_avg, lr=0.01, alpha=0.99, eps=1e-8, weight_
     ga = None
     if centered:
         ga = alpha * _f64(grad_avg)[0] + (1 - alpha) * g
-        avg = np.sqrt(sq - ga * ga) + eps
+        # sq >= ga^2 exactly; a difference rounding made negative counts as 0 (NaN stays)
+        avg = np.sqrt(np.maximum(sq - ga * ga, 0.0)) + eps
     else:
         avg = np.sqrt(sq) + eps
     buf = None

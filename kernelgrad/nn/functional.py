@@ -4,12 +4,14 @@ Losses take raw scores (logits) as PyTorch's do, and reduce with "mean" (default
 "sum" or "none". softmax and log_softmax, which no kernel provides because the training
 path never materializes probabilities, are NumPy.
 """
+import warnings
+
 import numpy as np
 
 from .. import kernels as K
 from ..devices import same_device, xp_of
 from ..kernels.checks import probability
-from .random import next_dropout_stream
+from .random import advance_dropout_stream, dropout_stream
 from .tensor import (
     Tensor,
     _make,
@@ -20,6 +22,22 @@ from .tensor import (
 from .tensor import _as_array as _array
 
 REDUCTIONS = ("mean", "sum", "none")
+_converted = set()
+
+
+def input_like(x, dtype):
+    """A layer's input in its parameters' dtype. A NumPy user's float64 array (or an integer
+    one) given to a float32 model is converted, with one warning per pair of dtypes and
+    process; PyTorch would refuse it, Keras converts it silently."""
+    if x.dtype == dtype:
+        return x
+    if x.dtype.kind not in "fiub":
+        raise TypeError(f"the input must hold numbers, got dtype {x.dtype}")
+    if (x.dtype, dtype) not in _converted:
+        _converted.add((x.dtype, dtype))
+        warnings.warn(f"a {x.dtype} input to a {dtype} layer is converted to {dtype} (pass "
+                      f"x.astype(np.{dtype.name}) to avoid the copy)", stacklevel=3)
+    return x.astype(dtype)
 
 
 # ---- linear: GEMM + bias + activation, one node ----
@@ -33,8 +51,11 @@ def linear(x, weight, bias=None, activation=None, alpha=0.01):
     x_data, w = _array(x), _array(weight)
     b = None if bias is None else _array(bias)
     same_device(x_data, w, *(() if b is None else (b,)))
-    if x_data.ndim < 1:
-        raise ValueError("linear needs an input of at least one dimension (..., in_features)")
+    if w.ndim != 2 or x_data.ndim < 1 or x_data.shape[-1] != w.shape[0]:
+        raise ValueError(f"linear: the input has shape {x_data.shape} and the weight "
+                         f"{w.shape}; the input's last dimension must be in_features "
+                         f"({w.shape[0] if w.ndim else '?'})")
+    x_data = input_like(x_data, w.dtype)
     lead = x_data.shape[:-1]
     x2 = x_data if x_data.ndim == 2 else x_data.reshape(-1, x_data.shape[-1])
     keep_preact = activation == "gelu" and _needs_any(x, weight, bias)
@@ -160,6 +181,7 @@ def dropout(x, p=0.5, training=True):
     if not training or p == 0:
         probability(p)
         return x if isinstance(x, Tensor) else Tensor(x)
-    seed, offset = next_dropout_stream()
+    seed, offset = dropout_stream()
     y = K.dropout(_array(x), p, seed, offset)
+    advance_dropout_stream()  # only now: a call that raised takes no offset
     return _make(y, (x,), lambda g: (K.dropout_backward(g, p, seed, offset),))

@@ -9,13 +9,12 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..devices import move
-from ..kernels import ACTIVATIONS
+from ..devices import device_of, move
+from ..kernels import ACTIVATIONS, checks
 from ..kernels.checks import probability
 from . import functional as F
 from .random import init_generator
 from .tensor import Tensor
-from .tensor import _as_array as _array
 
 
 class Parameter(Tensor):
@@ -118,22 +117,46 @@ class Module:
         With strict, a missing or unexpected key is an error; a shape mismatch always is.
         Returns (missing_keys, unexpected_keys).
         """
+        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+            raise TypeError(f"load_state_dict takes a mapping of names to arrays, got "
+                            f"{type(state_dict).__name__}")
         params = OrderedDict(self.named_parameters())
         missing = [name for name in params if name not in state_dict]
         unexpected = [name for name in state_dict if name not in params]
         if strict and (missing or unexpected):
             raise KeyError(f"state_dict does not fit {type(self).__name__}: missing keys "
                            f"{missing}, unexpected keys {unexpected}")
-        # Every shape is checked before any parameter is written: a misfit changes nothing.
-        values = {name: move(_array(state_dict[name]), params[name].device) for name in params
+        # every value is converted and checked before any parameter is written
+        values = {name: _loadable(state_dict[name], name, params[name]) for name in params
                   if name in state_dict}
-        for name, value in values.items():
-            if value.shape != params[name].shape:
-                raise ValueError(f"state_dict[{name!r}] has shape {value.shape} but the "
-                                 f"parameter has shape {params[name].shape}")
         for name, value in values.items():
             params[name].data[...] = value
         return missing, unexpected
+
+    # ---- Keras-style training (nn/train.py) ----
+    def compile(self, optimizer="adam", loss=None, metrics=None):
+        """Set the optimizer, loss and metrics that fit() and evaluate() use."""
+        from . import train
+        train.compile(self, optimizer, loss, metrics)
+
+    def fit(self, x=None, y=None, **options):
+        """Train as Keras's Model.fit does; returns the History (see nn/train.py)."""
+        from . import train
+        return train.fit(self, x, y, **options)
+
+    def evaluate(self, x, y, **options):
+        """The compiled loss (and accuracy) on (x, y) in eval mode."""
+        from . import train
+        return train.evaluate(self, x, y, **options)
+
+    def predict(self, x, **options):
+        """The outputs over x in eval mode, as one array."""
+        from . import train
+        return train.predict(self, x, **options)
+
+    def summary(self, print_fn=print):
+        from . import train
+        train.summary(self, print_fn)
 
     def extra_repr(self):
         return ""
@@ -144,6 +167,33 @@ class Module:
         if not lines:
             return f"{type(self).__name__}({self.extra_repr()})"
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+def float_dtype(dtype):
+    """A parameter dtype: float32 or float64 (a float16 or integer weight would not train)."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a NumPy float dtype, got {dtype!r}") from None
+    if dtype not in checks.FLOAT_DTYPES:
+        raise TypeError(f"parameters are float32 or float64, got {dtype}")
+    return dtype
+
+
+def _loadable(value, name, param):
+    """`value` as the array to copy into `param`: numeric, real, param's shape, on param's
+    device and in its dtype."""
+    value = value.data if isinstance(value, Tensor) else value
+    array = value if device_of(value) == "cuda" else np.asarray(value) \
+        if not isinstance(value, np.ma.MaskedArray) else None
+    if array is None:
+        raise TypeError(f"state_dict[{name!r}] is a masked array")
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"state_dict[{name!r}] is {array.dtype}, not a real number array")
+    if array.shape != param.shape:
+        raise ValueError(f"state_dict[{name!r}] has shape {array.shape} but the parameter "
+                         f"has shape {param.shape}")
+    return move(array, param.device).astype(param.dtype, copy=False)
 
 
 def init_bound(fan_in, fan_out, activation, alpha=0.01):
@@ -177,8 +227,11 @@ class Linear(Module):
         if activation not in ACTIVATIONS and activation is not None:
             raise ValueError(f"unknown activation {activation!r}; choose one of "
                              f"{ACTIVATIONS} or None")
+        dtype = float_dtype(dtype)
+        negative_slope = checks.finite(negative_slope, "negative_slope", dtype=dtype)
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.activation, self.negative_slope = activation, negative_slope
+        # every argument is checked before the draw: a failed construction takes no draw
         bound = init_bound(in_features, out_features, activation, negative_slope)
         weight = init_generator().uniform(-bound, bound, (in_features, out_features))
         self.weight = Parameter(weight.astype(dtype))

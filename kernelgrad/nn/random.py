@@ -23,11 +23,29 @@ def initial_seed():
     return _state["seed"]
 
 
-def next_dropout_stream():
-    """(seed, offset) for one dropout call; every call gets a fresh Philox offset."""
-    offset = _state["dropout_offset"]
-    _state["dropout_offset"] = offset + 1
-    return _state["seed"], offset
+def get_rng_state():
+    """The library's random state (seed, dropout offset, initializer draws), a dict of ints
+    that kg.save stores and set_rng_state restores: a resumed run draws what it would have."""
+    return dict(_state)
+
+
+def set_rng_state(state):
+    try:
+        new = {key: v.uint64(state[key], key) for key in _state}
+    except (KeyError, TypeError):
+        raise ValueError(f"an rng state is a dict with {sorted(_state)}, got {state!r}") \
+            from None
+    _state.update(new)
+
+
+def dropout_stream():
+    """(seed, offset) the next dropout call takes; it calls advance_dropout_stream() once it
+    has succeeded, so a failed call leaves the offset where it was."""
+    return _state["seed"], _state["dropout_offset"]
+
+
+def advance_dropout_stream():
+    _state["dropout_offset"] += 1
 
 
 def init_generator():

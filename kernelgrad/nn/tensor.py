@@ -20,16 +20,45 @@ from ..devices import device_of, move, same_device, to_numpy, xp_of
 _grad_enabled = True
 
 
-class no_grad(contextlib.ContextDecorator):
+class set_grad_enabled(contextlib.ContextDecorator):
+    """Ops record a graph (mode True) or not (False) inside this context, or in a function
+    it decorates; set_grad_enabled(False) called alone switches recording off until
+    switched on again, as in PyTorch."""
+
+    def __init__(self, mode):
+        global _grad_enabled
+        self._previous, self._mode = _grad_enabled, bool(mode)
+        _grad_enabled = self._mode
+
+    def __enter__(self):
+        global _grad_enabled
+        _grad_enabled = self._mode
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._previous
+
+
+class no_grad(set_grad_enabled):
     """Inside this context (or a function it decorates) ops record no graph."""
+
+    def __init__(self):
+        self._previous, self._mode = _grad_enabled, False
 
     def __enter__(self):
         global _grad_enabled
         self._previous, _grad_enabled = _grad_enabled, False
 
-    def __exit__(self, *exc):
+
+class enable_grad(no_grad):
+    """Ops record a graph again inside this context (e.g. inside a no_grad block)."""
+
+    def __enter__(self):
         global _grad_enabled
-        _grad_enabled = self._previous
+        self._previous, _grad_enabled = _grad_enabled, True
+
+
+inference_mode = no_grad  # no separate inference tensors here: the same as no_grad
 
 
 def is_grad_enabled():

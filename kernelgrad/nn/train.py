@@ -1,102 +1,77 @@
-"""fit(), evaluate(), History and the callbacks (EarlyStopping; the LR schedules in optim
-also work as callbacks), in the manner of Keras's model.fit."""
+"""Keras-style training: Module.compile, fit, evaluate, predict and summary are these
+functions (modules.py binds them as methods).
+
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=64, epochs=20, validation_split=0.1,
+                        callbacks=[nn.EarlyStopping(patience=5)])
+    loss, accuracy = model.evaluate(x_test, y_test)
+
+fit checks everything before the first step (the arguments, the data's shapes and types,
+every callback's monitor, and one forward pass of the model and loss on a few training
+and validation samples in eval mode, which changes nothing), so a mistake in any of them
+costs no epoch and changes no weight. A model trained with fit is in training mode
+afterwards whatever it was before; evaluate and predict put back the mode they found.
+"""
 import math
-import sys
 import time
+import warnings
 
 import numpy as np
 
 from ..data import DataLoader
+from ..devices import device_of, move
+from . import callbacks as cb
 from .tensor import Tensor, no_grad
 
-
-class History:
-    """history[name] lists one value per epoch (loss, accuracy, val_loss, val_accuracy);
-    epoch_times lists each epoch's training-loop seconds."""
-
-    def __init__(self):
-        self.history, self.epoch, self.epoch_times = {}, [], []
-
-    def append(self, epoch, logs, seconds):
-        self.epoch.append(epoch)
-        self.epoch_times.append(seconds)
-        for name, value in logs.items():
-            self.history.setdefault(name, []).append(value)
-
-    def __getitem__(self, name):
-        return self.history[name]
+LOSSES = {"sparse_categorical_crossentropy": "CrossEntropyLoss",
+          "binary_crossentropy": "BCEWithLogitsLoss",
+          "mse": "MSELoss", "mean_squared_error": "MSELoss"}
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop",
+              "adagrad": "Adagrad"}
+# Keras's default learning rates for an optimizer given by name
+KERAS_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 1e-2, "rmsprop": 1e-3, "adagrad": 1e-3}
+METRICS = ("accuracy", "acc")
 
 
-class Callback:
-    """Hooks fit() calls; set self.stop_training = True to end training after this epoch."""
-    stop_training = False
-
-    def on_train_begin(self, model):
-        pass
-
-    def on_epoch_end(self, epoch, logs, model):
-        pass
-
-    def on_train_end(self, model):
-        pass
-
-
-class EarlyStopping(Callback):
-    """Stop when `monitor` has not improved by more than min_delta for `patience` epochs.
-
-    mode "min", "max" or "auto" (max for accuracies, min otherwise). With
-    restore_best_weights (the default here, unlike Keras: the point of early stopping is
-    to keep the best model), the best epoch's weights are put back when training ends,
-    however it ends: stopped early, out of epochs, or interrupted.
-    """
-
-    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto",
-                 restore_best_weights=True):
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"patience must be a non-negative integer, got {patience!r}")
-        self.monitor, self.min_delta, self.patience = monitor, abs(min_delta), patience
-        self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
-        self.restore_best_weights = restore_best_weights
-
-    def on_train_begin(self, model):
-        self.best = math.inf if self.mode == "min" else -math.inf
-        self.best_epoch, self.best_weights, self.stopped_epoch = None, None, None
-        self.wait, self.stop_training = 0, False
-
-    def _improved(self, value):
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
-
-    def on_epoch_end(self, epoch, logs, model):
-        if self.monitor not in logs:
-            raise KeyError(f"EarlyStopping monitors {self.monitor!r}, which fit() did not log "
-                           f"(it logged {sorted(logs)}); give fit() validation data")
-        value = logs[self.monitor]
-        if self._improved(value):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
-            if self.restore_best_weights:
-                self.best_weights = {k: a.copy() for k, a in model.state_dict().items()}
-        else:
-            self.wait += 1
-            if self.wait >= self.patience:
-                self.stop_training, self.stopped_epoch = True, epoch
-
-    def on_train_end(self, model):
-        if self.restore_best_weights and self.best_weights is not None:
-            model.load_state_dict(self.best_weights)
+def compile(model, optimizer="adam", loss=None, metrics=None):
+    """Set what fit trains with. optimizer: an Optimizer over the model's parameters, or a
+    name ("adam", "sgd", ...; Keras's default learning rate). loss: a loss module or any
+    function (outputs, targets) -> loss Tensor, or a Keras name: the model's outputs are
+    logits, so "sparse_categorical_crossentropy" is nn.CrossEntropyLoss and
+    "binary_crossentropy" nn.BCEWithLogitsLoss (Keras's from_logits=True). metrics: None
+    or ["accuracy"]."""
+    from .. import optim
+    from . import modules
+    if isinstance(optimizer, str):
+        if optimizer.lower() not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; choose one of "
+                             f"{sorted(OPTIMIZERS)} or pass an Optimizer")
+        optimizer = getattr(optim, OPTIMIZERS[optimizer.lower()])(
+            model.parameters(), lr=KERAS_LR[optimizer.lower()])
+    elif not isinstance(optimizer, optim.Optimizer):
+        raise TypeError(f"optimizer must be an Optimizer or a name, got {optimizer!r}")
+    if isinstance(loss, str):
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)} or pass "
+                             "a loss module")
+        loss = getattr(modules, LOSSES[loss])()
+    elif not callable(loss):
+        raise TypeError(f"loss must be a loss module, a function or a name, got {loss!r}")
+    metrics = list(metrics or [])
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}: kernelgrad computes 'accuracy'")
+    object.__setattr__(model, "_training", {"optimizer": optimizer, "loss": loss,
+                                            "accuracy": bool(metrics)})
 
 
-def _correct(outputs, targets):
-    """How many predictions are right: argmax for class scores with integer labels,
-    the sign of a logit for 0/1 targets; None when accuracy has no meaning (regression)."""
-    if targets.dtype.kind in "iu" and outputs.ndim == 2 and outputs.shape[1] > 1:
-        return int(np.count_nonzero(outputs.argmax(axis=1) == targets))
-    if outputs.shape == targets.shape and np.all((targets == 0) | (targets == 1)):
-        return int(np.count_nonzero((outputs > 0) == (targets == 1)))
-    return None
+def _config(model):
+    config = getattr(model, "_training", None)
+    if config is None:
+        raise RuntimeError(f"{type(model).__name__} is not compiled: call model.compile("
+                           "optimizer=..., loss=...) before fit or evaluate")
+    return config
 
 
 def _device_of(model):
@@ -104,31 +79,239 @@ def _device_of(model):
     return next((param.device for param in model.parameters()), "cpu")
 
 
+def _dtype_of(model):
+    return next((param.dtype for param in model.parameters()), np.dtype(np.float32))
+
+
+_warned_conversion = set()
+
+
+def _inputs(x, model, name):
+    """x as an array the model takes: its parameters' float dtype (a float64 array given to
+    a float32 model is converted, with one warning per process), on its device."""
+    x = x.data if isinstance(x, Tensor) else x
+    x = x if device_of(x) == "cuda" else np.asarray(x)
+    if x.ndim == 0:
+        raise ValueError(f"{name} is 0-d: fit, evaluate and predict take a batch of samples")
+    dtype = _dtype_of(model)
+    if x.dtype.kind in "fiub" and x.dtype != dtype:
+        if x.dtype.kind == "f" and (x.dtype, dtype) not in _warned_conversion:
+            _warned_conversion.add((x.dtype, dtype))
+            warnings.warn(f"{name} is {x.dtype} and the model {dtype}: converting it (once per "
+                          f"array; pass {name}.astype(np.{dtype.name}) to skip this)",
+                          stacklevel=4)
+        x = x.astype(dtype)
+    elif x.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold numbers, got dtype {x.dtype}")
+    return move(x, _device_of(model))
+
+
+def _targets(y, name):
+    y = y.data if isinstance(y, Tensor) else y
+    y = y if device_of(y) == "cuda" else np.asarray(y)
+    if y.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold numbers, got dtype {y.dtype}")
+    return y
+
+
+def _loader(x, y, batch_size, shuffle, model, name="x"):
+    if isinstance(x, DataLoader):
+        if y is not None:
+            raise ValueError("fit got a DataLoader as x: its batches hold the targets, so y "
+                             "must be None")
+        return x
+    if y is None:
+        raise ValueError(f"{name} needs its targets: fit(x, y, ...)")
+    x, y = _inputs(x, model, name), _targets(y, "y")
+    if len(x) != len(y):
+        raise ValueError(f"{name} has {len(x)} samples but y has {len(y)}")
+    return DataLoader(x, y, batch_size=batch_size or 32, shuffle=shuffle)
+
+
+def _correct(outputs, targets):
+    """How many predictions are right: argmax for class scores with integer labels,
+    the sign of a logit for 0/1 targets; None when accuracy has no meaning (regression)."""
+    if targets.dtype.kind in "iu" and outputs.ndim == 2 and outputs.shape[1] > 1:
+        return int((outputs.argmax(axis=1) == targets.reshape(-1)).sum())
+    if outputs.size == targets.size and bool(((targets == 0) | (targets == 1)).all()):
+        return int(((outputs.reshape(-1) > 0) == (targets.reshape(-1) == 1)).sum())
+    return None
+
+
 class _Meter:
     """Running sample-weighted loss and accuracy over an epoch."""
 
-    def __init__(self):
-        self.loss = 0.0
-        self.correct = 0
-        self.count = 0
+    def __init__(self, accuracy):
+        self.loss, self.correct, self.count = 0.0, 0 if accuracy else None, 0
 
     def add(self, loss, outputs, targets):
         n = len(targets)
         self.loss += loss * n
         self.count += n
-        correct = _correct(outputs, targets)
-        self.correct = None if correct is None or self.correct is None else self.correct + correct
+        if self.correct is not None:
+            correct = _correct(outputs, targets)
+            self.correct = None if correct is None else self.correct + correct
 
     def logs(self, prefix=""):
-        logs = {prefix + "loss": self.loss / self.count}
+        from .. import distributed
+        totals = distributed.sum_floats([self.loss, self.count,
+                                         -1.0 if self.correct is None else self.correct])
+        logs = {prefix + "loss": totals[0] / totals[1]}
         if self.correct is not None:
-            logs[prefix + "accuracy"] = self.correct / self.count
+            logs[prefix + "accuracy"] = totals[2] / totals[1]
         return logs
 
 
-def evaluate(model, loss_fn, x, y, batch_size=1024):
-    """{"loss", "accuracy"} of the model in eval mode over (x, y), without a graph."""
-    meter, was_training, device = _Meter(), model.training, _device_of(model)
+def _weighted_loss(loss_fn, class_weight):
+    """loss_fn with each sample's loss times its class's weight (Keras: the mean over the
+    batch of weight x loss)."""
+    from .modules import _Loss
+    if not isinstance(loss_fn, _Loss):
+        raise TypeError("class_weight needs one of kernelgrad's loss modules (they can give "
+                        "per-sample losses)")
+    per_sample = type(loss_fn)(reduction="none")
+
+    def weighted(outputs, targets):
+        labels = targets.data if isinstance(targets, Tensor) else targets
+        labels = labels.reshape(len(labels), -1)[:, 0]
+        weights = np.array([class_weight.get(int(c), 1.0) for c in move(labels, "cpu")],
+                           dtype=outputs.dtype)
+        losses = per_sample(outputs, targets)
+        losses = losses.reshape(len(weights), -1).mean(axis=1) if losses.ndim > 1 else losses
+        return (losses * move(weights, outputs.device)).mean()
+    return weighted
+
+
+def _dry_run(model, loss_fn, arrays, what):
+    """One forward pass and loss on a few samples, in eval mode and without a graph: shape
+    and type errors surface before training, and nothing changes (no dropout is drawn)."""
+    *inputs, targets = (move(a[:2], _device_of(model)) for a in arrays)
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            outputs = model(*(Tensor(a) for a in inputs))
+            loss_fn(outputs, Tensor(targets))
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"fit: the model and loss fail on the {what} data: {error}") \
+            from None
+    finally:
+        model.train(was_training)
+
+
+def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
+        validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+        initial_epoch=0):
+    """Train for epochs initial_epoch .. epochs - 1; returns the History.
+
+    x, y: arrays (NumPy, CuPy, Tensors or lists), or x a DataLoader (y None). batch_size
+    (default 32) and shuffle apply to arrays. validation_split holds out the last fraction
+    of the samples before shuffling, as Keras does; validation_data is (x_val, y_val).
+    class_weight: {class: weight}. verbose: 0 silent, 1 a line per epoch (and a batch bar
+    where stderr is a terminal). Each epoch logs loss (and accuracy when compiled with it),
+    val_ too with validation data; callbacks see them.
+    """
+    from .. import distributed
+    config = _config(model)
+    optimizer, loss_fn = config["optimizer"], config["loss"]
+    for name, value, low in (("epochs", epochs, 1), ("initial_epoch", initial_epoch, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if initial_epoch >= epochs:
+        raise ValueError(f"initial_epoch {initial_epoch} leaves no epoch to train before "
+                         f"epochs={epochs}")
+    if not (isinstance(validation_split, (int, float)) and 0 <= validation_split < 1):
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+    if validation_split and validation_data is not None:
+        raise ValueError("give validation_data or validation_split, not both")
+    if class_weight is not None:
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"class_weight is a dict {{class: weight}}, got {class_weight!r}")
+        loss_fn = _weighted_loss(loss_fn, class_weight)
+    loader = _loader(x, y, batch_size, shuffle, model)
+    if isinstance(x, DataLoader) and batch_size is not None:
+        raise ValueError("batch_size is the DataLoader's when x is one")
+    if validation_split:
+        loader, validation_data = loader.split(validation_split)
+    val = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data is a pair (x_val, y_val)")
+        val = (_inputs(validation_data[0], model, "validation x"),
+               _targets(validation_data[1], "validation y"))
+        if len(val[0]) != len(val[1]) or len(val[0]) == 0:
+            raise ValueError(f"validation data has {len(val[0])} inputs and {len(val[1])} "
+                             "targets")
+    loader = distributed.shard_loader(loader)
+    _dry_run(model, loss_fn, loader.arrays, "training")
+    if val is not None:
+        _dry_run(model, loss_fn, val, "validation")
+    names = ["loss"] + (["accuracy"] if config["accuracy"] else [])
+    names += ["val_" + n for n in names] if val is not None else []
+    history = cb.History()
+    callbacks = [history] + list(callbacks or []) + ([cb.ProgressBar()] if verbose else [])
+    params = {"epochs": epochs, "steps": len(loader), "metrics": names, "verbose": verbose}
+    object.__setattr__(model, "stop_training", False)
+    for callback in callbacks:  # the schedules of kernelgrad.optim are callbacks too
+        if hasattr(callback, "set_model"):
+            callback.set_model(model)
+            callback.set_params(params)
+    _call(callbacks, "on_train_begin")
+    try:
+        for epoch in range(initial_epoch, epochs):
+            _call(callbacks, "on_epoch_begin", epoch)
+            start = time.perf_counter()
+            logs = _train_epoch(model, loss_fn, optimizer, loader, callbacks, config)
+            seconds = time.perf_counter() - start
+            if val is not None:
+                logs.update({"val_" + k: v for k, v in
+                             _evaluate(model, loss_fn, *val, 1024, config).items()})
+            history.append(epoch, logs, seconds)
+            if verbose and distributed.rank() == 0:
+                shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items())
+                print(f"epoch {epoch + 1}/{epochs}  {shown}  ({seconds * 1e3:.0f} ms)",
+                      flush=True)
+                if not math.isfinite(logs["loss"]):
+                    print(f"warning: the training loss is {logs['loss']} (pass "
+                          "nn.TerminateOnNaN() to stop at the first such batch)", flush=True)
+            _call(callbacks, "on_epoch_end", epoch, logs)
+            if model.stop_training:
+                break
+    finally:
+        _call(callbacks, "on_train_end")
+    return history
+
+
+def _call(callbacks, hook, *args):
+    """Each callback's `hook`, where it has one."""
+    for callback in callbacks:
+        method = getattr(callback, hook, None)
+        if method is not None:
+            method(*args)
+
+
+def _train_epoch(model, loss_fn, optimizer, batches, callbacks, config):
+    meter, device = _Meter(config["accuracy"]), _device_of(model)
+    model.train()
+    for index, batch in enumerate(batches):
+        _call(callbacks, "on_train_batch_begin", index)
+        *inputs, targets = (t.to(device) for t in batch)
+        optimizer.zero_grad()
+        outputs = model(*inputs)
+        loss = loss_fn(outputs, targets)
+        loss.backward()
+        optimizer.step()
+        value = loss.item()
+        meter.add(value, outputs.data, targets.data)
+        _call(callbacks, "on_train_batch_end", index, {"loss": value})
+        if model.stop_training:
+            break
+    return meter.logs()
+
+
+def _evaluate(model, loss_fn, x, y, batch_size, config):
+    meter, was_training = _Meter(config["accuracy"]), model.training
+    device = _device_of(model)
     model.eval()
     try:
         with no_grad():
@@ -141,81 +324,42 @@ def evaluate(model, loss_fn, x, y, batch_size=1024):
     return meter.logs()
 
 
-def predict(model, x, batch_size=1024):
+def evaluate(model, x, y, batch_size=None, verbose=0, return_dict=False):
+    """The compiled loss (and accuracy) over (x, y) in eval mode: the loss, or [loss,
+    accuracy] when compiled with it, or a dict with return_dict, as Keras returns them."""
+    config = _config(model)
+    logs = _evaluate(model, config["loss"], _inputs(x, model, "x"), _targets(y, "y"),
+                     batch_size or 1024, config)
+    if verbose:
+        print("  ".join(f"{k} {v:.4f}" for k, v in logs.items()))
+    if return_dict:
+        return logs
+    return logs["loss"] if len(logs) == 1 else list(logs.values())
+
+
+def predict(model, x, batch_size=None, verbose=0):
     """The model's outputs over x in eval mode, as one array on the model's device."""
-    was_training, device = model.training, _device_of(model)
+    x = _inputs(x, model, "x")
+    was_training = model.training
     model.eval()
     try:
         with no_grad():
-            batches = DataLoader(x, batch_size=batch_size)
-            return np.concatenate([model(xb.to(device)).data for (xb,) in batches])
+            outputs = [model(xb).data for (xb,) in DataLoader(x, batch_size=batch_size or 1024)]
     finally:
         model.train(was_training)
+    xp = np if device_of(outputs[0]) == "cpu" else __import__("cupy")
+    return xp.concatenate(outputs)
 
 
-def _progress(loader, epoch, epochs, verbose):
-    if verbose and sys.stderr.isatty() or verbose == 2:
-        try:
-            from tqdm import tqdm
-            return tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, unit="batch")
-        except ImportError:
-            pass
-    return loader
-
-
-def _train_epoch(model, loss_fn, optimizer, batches):
-    meter, device = _Meter(), _device_of(model)
-    model.train()
-    for batch in batches:
-        *inputs, targets = (t.to(device) for t in batch)
-        optimizer.zero_grad()
-        outputs = model(*inputs)
-        loss = loss_fn(outputs, targets)
-        loss.backward()
-        optimizer.step()
-        meter.add(loss.item(), outputs.data, targets.data)
-    return meter.logs()
-
-
-def fit(model, loss_fn, optimizer, train_loader, val_data=None, validation_split=None,
-        epochs=1, callbacks=None, verbose=1):
-    """Train for up to `epochs` epochs; returns a History.
-
-    val_data is (x, y) or None; validation_split instead holds out the last fraction of
-    train_loader's samples (before shuffling, as Keras does). Each epoch logs loss and
-    accuracy (and val_loss, val_accuracy with validation data); callbacks see them.
-    verbose: 0 silent, 1 a line per epoch (and a batch bar on a terminal), 2 bar always.
-    """
-    if not isinstance(train_loader, DataLoader):
-        raise TypeError(f"train_loader must be a DataLoader, got {type(train_loader).__name__}")
-    if validation_split is not None:
-        if val_data is not None:
-            raise ValueError("give val_data or validation_split, not both")
-        train_loader, val_data = train_loader.split(validation_split)
-    if val_data is not None:
-        val_data = tuple(a.data if isinstance(a, Tensor) else a for a in val_data)
-    callbacks = list(callbacks or [])
-    history = History()
-    for callback in callbacks:
-        getattr(callback, "on_train_begin", lambda m: None)(model)
-    try:
-        for epoch in range(epochs):
-            start = time.perf_counter()
-            logs = _train_epoch(model, loss_fn, optimizer,
-                                _progress(train_loader, epoch, epochs, verbose))
-            seconds = time.perf_counter() - start
-            if val_data is not None:
-                logs.update({"val_" + k: value for k, value in
-                             evaluate(model, loss_fn, *val_data).items()})
-            history.append(epoch, logs, seconds)
-            if verbose:
-                shown = "  ".join(f"{k} {value:.4f}" for k, value in logs.items())
-                print(f"epoch {epoch + 1}/{epochs}  {shown}  ({seconds * 1e3:.0f} ms)", flush=True)
-            for callback in callbacks:
-                callback.on_epoch_end(epoch, logs, model)
-            if any(getattr(callback, "stop_training", False) for callback in callbacks):
-                break
-    finally:
-        for callback in callbacks:
-            getattr(callback, "on_train_end", lambda m: None)(model)
-    return history
+def summary(model, print_fn=print):
+    """A table of the model's layers, their parameter counts and the total, as Keras's."""
+    rows = [(name or "(model)", type(module).__name__,
+             sum(p.data.size for p in module._parameters.values()))
+            for name, module in model.named_modules()]
+    width = max(len(name) for name, _, _ in rows) + 2
+    lines = [f"{'layer':<{width}}{'type':<20}{'parameters':>12}", "-" * (width + 32)]
+    lines += [f"{name:<{width}}{kind:<20}{count:>12,}" for name, kind, count in rows]
+    total = sum(p.data.size for p in model.parameters())
+    trainable = sum(p.data.size for p in model.parameters() if p.requires_grad)
+    lines += ["-" * (width + 32), f"total parameters: {total:,} ({trainable:,} trainable)"]
+    print_fn("\n".join(lines))

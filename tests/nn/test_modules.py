@@ -140,9 +140,9 @@ def test_load_state_dict_names_what_does_not_fit():
 
 def test_checkpoint_round_trip_is_exact(tmp_path):
     model = mlp(dtype=np.float64)
-    path = tmp_path / "model.npz"
+    path = tmp_path / "model.safetensors"
     kg.save(model, path)
-    assert os.listdir(tmp_path) == ["model.npz"]  # the temporary file was renamed
+    assert os.listdir(tmp_path) == ["model.safetensors"]  # the temporary file was renamed
     state = kg.load(path)
     assert list(state) == [name for name, _ in model.named_parameters()]
     fresh = mlp(dtype=np.float64)
@@ -164,9 +164,9 @@ def test_checkpoint_that_does_not_fit_the_model_is_an_error(tmp_path):
 def test_checkpoints_never_unpickle(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, payload=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(ValueError, match="allow_pickle"):
+    with pytest.raises(ValueError, match="Python objects"):
         kg.load(path)
-    with pytest.raises(TypeError, match="not a numeric array"):
+    with pytest.raises(ValueError, match="dtype object"):
         kg.save({"x": np.array([None], dtype=object)}, tmp_path / "bad.npz")
     assert sorted(os.listdir(tmp_path)) == ["evil.npz"]
 

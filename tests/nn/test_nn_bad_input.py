@@ -8,12 +8,13 @@ from kernelgrad import nn
 from kernelgrad.nn import functional as F
 
 
-def test_linear_with_mismatched_input():
+def test_linear_with_mismatched_input(monkeypatch):
+    monkeypatch.setattr(F, "_converted", set())  # it warns once per process
     layer = nn.Linear(4, 3)
-    with pytest.raises(ValueError, match=r"x has shape \(5, 6\) but w has shape \(4, 3\)"):
+    with pytest.raises(ValueError, match=r"input has shape \(5, 6\) and the weight \(4, 3\)"):
         layer(kg.Tensor(np.zeros((5, 6), np.float32)))
-    with pytest.raises(TypeError, match="float64 but w is float32|x is float64"):
-        layer(kg.Tensor(np.zeros((5, 4))))
+    with pytest.warns(UserWarning, match="float64 input to a float32 layer is converted"):
+        F.input_like(np.zeros((5, 4)), np.dtype("float32"))
 
 
 def test_losses_with_mismatched_shapes():
@@ -108,3 +109,126 @@ def test_a_failed_step_changes_nothing():
     layer.weight.grad = np.ones((2, 2), np.float32)
     opt.step()
     assert [opt.state[id(p)]["step"] for p in layer.parameters()] == [1, 1]
+
+
+# ---- regressions: each once broke the promise that a failed call changes nothing ----
+
+def _adam_over_two_groups():
+    first, second = nn.Linear(2, 2), nn.Linear(2, 2)
+    opt = kg.optim.Adam([{"params": first.parameters()},
+                         {"params": second.parameters(), "lr": 0.1}])
+    for p in [*first.parameters(), *second.parameters()]:
+        p.grad = np.ones(p.shape, np.float32)
+    return first, second, opt
+
+
+@pytest.mark.parametrize("bad", ["second group", "second step count"])
+def test_optimizer_step_moves_nothing_when_any_group_fails(bad):
+    """A float16 gradient on a later parameter: the earlier ones had already moved and
+    their step counts advanced (across param groups, and across step-count groups)."""
+    first, second, opt = _adam_over_two_groups()
+    if bad == "second step count":
+        opt.step()  # every parameter at step 1; then one is added to the first group
+        extra = nn.Parameter(np.zeros(2, np.float32))
+        extra.grad = np.ones(2, np.float16)
+        opt.param_groups[0]["params"].append(extra)
+    else:
+        second.bias.grad = np.ones(2, np.float16)
+    params = [*first.parameters(), *second.parameters()]
+    before = [p.data.copy() for p in params]
+    steps = {k: dict(v) for k, v in opt.state.items()}
+    with pytest.raises(TypeError, match="float16"):
+        opt.step()
+    for p, old in zip(params, before):
+        np.testing.assert_array_equal(p.data, old)
+    assert {k: v["step"] for k, v in opt.state.items()} == {k: v["step"]
+                                                           for k, v in steps.items()}
+
+
+def test_load_state_dict_converts_and_checks_every_value_first():
+    """A string array after three good entries: the three were written before the fourth
+    failed. Object arrays loaded as NaN and complex ones lost their imaginary part."""
+    model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 2))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    good = {k: v + 1 for k, v in before.items()}
+    for bad in (np.array(["a", "b"]), np.array([None, 1.0], dtype=object),
+                np.array([1 + 2j, 3j])):
+        with pytest.raises(TypeError, match=r"1\.bias"):
+            model.load_state_dict({**good, "1.bias": bad})
+        for name, value in model.state_dict().items():
+            np.testing.assert_array_equal(value, before[name])
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda p: kg.optim.Adam(p, betas=(0.9, 0.999, 0.5)), "betas must be a pair"),
+    (lambda p: kg.optim.RMSprop(p, alpha=2.0), "alpha must be <= 1"),
+    (lambda p: kg.optim.SGD(p, dampening=2.0), "dampening must be <= 1"),
+    (lambda p: kg.optim.Adagrad(p, initial_accumulator_value=-1.0), ">= 0"),
+    (lambda p: kg.optim.Adagrad(p, initial_accumulator_value=float("nan")), "finite"),
+    (lambda p: kg.optim.SGD(p, lr=10 ** 400), "finite"),
+    (lambda p: kg.optim.SGD(list(p) * 2), "appears twice"),
+])
+def test_optimizer_arguments_fail_at_construction_not_at_the_first_step(make, match):
+    with pytest.raises(ValueError, match=match):
+        make(nn.Linear(2, 2).parameters())
+
+
+def test_early_stopping_refuses_a_nan_min_delta():
+    with pytest.raises(ValueError, match="min_delta must be finite"):
+        nn.EarlyStopping(min_delta=float("nan"))  # it never improved
+
+
+def test_a_failed_dropout_takes_no_offset():
+    kg.manual_seed(5)
+    with pytest.raises(TypeError):
+        F.dropout(kg.Tensor(np.ones(3, np.int32)), 0.5)
+    first = F.dropout(kg.Tensor(np.ones(1000, np.float32)), 0.5).data
+    kg.manual_seed(5)
+    np.testing.assert_array_equal(F.dropout(kg.Tensor(np.ones(1000, np.float32)), 0.5).data,
+                                  first)
+
+
+def test_a_failed_layer_construction_takes_no_initialization_draw():
+    kg.manual_seed(3)
+    with pytest.raises(TypeError, match="int32"):
+        nn.Linear(4, 4, dtype=np.int32)
+    after_failure = nn.Linear(4, 4).weight.data
+    kg.manual_seed(3)
+    np.testing.assert_array_equal(nn.Linear(4, 4).weight.data, after_failure)
+
+
+def test_fit_checks_its_validation_data_before_the_first_epoch():
+    model = nn.Sequential(nn.Linear(4, 3))
+    model.compile("sgd", nn.CrossEntropyLoss())
+    before = [p.data.copy() for p in model.parameters()]
+    x, y = np.ones((8, 4), np.float32), np.zeros(8, np.int64)
+    with pytest.raises(ValueError, match="validation data"):
+        model.fit(x, y, validation_data=(np.ones((5, 7), np.float32), np.zeros(5, np.int64)),
+                  verbose=0)
+    with pytest.raises(ValueError, match="monitors 'val_acc'"):
+        model.fit(x, y, validation_data=(x, y), callbacks=[nn.EarlyStopping("val_acc")],
+                  verbose=0)
+    for p, old in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.data, old)
+
+
+def test_unclear_shape_errors_are_clear():
+    with pytest.raises(ValueError, match="0-d"):
+        kg.data.DataLoader(np.array(3.0))
+    with pytest.raises(ValueError, match="last dimension must be in_features"):
+        nn.Linear(3, 2)(kg.Tensor(np.zeros(0, np.float32)))
+
+
+def test_a_wrong_shaped_choices_cache_is_ignored_and_rewritten(tmp_path, monkeypatch):
+    import json
+
+    from kernelgrad.kernels import _autotune
+    monkeypatch.setenv("KERNELGRAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_autotune, "_choices", None)
+    for content in ("[1, 2]", "null", '{"k": 3}'):
+        (tmp_path / _autotune._machine_file_name()).write_text(content)
+        monkeypatch.setattr(_autotune, "_choices", None)
+        assert _autotune.choices() == {}
+    monkeypatch.setattr(_autotune, "SETTLE_SECONDS", 0.0)
+    _autotune.run("key", "auto", {"numba": lambda: 1, "blas": lambda: 2})
+    assert set(json.loads((tmp_path / _autotune._machine_file_name()).read_text())) == {"key"}

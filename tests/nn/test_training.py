@@ -6,7 +6,6 @@ import pytest
 
 import kernelgrad as kg
 from kernelgrad import nn
-from kernelgrad.cli import main as cli_main
 
 # ---- DataLoader ----
 
@@ -110,38 +109,38 @@ def test_fit_learns_the_digits_and_logs_every_epoch():
     x_train, x_test, y_train, y_test = small_problem()
     model = digits_mlp()
     loader = kg.data.DataLoader(x_train, y_train, batch_size=64, shuffle=True, seed=0)
-    history = nn.fit(model, nn.CrossEntropyLoss(), kg.optim.Adam(model.parameters(), lr=3e-3),
-                     loader, val_data=(x_test, y_test), epochs=8, verbose=0)
+    model.compile(kg.optim.Adam(model.parameters(), lr=3e-3), nn.CrossEntropyLoss(),
+                  metrics=["accuracy"])
+    history = model.fit(loader, validation_data=(x_test, y_test), epochs=8, verbose=0)
     assert sorted(history.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     assert len(history.epoch) == len(history.epoch_times) == 8
     assert history["loss"][-1] < history["loss"][0] / 3
     assert history["val_accuracy"][-1] > 0.9
-    assert nn.evaluate(model, nn.CrossEntropyLoss(), x_test, y_test)["accuracy"] == \
-        pytest.approx(history["val_accuracy"][-1])
+    loss, accuracy = model.evaluate(x_test, y_test)
+    assert accuracy == pytest.approx(history["val_accuracy"][-1])
+    assert loss == pytest.approx(history["val_loss"][-1])
     assert model.training  # evaluate() put the mode back
-    assert nn.predict(model, x_test).shape == (len(x_test), 10)
+    assert model.predict(x_test).shape == (len(x_test), 10)
 
 
 def test_fit_validation_split_holds_out_the_last_samples():
     x_train, _, y_train, _ = small_problem()
     model = digits_mlp()
-    loader = kg.data.DataLoader(x_train, y_train, batch_size=64)
-    history = nn.fit(model, nn.CrossEntropyLoss(), kg.optim.SGD(model.parameters(), lr=0.1),
-                     loader, validation_split=0.25, epochs=2, verbose=0)
-    val = nn.evaluate(model, nn.CrossEntropyLoss(), x_train[-len(x_train) // 4:],
-                      y_train[-len(x_train) // 4:])
-    assert history["val_loss"][-1] == pytest.approx(val["loss"], rel=1e-5)
+    model.compile(kg.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss())
+    history = model.fit(x_train, y_train, batch_size=64, shuffle=False, validation_split=0.25,
+                        epochs=2, verbose=0)
+    val = model.evaluate(x_train[-len(x_train) // 4:], y_train[-len(x_train) // 4:])
+    assert history["val_loss"][-1] == pytest.approx(val, rel=1e-5)
     with pytest.raises(ValueError, match="not both"):
-        nn.fit(model, nn.CrossEntropyLoss(), kg.optim.SGD(model.parameters()), loader,
-               val_data=(x_train, y_train), validation_split=0.1)
+        model.fit(x_train, y_train, validation_data=(x_train, y_train), validation_split=0.1)
 
 
 class RecordWeights(nn.Callback):
     def __init__(self):
         self.weights = []
 
-    def on_epoch_end(self, epoch, logs, model):
-        self.weights.append({k: a.copy() for k, a in model.state_dict().items()})
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append({k: a.copy() for k, a in self.model.state_dict().items()})
 
 
 def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
@@ -152,9 +151,9 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     recorder = RecordWeights()
     stopper = nn.EarlyStopping("val_loss", patience=3)
     loader = kg.data.DataLoader(x_train, y_train, batch_size=64, shuffle=True, seed=0)
-    history = nn.fit(model, nn.CrossEntropyLoss(), kg.optim.SGD(model.parameters(), lr=2.0),
-                     loader, val_data=(x_test, y_test), epochs=60,
-                     callbacks=[recorder, stopper], verbose=0)
+    model.compile(kg.optim.SGD(model.parameters(), lr=2.0), nn.CrossEntropyLoss())
+    history = model.fit(loader, validation_data=(x_test, y_test), epochs=60,
+                        callbacks=[recorder, stopper], verbose=0)
     best = int(np.argmin(history["val_loss"]))
     assert stopper.best_epoch == best and stopper.stopped_epoch == best + 3
     assert len(history.epoch) == best + 4 < 60
@@ -168,15 +167,16 @@ def test_early_stopping_restores_even_when_training_is_interrupted():
     recorder, stopper = RecordWeights(), nn.EarlyStopping("val_accuracy", patience=100)
 
     class Interrupt(nn.Callback):
-        def on_epoch_end(self, epoch, logs, model):
+        def on_epoch_end(self, epoch, logs=None):
             if epoch == 4:
                 raise KeyboardInterrupt
 
     loader = kg.data.DataLoader(x_train, y_train, batch_size=64, shuffle=True, seed=0)
+    model.compile(kg.optim.SGD(model.parameters(), lr=2.0), nn.CrossEntropyLoss(),
+                  metrics=["accuracy"])
     with pytest.raises(KeyboardInterrupt):
-        nn.fit(model, nn.CrossEntropyLoss(), kg.optim.SGD(model.parameters(), lr=2.0), loader,
-               val_data=(x_test, y_test), epochs=50,
-               callbacks=[recorder, stopper, Interrupt()], verbose=0)
+        model.fit(loader, validation_data=(x_test, y_test), epochs=50,
+                  callbacks=[recorder, stopper, Interrupt()], verbose=0)
     assert stopper.mode == "max" and stopper.best_epoch <= 4
     for name, param in model.state_dict().items():
         np.testing.assert_array_equal(param, recorder.weights[stopper.best_epoch][name])
@@ -185,12 +185,13 @@ def test_early_stopping_restores_even_when_training_is_interrupted():
 def test_early_stopping_min_delta_and_a_missing_metric():
     model = nn.Linear(2, 2)
     stopper = nn.EarlyStopping("val_loss", min_delta=0.1, patience=1, restore_best_weights=False)
-    stopper.on_train_begin(model)
-    stopper.on_epoch_end(0, {"val_loss": 1.0}, model)
-    stopper.on_epoch_end(1, {"val_loss": 0.95}, model)  # better, but by less than min_delta
-    assert stopper.stop_training and stopper.best == 1.0
+    stopper.set_model(model)
+    stopper.on_train_begin()
+    stopper.on_epoch_end(0, {"val_loss": 1.0})
+    stopper.on_epoch_end(1, {"val_loss": 0.95})  # better, but by less than min_delta
+    assert model.stop_training and stopper.best == 1.0
     with pytest.raises(KeyError, match="give fit\\(\\) validation data"):
-        stopper.on_epoch_end(2, {"loss": 1.0}, model)
+        stopper.on_epoch_end(2, {"loss": 1.0})
 
 
 def test_reduce_on_plateau_as_a_callback():
@@ -198,9 +199,9 @@ def test_reduce_on_plateau_as_a_callback():
     model = digits_mlp()
     optimizer = kg.optim.SGD(model.parameters(), lr=2.0)
     schedule = kg.optim.ReduceLROnPlateau(optimizer, factor=0.5, patience=0)
-    loader = kg.data.DataLoader(x_train, y_train, batch_size=256)
-    history = nn.fit(model, nn.CrossEntropyLoss(), optimizer, loader, val_data=(x_test, y_test),
-                     epochs=6, callbacks=[schedule], verbose=0)
+    model.compile(optimizer, nn.CrossEntropyLoss())
+    history = model.fit(x_train, y_train, batch_size=256, validation_data=(x_test, y_test),
+                        epochs=6, callbacks=[schedule], verbose=0)
     best, worse = np.inf, 0
     for value in history["val_loss"]:  # patience 0: every epoch short of a new best halves
         if value < best * (1 - 1e-4):
@@ -215,34 +216,8 @@ def test_perceptron_learns_the_passfail_data():
     x, y = kg.data.load_passfail(n=400, seed=0)
     kg.manual_seed(0)
     model = nn.Linear(2, 1)
-    loader = kg.data.DataLoader(x, y.astype(np.float32).reshape(-1, 1), batch_size=32,
-                                shuffle=True, seed=0)
-    history = nn.fit(model, nn.BCEWithLogitsLoss(), kg.optim.Adam(model.parameters(), lr=0.05),
-                     loader, epochs=40, verbose=0)
+    model.compile(kg.optim.Adam(model.parameters(), lr=0.05), nn.BCEWithLogitsLoss(),
+                  metrics=["accuracy"])
+    history = model.fit(x, y.astype(np.float32).reshape(-1, 1), batch_size=32, epochs=40,
+                        verbose=0)
     assert history["accuracy"][-1] > 0.9
-
-
-# ---- the command ----
-
-def test_kernelgrad_train_writes_checkpoint_and_curves(tmp_path, capsys):
-    cli_main(["train", "--epochs", "3", "--hidden", "32", "--out", str(tmp_path),
-              "--verbose", "0", "--optimizer", "sgd", "--lr", "0.1", "--activation", "tanh"])
-    out = capsys.readouterr().out
-    assert "test accuracy" in out
-    assert (tmp_path / "curves.png").stat().st_size > 1000
-    state = kg.load(tmp_path / "model.npz")
-    assert [a.shape for a in state.values()] == [(64, 32), (32,), (32, 10), (10,)]
-
-
-def test_kernelgrad_train_default_run_reaches_high_accuracy(tmp_path, capsys):
-    """The default command (seed 0, whose split is the hardest of seeds 0-9; see README)."""
-    from kernelgrad.cli import build_parser, train
-    accuracy = train(build_parser().parse_args(["train", "--out", str(tmp_path), "--verbose", "0"]))
-    assert accuracy >= 0.95
-
-
-def test_kernelgrad_train_rejects_cuda_and_a_missing_mnist_dir(tmp_path):
-    with pytest.raises(RuntimeError, match="device 'cuda' is not usable"):
-        cli_main(["train", "--device", "cuda", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit, match="--data-dir"):
-        cli_main(["train", "--dataset", "mnist", "--out", str(tmp_path)])

@@ -48,13 +48,19 @@ struct Tensor {
     i64 stride = (i64)(last - first) * blockDim.x;                                           \
     for (i64 i = (i64)(blockIdx.x - first) * blockDim.x + threadIdx.x; i < t.n; i += stride)
 
+// g + weight_decay * p, or g when weight_decay is 0: an infinite p then stays infinite, as
+// in PyTorch, where 0 * inf would make it NaN.
+__device__ __forceinline__ float decayed(float g, float p, float weight_decay) {
+    return weight_decay != 0.0f ? g + weight_decay * p : g;
+}
+
 // sa: momentum buffer
 extern "C" __global__ void sgd_step(TENSOR_PARAMS float lr, float momentum, float grad_scale,
                                     float weight_decay, int use_momentum, int nesterov,
                                     int first_step) {
     PICK_TENSOR {
         float p = t.p[i];
-        float g = t.g[i] + weight_decay * p;
+        float g = decayed(t.g[i], p, weight_decay);
         if (use_momentum) {
             float b = first_step ? g : momentum * t.sa[i] + grad_scale * g;
             t.sa[i] = b;
@@ -68,7 +74,7 @@ extern "C" __global__ void sgd_step(TENSOR_PARAMS float lr, float momentum, floa
 extern "C" __global__ void adagrad_step(TENSOR_PARAMS float clr, float weight_decay, float eps) {
     PICK_TENSOR {
         float p = t.p[i];
-        float g = t.g[i] + weight_decay * p;
+        float g = decayed(t.g[i], p, weight_decay);
         float s = t.sa[i] + g * g;
         t.sa[i] = s;
         t.p[i] = p - clr * g / (sqrtf(s) + eps);
@@ -81,14 +87,17 @@ extern "C" __global__ void rmsprop_step(TENSOR_PARAMS float lr, float alpha,
                                         float momentum, int use_momentum, int centered) {
     PICK_TENSOR {
         float p = t.p[i];
-        float g = t.g[i] + weight_decay * p;
+        float g = decayed(t.g[i], p, weight_decay);
         float sq = alpha * t.sa[i] + one_minus_alpha * g * g;
         t.sa[i] = sq;
         float avg;
         if (centered) {
             float ga = alpha * t.sb[i] + one_minus_alpha * g;
             t.sb[i] = ga;
-            avg = sqrtf(sq - ga * ga) + eps;
+            // sq >= ga^2 exactly; rounding (and FMA contraction) can leave the difference a
+            // little negative, whose sqrtf is NaN. A NaN difference stays NaN.
+            float spread = sq - ga * ga;
+            avg = sqrtf(spread < 0.0f ? 0.0f : spread) + eps;
         } else {
             avg = sqrtf(sq) + eps;
         }
@@ -110,7 +119,7 @@ extern "C" __global__ void adam_step(TENSOR_PARAMS float step_size, float beta1,
                                      float inv_sqrt_bias2) {
     PICK_TENSOR {
         float p = t.p[i] * decay_factor;
-        float g = t.g[i] + weight_decay * p;
+        float g = decayed(t.g[i], p, weight_decay);
         float m = beta1 * t.sa[i] + one_minus_beta1 * g;
         float v = beta2 * t.sb[i] + one_minus_beta2 * g * g;
         t.sa[i] = m;

@@ -43,4 +43,5 @@ def activation_id(name):
 
 def alpha_of(alpha, dtype):
     """leaky_relu's negative slope, checked, in the op's dtype."""
-    return dtype.type(checks.finite(alpha, "alpha (leaky_relu's negative slope)", 0.0))
+    return dtype.type(checks.finite(alpha, "alpha (leaky_relu's negative slope)", 0.0,
+                                    dtype=dtype))

@@ -17,15 +17,20 @@ from .bias_grad import column_sums
 AUTO_MIN_MACS = 1 << 24
 
 _scratch_buffers = {}
+SCRATCH_KEEP_BYTES = 64 << 20  # a larger packing buffer is used once and let go
 
 
 def _scratch(size, dtype):
     """A reused buffer for the GEMM's packed operands. A fresh multi-megabyte array per
     call would page-fault on first touch every time (it is mmap'd and unmapped by malloc);
-    reuse is safe because the kernels hold the GIL, so calls never overlap."""
+    reuse is safe because the kernels hold the GIL, so calls never overlap. One that a
+    rare, huge product needs (a (1, K) @ (K, 1) packs 16 K floats) is not kept."""
     buf = _scratch_buffers.get(dtype)
-    if buf is None or buf.size < size:
-        buf = _scratch_buffers[dtype] = np.empty(size, dtype)
+    if buf is not None and buf.size >= size:
+        return buf
+    buf = np.empty(size, dtype)
+    if buf.nbytes <= SCRATCH_KEEP_BYTES:
+        _scratch_buffers[dtype] = buf
     return buf
 
 

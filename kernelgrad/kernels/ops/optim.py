@@ -3,71 +3,105 @@ cpu/optim.py and cuda/optim.cu.
 
 Each takes one parameter, or lists with one entry per parameter (PyTorch's foreach form)
 updated with the same hyper-parameters: on the GPU, one launch per 8 parameters.
+
+A step is checked whole before any array changes: every array (shapes, dtypes, devices,
+no shared memory between what it writes and anything else it touches) and every
+hyper-parameter in the dtype it will be used in. prepare_*() returns the checked step,
+ready to run(); the optimizers of kernelgrad.optim prepare every group's steps before they
+run any, so a bad gradient on the last parameter leaves the first one untouched too.
 """
 from .. import checks
 from ..cpu import optim as cpu_kernels
 from ._common import cuda, on_gpu
 
 
+class Step:
+    """A checked optimizer step: run() updates the arrays in place."""
+
+    def __init__(self, tensors, gpu, run_gpu, run_cpu):
+        self.tensors, self.gpu = tensors, gpu
+        self._run_gpu, self._run_cpu = run_gpu, run_cpu
+
+    def run(self):
+        if self.gpu:
+            self._run_gpu(self.tensors)
+        else:
+            for row in self.tensors:
+                self._run_cpu(*row)
+
+
 def _param_and_grad(param, grad, at=""):
-    """The validated param (updated in place) and its gradient, both in param's shape."""
+    """The checked param (updated in place) and its gradient, both in param's shape."""
     checks.in_place_array(param, f"param{at}")
-    if param.dtype not in checks.FLOAT_DTYPES:
-        raise TypeError(f"param{at} must be float32 or float64, got {param.dtype}")
-    if param.size == 0:
-        raise ValueError(f"param{at} is empty")
     grad = checks.float_array(grad, f"grad{at}")
     checks.same_shape(grad, f"grad{at}", param, f"param{at}")
     checks.same_dtype(grad, f"grad{at}", param, f"param{at}")
     return param, grad
 
 
-def _tensors(param, grad, **state):
-    """[(param, grad, *state)] per parameter, validated and flat (all are contiguous, so
-    these are views). `param` is an array or a list of them; `grad` and each state (None:
-    not used) take the same form. A state array matches its param in shape and dtype."""
-    if isinstance(param, (list, tuple)):
-        count = len(param)
-        if count == 0:
-            raise ValueError("param is an empty list")
+def _rows(param, grad, state):
+    """[(param, grad, *state, suffix)] for one parameter or for lists of them."""
+    if not isinstance(param, (list, tuple)):
         for name, value in (("grad", grad), *state.items()):
-            if value is None:
-                continue
-            if not isinstance(value, (list, tuple)):
-                raise TypeError(f"param is a list (one array per parameter), so {name} must "
-                                f"be a list too, got {type(value).__name__}")
-            if len(value) != count:
-                raise ValueError(f"param is a list of {count} arrays but {name} is a list "
-                                 f"of {len(value)}")
-        rows = [(param[i], grad[i], *(s if s is None else s[i] for s in state.values()),
-                 f"[{i}]") for i in range(count)]
-    else:
-        rows = [(param, grad, *state.values(), "")]
-    tensors = []
-    for p, g, *states, at in rows:
+            if isinstance(value, (list, tuple)):
+                raise TypeError(f"param is one array, so {name} must be one too, got a "
+                                f"{type(value).__name__}")
+        return [(param, grad, *state.values(), "")]
+    count = len(param)
+    if count == 0:
+        raise ValueError("param is an empty list")
+    for name, value in (("grad", grad), *state.items()):
+        if value is None and name != "grad":
+            continue
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"param is a list (one array per parameter), so {name} must be "
+                            f"a list too, got {type(value).__name__}")
+        if len(value) != count:
+            raise ValueError(f"param is a list of {count} arrays but {name} is a list of "
+                             f"{len(value)}")
+    return [(param[i], grad[i], *(s if s is None else s[i] for s in state.values()), f"[{i}]")
+            for i in range(count)]
+
+
+def _tensors(param, grad, **state):
+    """[(param, grad, *state)] per parameter, checked and flat (all are contiguous, so
+    these are views). `param` is an array or a list of them; `grad` and each state (None:
+    not used) take the same form. A state array matches its param in shape and dtype, and
+    no array the step writes shares memory with another array of the step."""
+    tensors, written, read = [], [], []
+    for p, g, *states, at in _rows(param, grad, state):
         p, g = _param_and_grad(p, g, at)
-        states = [s if s is None else checks.state_array(s, f"{name}{at}", p, f"param{at}")
-                  for s, name in zip(states, state)]
-        tensors.append(tuple(a if a is None else a.reshape(-1) for a in (p, g, *states)))
+        checked = [s if s is None else checks.state_array(s, f"{name}{at}", p, f"param{at}")
+                   for s, name in zip(states, state)]
+        written.append((f"param{at}", p))
+        written += [(f"{name}{at}", s) for s, name in zip(checked, state) if s is not None]
+        read.append((f"grad{at}", g))
+        tensors.append(tuple(a if a is None else a.reshape(-1) for a in (p, g, *checked)))
+    checks.no_overlap(written, read)
+    on_gpu(*(a for row in tensors for a in row))  # one device for all of them
     return tensors
-
-
-def _on_gpu_all(tensors):
-    """Whether a step's tensors are CuPy arrays; all of them must be on one device."""
-    return on_gpu(*(a for t in tensors for a in t))
 
 
 def _needed(state, what, flag, why):
     """`state` where `flag` says the step uses it (then it must be given), else None."""
     if flag and state is None:
         raise ValueError(f"{why} needs {what} shaped like param")
+    if flag and isinstance(state, (list, tuple)) and any(s is None for s in state):
+        index = next(i for i, s in enumerate(state) if s is None)
+        raise TypeError(f"{what.split()[-1]}[{index}] is None: {why} needs every entry")
     return state if flag else None
 
 
-def sgd_step(param, grad, momentum_buf=None, *, lr, momentum=0.0, dampening=0.0,
-             weight_decay=0.0, nesterov=False, step=1):
-    """SGD with optional momentum (buffer initialized to the gradient at step 1), dampening,
-    Nesterov momentum and L2 weight decay. momentum_buf is needed when momentum != 0."""
+def _in_dtype(tensors, **values):
+    """{dtype: the hyper-parameters in it} for each dtype among the parameters, each value
+    checked to stay finite (and nonzero when it is nonzero) there."""
+    return {dtype: [dtype.type(checks.representable(v, name, dtype))
+                    for name, v in values.items()]
+            for dtype in {row[0].dtype for row in tensors}}
+
+
+def prepare_sgd(param, grad, momentum_buf=None, *, lr, momentum=0.0, dampening=0.0,
+                weight_decay=0.0, nesterov=False, step=1):
     lr = checks.finite(lr, "lr", 0.0)
     momentum = checks.finite(momentum, "momentum", 0.0)
     dampening = checks.finite(dampening, "dampening", 0.0, 1.0)
@@ -75,21 +109,29 @@ def sgd_step(param, grad, momentum_buf=None, *, lr, momentum=0.0, dampening=0.0,
     step = checks.step_count(step)
     if nesterov and (momentum == 0 or dampening != 0):
         raise ValueError("nesterov momentum needs momentum > 0 and dampening = 0")
+    use_momentum, nesterov = momentum != 0, bool(nesterov)
     tensors = _tensors(param, grad, momentum_buf=_needed(
-        momentum_buf, "a momentum_buf", momentum != 0, "momentum != 0"))
-    if _on_gpu_all(tensors):
-        return cuda("optim").sgd_step(tensors, lr, momentum, 1 - dampening, weight_decay,
-                                       momentum != 0, nesterov, step == 1)
-    kernel = cpu_kernels.sgd_step[momentum != 0, bool(nesterov), step == 1]
-    for p, g, buf in tensors:
-        T = p.dtype.type
-        kernel(p.size, p, g, p if buf is None else buf, T(lr), T(momentum), T(1 - dampening),
-               T(weight_decay))
+        momentum_buf, "a momentum_buf", use_momentum, "momentum != 0"))
+    scalars = _in_dtype(tensors, lr=lr, momentum=momentum, dampening=1 - dampening,
+                        weight_decay=weight_decay)
+    kernel = cpu_kernels.sgd_step[use_momentum, nesterov, step == 1]
+    return Step(
+        tensors, on_gpu(tensors[0][0]),
+        lambda t: cuda("optim").sgd_step(t, lr, momentum, 1 - dampening, weight_decay,
+                                          use_momentum, nesterov, step == 1),
+        lambda p, g, buf: kernel(p.size, p, g, p if buf is None else buf, *scalars[p.dtype]))
 
 
-def adagrad_step(param, grad, state_sum, *, lr=0.01, lr_decay=0.0, weight_decay=0.0,
-                 eps=1e-10, step=1):
-    """Adagrad: state_sum += g^2; param -= lr / (1 + (step-1) lr_decay) g / (sqrt(sum) + eps)."""
+def sgd_step(param, grad, momentum_buf=None, *, lr, momentum=0.0, dampening=0.0,
+             weight_decay=0.0, nesterov=False, step=1):
+    """SGD with optional momentum (buffer initialized to the gradient at step 1), dampening,
+    Nesterov momentum and L2 weight decay. momentum_buf is needed when momentum != 0."""
+    prepare_sgd(param, grad, momentum_buf, lr=lr, momentum=momentum, dampening=dampening,
+                weight_decay=weight_decay, nesterov=nesterov, step=step).run()
+
+
+def prepare_adagrad(param, grad, state_sum, *, lr=0.01, lr_decay=0.0, weight_decay=0.0,
+                    eps=1e-10, step=1):
     lr = checks.finite(lr, "lr", 0.0)
     lr_decay = checks.finite(lr_decay, "lr_decay", 0.0)
     weight_decay = checks.finite(weight_decay, "weight_decay", 0.0)
@@ -97,40 +139,54 @@ def adagrad_step(param, grad, state_sum, *, lr=0.01, lr_decay=0.0, weight_decay=
     step = checks.step_count(step)
     tensors = _tensors(param, grad, state_sum=_needed(state_sum, "state_sum", True, "Adagrad"))
     clr = lr / (1 + (step - 1) * lr_decay)
-    if _on_gpu_all(tensors):
-        return cuda("optim").adagrad_step(tensors, clr, weight_decay, eps)
-    for p, g, state in tensors:
-        T = p.dtype.type
-        cpu_kernels.adagrad_step(p.size, p, g, state, T(clr), T(weight_decay), T(eps))
+    scalars = _in_dtype(tensors, lr=clr, weight_decay=weight_decay, eps=eps)
+    return Step(tensors, on_gpu(tensors[0][0]),
+                lambda t: cuda("optim").adagrad_step(t, clr, weight_decay, eps),
+                lambda p, g, state: cpu_kernels.adagrad_step(p.size, p, g, state,
+                                                             *scalars[p.dtype]))
 
 
-def rmsprop_step(param, grad, square_avg, *, grad_avg=None, momentum_buf=None, lr=0.01,
-                 alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
-    """RMSprop with optional momentum (needs momentum_buf) and centering (needs grad_avg)."""
+def adagrad_step(param, grad, state_sum, *, lr=0.01, lr_decay=0.0, weight_decay=0.0,
+                 eps=1e-10, step=1):
+    """Adagrad: state_sum += g^2; param -= lr / (1 + (step-1) lr_decay) g / (sqrt(sum) + eps)."""
+    prepare_adagrad(param, grad, state_sum, lr=lr, lr_decay=lr_decay,
+                    weight_decay=weight_decay, eps=eps, step=step).run()
+
+
+def prepare_rmsprop(param, grad, square_avg, *, grad_avg=None, momentum_buf=None, lr=0.01,
+                    alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
     lr = checks.finite(lr, "lr", 0.0)
     alpha = checks.finite(alpha, "alpha", 0.0, 1.0)
     eps = checks.finite(eps, "eps", 0.0)
     weight_decay = checks.finite(weight_decay, "weight_decay", 0.0)
     momentum = checks.finite(momentum, "momentum", 0.0)
+    use_momentum, centered = momentum != 0, bool(centered)
     tensors = _tensors(
         param, grad, square_avg=_needed(square_avg, "square_avg", True, "RMSprop"),
         grad_avg=_needed(grad_avg, "a grad_avg", centered, "centered RMSprop"),
-        momentum_buf=_needed(momentum_buf, "a momentum_buf", momentum != 0, "momentum != 0"))
-    if _on_gpu_all(tensors):
-        return cuda("optim").rmsprop_step(tensors, lr, alpha, eps, weight_decay, momentum,
-                                           momentum != 0, centered)
-    kernel = cpu_kernels.rmsprop_step[momentum != 0, bool(centered)]
-    for p, g, square, average, buf in tensors:
-        T = p.dtype.type
-        kernel(p.size, p, g, square, p if average is None else average,
-               p if buf is None else buf, T(lr), T(alpha), T(1 - alpha), T(eps),
-               T(weight_decay), T(momentum))
+        momentum_buf=_needed(momentum_buf, "a momentum_buf", use_momentum, "momentum != 0"))
+    scalars = _in_dtype(tensors, lr=lr, alpha=alpha, one_minus_alpha=1 - alpha, eps=eps,
+                        weight_decay=weight_decay, momentum=momentum)
+    kernel = cpu_kernels.rmsprop_step[use_momentum, centered]
+    return Step(
+        tensors, on_gpu(tensors[0][0]),
+        lambda t: cuda("optim").rmsprop_step(t, lr, alpha, eps, weight_decay, momentum,
+                                              use_momentum, centered),
+        lambda p, g, square, average, buf: kernel(
+            p.size, p, g, square, p if average is None else average, p if buf is None else buf,
+            *scalars[p.dtype]))
 
 
-def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
-              weight_decay=0.0, step=1, decoupled_weight_decay=False):
-    """Adam (weight decay added to the gradient) or, with decoupled_weight_decay, AdamW
-    (param *= 1 - lr * weight_decay first). `step` is this update's count, from 1."""
+def rmsprop_step(param, grad, square_avg, *, grad_avg=None, momentum_buf=None, lr=0.01,
+                 alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    """RMSprop with optional momentum (needs momentum_buf) and centering (needs grad_avg)."""
+    prepare_rmsprop(param, grad, square_avg, grad_avg=grad_avg, momentum_buf=momentum_buf,
+                    lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                    centered=centered).run()
+
+
+def prepare_adam(param, grad, exp_avg, exp_avg_sq, *, lr=1e-3, beta1=0.9, beta2=0.999,
+                 eps=1e-8, weight_decay=0.0, step=1, decoupled_weight_decay=False):
     lr = checks.finite(lr, "lr", 0.0)
     beta1 = checks.finite(beta1, "beta1", 0.0, 1.0, high_open=True)
     beta2 = checks.finite(beta2, "beta2", 0.0, 1.0, high_open=True)
@@ -143,10 +199,20 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr=1e-3, beta1=0.9, beta2=0.9
     bias2 = 1 - beta2 ** step
     coupled = 0.0 if decoupled_weight_decay else weight_decay
     decay = 1 - lr * weight_decay if decoupled_weight_decay else 1.0
-    if _on_gpu_all(tensors):
-        return cuda("optim").adam_step(tensors, lr / bias1, beta1, beta2, eps, coupled, decay,
-                                        1 / bias2 ** 0.5)
-    for p, g, m, sq in tensors:
-        T = p.dtype.type
-        cpu_kernels.adam_step(p.size, p, g, m, sq, T(lr / bias1), T(beta1), T(1 - beta1), T(beta2),
-                         T(1 - beta2), T(eps), T(coupled), T(decay), T(1 / bias2 ** 0.5))
+    scalars = _in_dtype(tensors, step_size=lr / bias1, beta1=beta1, one_minus_beta1=1 - beta1,
+                        beta2=beta2, one_minus_beta2=1 - beta2, eps=eps, weight_decay=coupled,
+                        decay_factor=decay, inv_sqrt_bias2=1 / bias2 ** 0.5)
+    return Step(
+        tensors, on_gpu(tensors[0][0]),
+        lambda t: cuda("optim").adam_step(t, lr / bias1, beta1, beta2, eps, coupled, decay,
+                                           1 / bias2 ** 0.5),
+        lambda p, g, m, sq: cpu_kernels.adam_step(p.size, p, g, m, sq, *scalars[p.dtype]))
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+              weight_decay=0.0, step=1, decoupled_weight_decay=False):
+    """Adam (weight decay added to the gradient) or, with decoupled_weight_decay, AdamW
+    (param *= 1 - lr * weight_decay first). `step` is this update's count, from 1."""
+    prepare_adam(param, grad, exp_avg, exp_avg_sq, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                 weight_decay=weight_decay, step=step,
+                 decoupled_weight_decay=decoupled_weight_decay).run()
