@@ -1,20 +1,71 @@
 """kernelgrad: hand-written Numba and CUDA kernels with a minimal autograd on top.
 
     import kernelgrad as kg
-    model = kg.nn.Sequential(kg.nn.Linear(64, 128, activation="relu"), kg.nn.Linear(128, 10))
-    loss = kg.nn.functional.cross_entropy(model(kg.Tensor(x)), labels)
+    from kernelgrad import nn
+    model = nn.Sequential(nn.Linear(64, 128, activation="relu"), nn.Linear(128, 10))
+    loss = nn.functional.cross_entropy(model(kg.tensor(x)), labels)
     loss.backward()
+
+The top-level names follow torch's: Tensor, tensor, zeros, ones, randn, arange, cat, stack,
+no_grad, manual_seed, save, load, float32 ...
 """
 from . import kernels, nn  # noqa: I001  (nn before data and optim, which import nn.tensor)
-from . import data, optim
-from .devices import cuda_available
+from . import data, distributed, optim
+from . import cuda
+from .devices import cuda_available, device
+from .nn.dtypes import (
+    bool,
+    double,
+    float,
+    float16,
+    float32,
+    float64,
+    int,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    uint8,
+)
+from .nn.factories import (
+    arange,
+    argmax,
+    cat,
+    from_dlpack,
+    from_numpy,
+    full,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    stack,
+    where,
+    zeros,
+    zeros_like,
+)
 from .nn.random import get_rng_state, initial_seed, manual_seed, set_rng_state
 from .nn.serialization import load, save
-from .nn.tensor import (Tensor, enable_grad, inference_mode, is_grad_enabled, no_grad,
-                        set_grad_enabled, tensor)
+from .nn.tensor import (
+    Tensor,
+    enable_grad,
+    exp,
+    inference_mode,
+    is_grad_enabled,
+    log,
+    matmul,
+    no_grad,
+    set_grad_enabled,
+    tensor,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "inference_mode",
-           "is_grad_enabled", "manual_seed", "initial_seed", "get_rng_state", "set_rng_state",
-           "save", "load", "cuda_available", "kernels", "nn", "optim", "data"]
+__all__ = ["Tensor", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "randn",
+           "rand", "arange", "from_numpy", "from_dlpack", "cat", "stack", "argmax", "where",
+           "exp", "log", "matmul", "float32", "float64", "float16", "int64", "int32", "int16",
+           "int8", "uint8", "bool", "long", "int", "float", "double", "no_grad",
+           "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
+           "manual_seed", "initial_seed", "get_rng_state", "set_rng_state", "save", "load",
+           "cuda_available", "device", "cuda", "kernels", "nn", "optim", "data",
+           "distributed"]

@@ -1,10 +1,11 @@
 """Mini-batches and datasets.
 
-DataLoader yields tuples of Tensors, reshuffled each epoch from its own seeded generator.
+DataLoader yields tuples of Tensors, reshuffled each epoch from (seed, epoch).
 Datasets: the 8x8 digits (a copy ships with kernelgrad), the lecture's two-feature
 pass/fail data (generated), and MNIST / Fashion-MNIST from local IDX files (never
 downloaded).
 """
+import copy
 import gzip
 import math
 import numbers
@@ -12,53 +13,141 @@ import os
 
 import numpy as np
 
+from .devices import device_of
+from .kernels import checks
+from .nn.random import next_seed
 from .nn.tensor import Tensor
+
+__all__ = ["TensorDataset", "DataLoader", "train_test_split", "load_digits", "load_passfail",
+           "load_mnist", "read_idx"]
+
+
+class TensorDataset:
+    """Arrays (or Tensors) that share their first dimension: dataset[i] is the tuple of
+    their i-th samples, as torch.utils.data.TensorDataset."""
+
+    def __init__(self, *tensors):
+        if not tensors:
+            raise ValueError("TensorDataset needs at least one array")
+        self.arrays = tuple(_samples(a, i) for i, a in enumerate(tensors))
+        lengths = {len(a) for a in self.arrays}
+        if len(lengths) != 1:
+            raise ValueError(f"TensorDataset arrays differ in length: "
+                             f"{[a.shape for a in self.arrays]}")
+
+    @property
+    def tensors(self):
+        return tuple(Tensor(a) for a in self.arrays)
+
+    def __len__(self):
+        return len(self.arrays[0])
+
+    def __getitem__(self, index):
+        return tuple(Tensor(a[index]) for a in self.arrays)
+
+
+def _samples(a, i):
+    a = a.data if isinstance(a, Tensor) else a
+    a = a if device_of(a) == "cuda" else np.asarray(a)
+    if a.ndim == 0:
+        raise ValueError(f"DataLoader array {i} is 0-d ({a!r}): each array needs a first "
+                         "dimension of samples")
+    return a
 
 
 class DataLoader:
-    """Mini-batches over arrays that share their first dimension.
+    """Mini-batches over arrays that share their first dimension, or over a TensorDataset.
 
-    With shuffle, each pass draws a new permutation from a generator seeded once by
-    `seed`, so a run is reproducible and epochs differ. drop_last drops a final short batch.
+    With shuffle, epoch e's order is a permutation drawn from (seed, e) alone: every pass
+    reshuffles, a run is reproducible, and a training resumed at epoch e (set_epoch, or
+    the state_dict) sees the order the uninterrupted run saw. `seed` defaults to a draw
+    from the library's seed (kernelgrad.manual_seed). drop_last drops a final short batch.
+
+    Across processes (shard(rank, world_size), as distributed training does), every rank
+    draws the same order, and each global batch of world_size x batch_size samples is cut
+    into one batch per rank, so one step over all ranks sees what one process sees with
+    a batch world_size times larger. A last, short global batch is shared out evenly; when
+    it does not divide, samples from the start of the epoch's order fill it (PyTorch's
+    DistributedSampler does the same), so every rank runs the same number of steps;
+    with drop_last it is dropped.
     """
 
     def __init__(self, *arrays, batch_size=32, shuffle=False, drop_last=False, seed=None):
+        if len(arrays) == 1 and isinstance(arrays[0], TensorDataset):
+            arrays = arrays[0].arrays
         if not arrays:
             raise ValueError("DataLoader needs at least one array")
-        self.arrays = tuple(a.data if isinstance(a, Tensor) else np.asarray(a) for a in arrays)
-        for i, a in enumerate(self.arrays):
-            if a.ndim == 0:
-                raise ValueError(f"DataLoader array {i} is 0-d ({a!r}): each array needs a "
-                                 "first dimension of samples")
-        lengths = {len(a) for a in self.arrays}
-        if len(lengths) != 1:
-            raise ValueError(f"DataLoader arrays differ in length: "
-                             f"{[a.shape for a in self.arrays]}")
+        self.dataset = TensorDataset(*arrays)
+        self.arrays = self.dataset.arrays
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
                 or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.n = lengths.pop()
+        self.n = len(self.dataset)
         if self.n == 0:
             raise ValueError("DataLoader got empty arrays")
+        if seed is not None:
+            checks.uint64(seed, "seed")
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)
+        self.rank, self.world_size = 0, 1
         if len(self) == 0:
             raise ValueError(f"drop_last with batch_size {batch_size} > {self.n} samples "
                              "leaves no batch")
+        self.seed = next_seed() if seed is None else int(seed)
+        self.epoch = 0
 
     def __len__(self):
-        full, rest = divmod(self.n, self.batch_size)
+        full, rest = divmod(self.n, self.batch_size * self.world_size)
         return full + (1 if rest and not self.drop_last else 0)
 
-    def __iter__(self):
-        order = self._rng.permutation(self.n) if self.shuffle else None
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            if order is None:
-                index = slice(start, start + self.batch_size)
+    def set_epoch(self, epoch):
+        """The epoch the next pass draws its order for (counted from 0)."""
+        self.epoch = checks.uint64(epoch, "epoch")
+
+    def order(self, epoch):
+        """The sample order of `epoch` (the same on every rank)."""
+        if not self.shuffle:
+            return np.arange(self.n)
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+
+    def _indices(self, epoch):
+        """This rank's batches' sample indices for `epoch`."""
+        order = self.order(epoch)
+        step, world = self.batch_size * self.world_size, self.world_size
+        for start in range(0, len(self) * step, step):
+            chunk = order[start:start + step]
+            if len(chunk) < step:  # the last global batch: shared out evenly
+                per_rank = -(-len(chunk) // world)
+                chunk = np.concatenate([chunk, order[:per_rank * world - len(chunk)]])
             else:
-                index = order[start:start + self.batch_size]
+                per_rank = self.batch_size
+            yield chunk[self.rank * per_rank:(self.rank + 1) * per_rank]
+
+    def __iter__(self):
+        epoch = self.epoch
+        self.epoch += 1
+        for index in self._indices(epoch):
+            if not self.shuffle and self.world_size == 1:
+                index = slice(int(index[0]), int(index[-1]) + 1)  # a view: no copy
             yield tuple(Tensor(a[index]) for a in self.arrays)
+
+    def shard(self, rank, world_size):
+        """This loader's share for process `rank` of `world_size` (see the class docstring)."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside a world of {world_size}")
+        if self.drop_last and self.n < self.batch_size * world_size:
+            raise ValueError(f"{self.n} samples leave no batch of {self.batch_size} for each "
+                             f"of {world_size} processes (drop_last)")
+        shard = copy.copy(self)
+        shard.rank, shard.world_size = rank, world_size
+        return shard
+
+    def state_dict(self):
+        """What a resumed run needs to draw the same orders: the seed and the next epoch."""
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def load_state_dict(self, state):
+        self.seed = checks.uint64(state["seed"], "seed")
+        self.set_epoch(state["epoch"])
 
     def split(self, fraction):
         """(loader over the first 1 - fraction of the samples, arrays of the last fraction),

@@ -46,8 +46,20 @@ def cuda_available():
         return False
 
 
+def device(name):
+    """A device by name, as torch.device(...) in a script: "cpu" or "cuda" ("cuda:0" is the
+    current GPU); Module.to and Tensor.to take the same names."""
+    name = str(name)
+    base = name.split(":")[0]
+    if base not in ("cpu", "cuda"):
+        raise ValueError(f"device is 'cpu' or 'cuda', got {name!r}")
+    return base
+
+
 def resolve(device):
     """The concrete device for a user's choice of "cpu", "cuda" or "auto"."""
+    if isinstance(device, str) and device.startswith("cuda:"):
+        device = "cuda"
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     if device == "auto":

@@ -76,5 +76,5 @@ def test_training_with_the_pool_equals_training_without(monkeypatch):
     for a, b in zip(plain[1], pooled[1]):
         np.testing.assert_array_equal(a, b)
     # every gradient owns its memory: no two share a buffer
-    owners = [id(g if g.base is None else g.base) for g in pooled[2]]
+    owners = [id(g.data if g.data.base is None else g.data.base) for g in pooled[2]]
     assert len(set(owners)) == len(owners)

@@ -16,7 +16,7 @@ def test_readme_layer_api_example_runs(tmp_path, monkeypatch, capsys):
     exec(compile(code, "README.md", "exec"), namespace)
     printed = capsys.readouterr().out.split("\n")
     assert printed[0] == "0.0024726" or abs(float(printed[0]) - 0.0024726) < 1e-6
-    assert printed[1] == "6.0"
+    assert printed[1] == "Tensor(6.)"
     assert "'accuracy'" in printed[-2]
     assert (tmp_path / "digits.safetensors").exists()
     assert namespace["history"]["val_loss"]

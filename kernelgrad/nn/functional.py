@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import kernels as K
 from ..devices import same_device, xp_of
+from ..kernels import checks
 from ..kernels.checks import probability
 from .random import advance_dropout_stream, dropout_stream
 from .tensor import (
@@ -106,27 +107,38 @@ def gelu(x):
     return _activation(x, "gelu")
 
 
-# ---- softmax family (NumPy) ----
+# ---- softmax family (NumPy or CuPy; the training path never makes probabilities) ----
 
-def softmax(x, axis=-1):
+def _dim(dim, axis):
+    if axis is not None:
+        if dim is not None and dim != -1:
+            raise TypeError("give dim or axis, not both")
+        return axis
+    return -1 if dim is None else dim
+
+
+def softmax(x, dim=None, axis=None):
     a = _array(x)
-    e = np.exp(a - a.max(axis=axis, keepdims=True))
-    s = e / e.sum(axis=axis, keepdims=True)
-    return _make(s, (x,), lambda g: (s * (g - (g * s).sum(axis=axis, keepdims=True)),))
+    xp, dim = xp_of(a), _dim(dim, axis)
+    e = xp.exp(a - a.max(axis=dim, keepdims=True))
+    s = e / e.sum(axis=dim, keepdims=True)
+    return _make(s, (x,), lambda g: (s * (g - (g * s).sum(axis=dim, keepdims=True)),))
 
 
-def log_softmax(x, axis=-1):
+def log_softmax(x, dim=None, axis=None):
     a = _array(x)
-    shifted = a - a.max(axis=axis, keepdims=True)
-    out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    xp, dim = xp_of(a), _dim(dim, axis)
+    shifted = a - a.max(axis=dim, keepdims=True)
+    out = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
     return _make(out, (x,),
-                 lambda g: (g - np.exp(out) * g.sum(axis=axis, keepdims=True),))
+                 lambda g: (g - xp.exp(out) * g.sum(axis=dim, keepdims=True),))
 
 
 # ---- losses ----
 
-def _reduce(losses, grad, reduction, inputs):
-    """The reduced loss Tensor whose backward scales the kernel's per-element gradient."""
+def _reduce(losses, grad, reduction, inputs, weights=None):
+    """The reduced loss Tensor whose backward scales the kernel's per-element gradient.
+    With per-row weights, "mean" divides by their sum (PyTorch's weighted mean)."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if reduction == "none":
@@ -136,19 +148,100 @@ def _reduce(losses, grad, reduction, inputs):
     total = xp.asarray(losses.sum(dtype=losses.dtype))
     if reduction == "sum":
         return _make(total, inputs, lambda g: (grad * g,))
-    count = losses.size
+    count = losses.dtype.type(losses.size if weights is None else weights.sum())
     return _make(xp.asarray(total / count), inputs, lambda g: (grad * (g / count),))
 
 
-def cross_entropy(logits, labels, reduction="mean"):
-    """Softmax cross-entropy of logits (N, C) against integer labels (N,) in [0, C).
+def _labels(labels, rows):
+    """Integer labels as (N,): a column of labels (N, 1), as Keras takes them, is read as
+    (N,)."""
+    labels = _array(labels)
+    if labels.ndim == 2 and labels.shape == (rows, 1):
+        labels = labels.reshape(rows)
+    return labels
 
-    One fused kernel computes every row's loss and dlogits = softmax - onehot.
+
+def cross_entropy(logits, labels, weight=None, reduction="mean", label_smoothing=0.0):
+    """Softmax cross-entropy of logits (N, C) against integer labels (N,) (or (N, 1)) in
+    [0, C), as torch.nn.functional.cross_entropy: `weight` (C,) weighs each class (the
+    mean divides by the weights of the rows' labels), `label_smoothing` mixes the one-hot
+    target with the uniform one.
+
+    One fused kernel computes every row's loss and dlogits = softmax - onehot; weights and
+    smoothing adjust those from the kernel's outputs.
     """
-    logits_data, labels_data = _array(logits), _array(labels)
+    logits_data = _array(logits)
+    labels_data = _labels(labels, logits_data.shape[0] if logits_data.ndim else 0)
     same_device(logits_data, labels_data)
+    smoothing = checks.finite(label_smoothing, "label_smoothing", 0.0, 1.0)
+    w = None if weight is None else _class_weights(weight, logits_data)
     losses, dlogits = K.softmax_cross_entropy(logits_data, labels_data)
-    return _reduce(losses, dlogits, reduction, (logits,))
+    if not smoothing and w is None:
+        return _reduce(losses, dlogits, reduction, (logits,))
+    xp = xp_of(losses)
+    rows, classes = logits_data.shape
+    index = xp.arange(rows)
+    labels_data = labels_data.astype(np.int64)
+    row_w = None if w is None else w[labels_data]
+    if smoothing:
+        # -sum_c q_c log p_c with q = (1 - e) onehot + e / C; log p = x - lse and
+        # lse = loss + x[label]; its gradient is p - q = dlogits + e (onehot - 1 / C)
+        lse = losses + logits_data[index, labels_data]
+        log_p = logits_data - lse[:, None]
+        hard = losses if row_w is None else losses * row_w
+        soft = -(log_p if w is None else log_p * w).sum(axis=1) / classes
+        losses = ((1 - smoothing) * hard + smoothing * soft).astype(logits_data.dtype)
+        p = dlogits.copy()
+        p[index, labels_data] += 1
+        onehot = xp.zeros_like(p)
+        onehot[index, labels_data] = 1
+        hard_grad = (p - onehot) if row_w is None else (p - onehot) * row_w[:, None]
+        soft_grad = (p - 1.0 / classes) if w is None else \
+            (p * w.sum() - w) / classes
+        dlogits = ((1 - smoothing) * hard_grad + smoothing * soft_grad).astype(dlogits.dtype)
+    else:
+        losses = losses * row_w
+        dlogits = dlogits * row_w[:, None]
+    return _reduce(losses, dlogits, reduction, (logits,), row_w)
+
+
+def _class_weights(weight, logits):
+    if isinstance(weight, str):
+        raise TypeError(f"weight is the per-class weights, got {weight!r}: pass the reduction "
+                        "by name (reduction=...)")
+    w = _array(weight)
+    if w.shape != logits.shape[-1:]:
+        raise ValueError(f"weight has shape {w.shape}; it needs one weight per class, "
+                         f"({logits.shape[-1]},)")
+    return w.astype(logits.dtype)
+
+
+def nll_loss(log_probs, labels, weight=None, reduction="mean"):
+    """The negative log-likelihood of integer labels under log-probabilities (N, C) (e.g.
+    from log_softmax), as torch.nn.functional.nll_loss."""
+    a = _array(log_probs)
+    if a.ndim != 2:
+        raise ValueError(f"nll_loss takes log-probabilities (N, C), got shape {a.shape}")
+    labels_data = checks.labels_for(_labels(labels, a.shape[0]), *a.shape)
+    same_device(a, labels_data)
+    xp = xp_of(a)
+    index = xp.arange(a.shape[0])
+    w = None if weight is None else _class_weights(weight, a)
+    row_w = xp.ones(a.shape[0], a.dtype) if w is None else w[labels_data]
+    losses = -a[index, labels_data] * row_w
+    grad = xp.zeros_like(a)
+    grad[index, labels_data] = -row_w
+    return _reduce(losses, grad, reduction, (log_probs,), None if w is None else row_w)
+
+
+def _target_like(target, pred, name):
+    """A target of shape (N,) for a prediction (N, 1), or the reverse, is read in the
+    prediction's shape (Keras does this; PyTorch's MSE would broadcast them to (N, N))."""
+    t = _array(target)
+    if t.shape != pred.shape and t.size == pred.size and (
+            t.shape + (1,) == pred.shape or pred.shape + (1,) == t.shape):
+        t = t.reshape(pred.shape)
+    return t
 
 
 def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
@@ -156,9 +249,10 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
 
     Integer 0/1 targets are accepted and cast to the logits' dtype.
     """
-    z, t = _array(logits), _array(targets)
+    z = _array(logits)
+    t = _target_like(targets, z, "targets")
     same_device(z, t)
-    if t.dtype != z.dtype and t.dtype.kind in "biu":
+    if t.dtype != z.dtype and t.dtype.kind in "biuf":
         t = t.astype(z.dtype)
     losses, dlogits = K.binary_cross_entropy_with_logits(z, t)
     return _reduce(losses, dlogits, reduction, (logits,))
@@ -166,8 +260,11 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
 
 def mse_loss(pred, target, reduction="mean"):
     """(pred - target)^2, reduced; the gradient flows to pred (the target is data)."""
-    p, t = _array(pred), _array(target)
+    p = _array(pred)
+    t = _target_like(target, p, "target")
     same_device(p, t)
+    if t.dtype != p.dtype and t.dtype.kind in "biuf":
+        t = t.astype(p.dtype)
     losses, dpred = K.mse(p, t)
     return _reduce(losses, dpred, reduction, (pred,))
 

@@ -68,12 +68,16 @@ class Module:
 
     # ---- traversal ----
     def named_modules(self, prefix=""):
+        """(dotted name, module) for this module ("") and every submodule, depth first."""
         yield prefix, self
         for name, module in self._modules.items():
-            yield from module.named_modules(f"{prefix}{name}.")
+            yield from module.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def modules(self):
         return (module for _, module in self.named_modules())
+
+    def named_children(self):
+        return iter(self._modules.items())
 
     def children(self):
         return iter(self._modules.values())
@@ -81,7 +85,7 @@ class Module:
     def named_parameters(self):
         for prefix, module in self.named_modules():
             for name, param in module._parameters.items():
-                yield prefix + name, param
+                yield (f"{prefix}.{name}" if prefix else name), param
 
     def parameters(self):
         return (param for _, param in self.named_parameters())
@@ -95,40 +99,80 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
         for param in self.parameters():
-            param.grad = None
+            if set_to_none or param.grad is None:
+                param.grad = None
+            else:
+                param.grad.data[...] = 0
 
-    def to(self, device):
-        """Move every parameter to `device` in place; returns self."""
+    def requires_grad_(self, requires_grad=True):
         for param in self.parameters():
-            moved = param.to(device)
-            param.data = moved.data
+            param.requires_grad_(requires_grad)
         return self
 
-    # ---- state ----
-    def state_dict(self):
-        """An ordered mapping of dotted parameter names to their arrays (not copies)."""
-        return OrderedDict((name, param.data) for name, param in self.named_parameters())
+    def apply(self, fn):
+        """fn(module) for every submodule, then this one (e.g. a custom initializer)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
-    def load_state_dict(self, state_dict, strict=True):
+    def to(self, target):
+        """Move every parameter to a device ("cpu", "cuda", "auto") or cast it to a dtype, in
+        place (an optimizer made before keeps working on them); returns self."""
+        for param in self.parameters():
+            moved = param.to(target) if isinstance(target, str) else None
+            if moved is not None:
+                param.data = moved.data
+            else:
+                param.data = param.data.astype(float_dtype(target))
+                if param.grad is not None:
+                    param.grad = param.grad.data.astype(param.data.dtype)
+        return self
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    # ---- state ----
+    def state_dict(self, layout="kernelgrad"):
+        """An ordered mapping of dotted parameter names to their arrays (not copies). With
+        layout="torch", each Linear weight is given as PyTorch stores it, (out, in) (a
+        transposed view)."""
+        torch_names = _torch_layout_names(self, layout)
+        return OrderedDict((name, param.data.T if name in torch_names else param.data)
+                           for name, param in self.named_parameters())
+
+    def load_state_dict(self, state_dict, strict=True, layout="kernelgrad"):
         """Copy arrays into the parameters in place (optimizers keep their references).
 
         With strict, a missing or unexpected key is an error; a shape mismatch always is.
-        Returns (missing_keys, unexpected_keys).
+        layout="torch" reads each Linear weight as PyTorch's state_dict holds it, (out,
+        in), so a torch model's weights load directly (values may be torch tensors).
+        Every value is converted and checked before any parameter is written. Returns
+        (missing_keys, unexpected_keys).
         """
         if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
             raise TypeError(f"load_state_dict takes a mapping of names to arrays, got "
                             f"{type(state_dict).__name__}")
+        torch_names = _torch_layout_names(self, layout)
         params = OrderedDict(self.named_parameters())
         missing = [name for name in params if name not in state_dict]
         unexpected = [name for name in state_dict if name not in params]
         if strict and (missing or unexpected):
             raise KeyError(f"state_dict does not fit {type(self).__name__}: missing keys "
                            f"{missing}, unexpected keys {unexpected}")
-        # every value is converted and checked before any parameter is written
-        values = {name: _loadable(state_dict[name], name, params[name]) for name in params
-                  if name in state_dict}
+        values = {name: _loadable(state_dict[name], name, params[name], name in torch_names)
+                  for name in params if name in state_dict}
         for name, value in values.items():
             params[name].data[...] = value
         return missing, unexpected
@@ -180,14 +224,28 @@ def float_dtype(dtype):
     return dtype
 
 
-def _loadable(value, name, param):
+def _torch_layout_names(module, layout):
+    """The names of the parameters stored transposed in PyTorch's layout (Linear weights)."""
+    if layout not in ("kernelgrad", "torch"):
+        raise ValueError(f"layout is 'kernelgrad' or 'torch', got {layout!r}")
+    if layout == "kernelgrad":
+        return set()
+    return {f"{prefix}.weight" if prefix else "weight"
+            for prefix, m in module.named_modules() if isinstance(m, Linear)}
+
+
+def _loadable(value, name, param, transposed=False):
     """`value` as the array to copy into `param`: numeric, real, param's shape, on param's
-    device and in its dtype."""
+    device and in its dtype (transposed first for a PyTorch-layout weight)."""
     value = value.data if isinstance(value, Tensor) else value
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+        value = value.detach().cpu()
     array = value if device_of(value) == "cuda" else np.asarray(value) \
         if not isinstance(value, np.ma.MaskedArray) else None
     if array is None:
         raise TypeError(f"state_dict[{name!r}] is a masked array")
+    if transposed and array.ndim == 2:
+        array = array.T
     if array.dtype.kind not in "fiub":
         raise TypeError(f"state_dict[{name!r}] is {array.dtype}, not a real number array")
     if array.shape != param.shape:
@@ -282,12 +340,30 @@ class LeakyReLU(Module):
 
 
 class Softmax(Module):
-    def __init__(self, axis=-1):
+    def __init__(self, dim=-1):
         super().__init__()
-        self.axis = axis
+        self.dim = dim
 
     def forward(self, x):
-        return F.softmax(x, self.axis)
+        return F.softmax(x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    def forward(self, x):
+        return F.log_softmax(x, self.dim)
+
+
+class Identity(Module):
+    """Returns its input (a placeholder layer)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
 
 
 class Flatten(Module):
@@ -312,15 +388,24 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+def _check_module(module, where):
+    if not isinstance(module, Module):
+        raise TypeError(f"{where} takes Modules, got {type(module).__name__}")
+    return module
+
+
 class Sequential(Module):
-    """Runs its modules in order; indexable and iterable."""
+    """Runs its modules in order: Sequential(m1, m2, ...) or Sequential(OrderedDict of
+    named modules). Indexing with an int gives a module, with a slice a Sequential."""
 
     def __init__(self, *modules):
         super().__init__()
-        for i, module in enumerate(modules):
-            if not isinstance(module, Module):
-                raise TypeError(f"Sequential takes Modules, got {type(module).__name__} at {i}")
-            setattr(self, str(i), module)
+        if len(modules) == 1 and isinstance(modules[0], dict):
+            for name, module in modules[0].items():
+                setattr(self, name, _check_module(module, "Sequential"))
+        else:
+            for i, module in enumerate(modules):
+                setattr(self, str(i), _check_module(module, "Sequential"))
 
     def forward(self, x):
         for module in self._modules.values():
@@ -328,6 +413,41 @@ class Sequential(Module):
         return x
 
     def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[index]))
+        return list(self._modules.values())[index]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        setattr(self, str(len(self._modules)), _check_module(module, "Sequential.append"))
+        return self
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters the parent registers (forward is yours)."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for module in modules:
+            self.append(module)
+
+    def append(self, module):
+        setattr(self, str(len(self._modules)), _check_module(module, "ModuleList"))
+        return self
+
+    def extend(self, modules):
+        for module in modules:
+            self.append(module)
+        return self
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return ModuleList(list(self._modules.values())[index])
         return list(self._modules.values())[index]
 
     def __len__(self):
@@ -347,15 +467,35 @@ class _Loss(Module):
         self.reduction = reduction
 
     def forward(self, prediction, target):
-        return type(self).function(prediction, target, self.reduction)
+        return type(self).function(prediction, target, reduction=self.reduction)
 
     def extra_repr(self):
         return f"reduction={self.reduction!r}"
 
 
 class CrossEntropyLoss(_Loss):
-    """Softmax cross-entropy from logits (N, C) and integer labels (N,)."""
-    function = staticmethod(F.cross_entropy)
+    """Softmax cross-entropy from logits (N, C) and integer labels (N,), as PyTorch's:
+    `weight` per class, `label_smoothing` in [0, 1]."""
+
+    def __init__(self, weight=None, reduction="mean", label_smoothing=0.0):
+        super().__init__(reduction)
+        self.weight = weight
+        self.label_smoothing = checks.finite(label_smoothing, "label_smoothing", 0.0, 1.0)
+
+    def forward(self, prediction, target):
+        return F.cross_entropy(prediction, target, self.weight, self.reduction,
+                               self.label_smoothing)
+
+
+class NLLLoss(_Loss):
+    """The negative log-likelihood of integer labels under log-probabilities."""
+
+    def __init__(self, weight=None, reduction="mean"):
+        super().__init__(reduction)
+        self.weight = weight
+
+    def forward(self, prediction, target):
+        return F.nll_loss(prediction, target, self.weight, self.reduction)
 
 
 class BCEWithLogitsLoss(_Loss):

@@ -48,6 +48,18 @@ def advance_dropout_stream():
     _state["dropout_offset"] += 1
 
 
+def derived_seed(tag):
+    """A seed fixed by the library seed and `tag` alone (no draw is taken): fit's shuffle
+    uses one, so a run resumed at epoch e shuffles as the uninterrupted run did."""
+    return int(np.random.default_rng([_state["seed"], tag]).integers(0, 2 ** 63))
+
+
+def next_seed():
+    """A seed for a component that draws its own numbers (a DataLoader's shuffle), fixed by
+    the library seed and how many draws came before."""
+    return int(init_generator().integers(0, 2 ** 63))
+
+
 def init_generator():
     """A NumPy generator for one layer's initial weights, fixed by the seed and call count."""
     draws = _state["init_draws"]

@@ -1,13 +1,17 @@
 """Tensor and the reverse-mode engine.
 
-A Tensor wraps an array (NumPy now; CuPy with the CUDA kernels) and, when it was made by
+A Tensor wraps an array (NumPy, or CuPy with the CUDA kernels) and, when it was made by
 a differentiable op while gradients are enabled, the node that made it: the op's inputs
 and a closure mapping the output's gradient to the inputs' gradients. `backward()` walks
 the graph in reverse topological order, found iteratively (a chain of any length works),
 and accumulates into `.grad` of the leaves that require it.
 
 Ops that a kernel provides (matmul, activations, losses, dropout) call `kernelgrad.kernels`
-for their forward and backward; the remaining arithmetic here is plain NumPy.
+for their forward and backward; the remaining arithmetic here is plain NumPy (or CuPy).
+The API follows torch.Tensor's: `dim=`/`keepdim=` (NumPy's `axis=`/`keepdims=` work too),
+`size()` as a method, comparisons that give boolean tensors, in-place arithmetic that
+updates a tensor outside autograd (`with no_grad(): p -= lr * p.grad`), and zero-copy
+exchange with NumPy, CuPy and PyTorch (__array__, __dlpack__, __cuda_array_interface__).
 """
 import contextlib
 import numbers
@@ -66,18 +70,31 @@ def is_grad_enabled():
 
 
 def _default_dtype(data):
-    """NumPy arrays keep their dtype; Python numbers and lists of floats become float32."""
+    """NumPy arrays and scalars keep their dtype; Python numbers and lists of floats become
+    float32."""
     array = np.asarray(data)
-    if not isinstance(data, np.ndarray) and array.dtype == np.float64:
+    if not isinstance(data, (np.ndarray, np.generic)) and array.dtype == np.float64:
         array = array.astype(np.float32)
     return array
+
+
+def _axes(dim, axis):
+    """PyTorch's dim= or NumPy's axis= (one of them)."""
+    if dim is not None and axis is not None:
+        raise TypeError("give dim or axis, not both")
+    return axis if dim is None else dim
+
+
+def _keep(keepdim, keepdims):
+    return bool(keepdim or keepdims)
 
 
 class Tensor:
     """An array with an optional gradient, in the spirit of torch.Tensor."""
 
-    __slots__ = ("data", "requires_grad", "grad", "_node")
+    __slots__ = ("data", "requires_grad", "_grad", "_node", "__weakref__")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
+    __hash__ = object.__hash__  # == compares values, so hashing stays by identity
 
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
@@ -90,19 +107,47 @@ class Tensor:
             raise TypeError(f"only floating-point tensors can require gradients, got {data.dtype}")
         self.data = data
         self.requires_grad = bool(requires_grad)
-        self.grad = None
+        self._grad = None
         self._node = None
 
     # ---- properties and conversions ----
     shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
     device = property(lambda self: device_of(self.data))
     is_leaf = property(lambda self: self._node is None)
+    T = property(lambda self: self.permute(*reversed(range(self.ndim))))
+
+    @property
+    def grad(self):
+        """The accumulated gradient, a Tensor (None until backward reaches this leaf)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None and not isinstance(value, Tensor):
+            value = Tensor(value if device_of(value) == "cuda" else np.asarray(value))
+        self._grad = value
+
+    def size(self, dim=None):
+        """The shape (a tuple), or its length along `dim`."""
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def numel(self):
+        return int(self.data.size)
+
+    def dim(self):
+        return self.data.ndim
 
     def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
@@ -112,8 +157,11 @@ class Tensor:
     def numpy(self):
         """The underlying NumPy array (shared, not copied)."""
         if self.device != "cpu":
-            raise TypeError("this tensor lives on the GPU: call .to('cpu') first")
+            raise TypeError("this tensor lives on the GPU: call .cpu() first")
         return self.data
+
+    def tolist(self):
+        return to_numpy(self.data).tolist()
 
     def item(self):
         if self.data.size != 1:
@@ -122,26 +170,98 @@ class Tensor:
             K.check_device_errors()
         return self.data.item()
 
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.data.dtype.kind not in "iu":
+            raise TypeError(f"only integer tensors can be used as an index, got {self.dtype}")
+        return int(self.item())
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor of {self.data.size} elements is "
+                             "ambiguous: use .any() or .all()")
+        return bool(self.item())
+
+    # interop: NumPy, CuPy and PyTorch read a Tensor's memory without a copy
+    def __array__(self, dtype=None, copy=None):
+        if self.device != "cpu":
+            raise TypeError("this tensor lives on the GPU: call .cpu() first")
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+
+    def __dlpack__(self, *args, **kwargs):
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
+    @property
+    def __cuda_array_interface__(self):
+        if self.device != "cuda":
+            raise AttributeError("a CPU tensor has no __cuda_array_interface__")
+        return self.data.__cuda_array_interface__
+
     def detach(self):
         return Tensor(self.data)
 
-    def to(self, device):
-        """This tensor on `device` ("cpu", "cuda" or "auto"); itself when already there."""
-        data = move(self.data, device)
-        if data is self.data:
-            return self
-        return Tensor(data, requires_grad=self.requires_grad)
+    def clone(self):
+        """A copy of the data that gradients flow back through."""
+        return _make(self.data.copy(), (self,), lambda g: (g,))
+
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients, got {self.dtype}")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def to(self, target, dtype=None):
+        """This tensor on a device ("cpu", "cuda", "auto") or in a dtype; itself when
+        nothing changes."""
+        if target is not None and not isinstance(target, str):
+            target, dtype = None, target  # .to(np.float64)
+        out = self
+        if target is not None:
+            data = move(self.data, target)
+            if data is not self.data:
+                out = Tensor(data, requires_grad=self.requires_grad)
+        if dtype is not None and np.dtype(dtype) != out.dtype:
+            out = out.astype(dtype)
+        return out
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
 
     def astype(self, dtype):
         """A differentiable cast (the gradient is cast back)."""
         source = self.data.dtype
         return _make(self.data.astype(dtype), (self,), lambda g: (g.astype(source),))
 
+    def type(self, dtype):
+        return self.astype(dtype)
+
     def float(self):
         return self.astype(np.float32)
 
     def double(self):
         return self.astype(np.float64)
+
+    def long(self):
+        return Tensor(self.data.astype(np.int64))
+
+    def int(self):
+        return Tensor(self.data.astype(np.int32))
+
+    def bool(self):
+        return Tensor(self.data.astype(np.bool_))
 
     # ---- autograd ----
     def backward(self, gradient=None):
@@ -158,7 +278,7 @@ class Tensor:
                 raise RuntimeError(f"backward() on a tensor of shape {self.shape} needs a "
                                    "gradient of that shape; only a one-element tensor gets "
                                    "the implicit gradient 1")
-            gradient = np.ones_like(self.data)
+            gradient = xp_of(self.data).ones_like(self.data)
         else:
             gradient = gradient.data if isinstance(gradient, Tensor) else gradient
             # a copy: the user keeps their array, and .grad must not share it
@@ -169,7 +289,7 @@ class Tensor:
         _run_backward(self, gradient)
 
     def zero_grad(self):
-        self.grad = None
+        self._grad = None
 
     # ---- arithmetic ----
     def __add__(self, other):
@@ -225,39 +345,212 @@ class Tensor:
     def __neg__(self):
         return _make(-self.data, (self,), lambda g: (-g,))
 
+    def __pos__(self):
+        return self
+
     def __matmul__(self, other):
         return matmul(self, other)
 
     def __rmatmul__(self, other):
         return matmul(other, self)
 
-    # ---- reductions and shape ----
-    def sum(self, axis=None, keepdims=False):
+    # In place: outside autograd (no_grad, or nothing here requires grad) the data change
+    # and the tensor is returned, so `p -= lr * p.grad` updates the parameter; inside it a
+    # new tensor is made (the graph stays right), except for a leaf that requires grad,
+    # which PyTorch refuses too.
+    def _inplace(self, other, op, name):
+        if _grad_enabled and (self.requires_grad or _needs(other)):
+            if self.requires_grad and self._node is None:
+                raise RuntimeError(f"a leaf tensor that requires grad is used in an in-place "
+                                   f"operation ({name}): update it inside `with no_grad():`")
+            return op(self, other)
+        result = op(Tensor(self.data), _data(other)).data
+        if result.shape != self.shape:
+            raise ValueError(f"in-place {name} would change the shape {self.shape} to "
+                             f"{result.shape}")
+        self.data[...] = result
+        return self
+
+    def __iadd__(self, other):
+        return self._inplace(other, Tensor.__add__, "+=")
+
+    def __isub__(self, other):
+        return self._inplace(other, Tensor.__sub__, "-=")
+
+    def __imul__(self, other):
+        return self._inplace(other, Tensor.__mul__, "*=")
+
+    def __itruediv__(self, other):
+        return self._inplace(other, Tensor.__truediv__, "/=")
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def fill_(self, value):
+        if _grad_enabled and self.requires_grad and self._node is None:
+            raise RuntimeError("a leaf tensor that requires grad is used in an in-place "
+                               "operation (fill_): do it inside `with no_grad():`")
+        self.data[...] = value
+        return self
+
+    def copy_(self, source):
+        if _grad_enabled and self.requires_grad and self._node is None:
+            raise RuntimeError("a leaf tensor that requires grad is used in an in-place "
+                               "operation (copy_): do it inside `with no_grad():`")
+        self.data[...] = move(_as_array(source), self.device)
+        return self
+
+    def __setitem__(self, index, value):
+        if _grad_enabled and self.requires_grad:
+            raise RuntimeError("item assignment on a tensor that requires grad: do it inside "
+                               "`with no_grad():`")
+        self.data[_data(index)] = _data(value)
+
+    # ---- comparisons: boolean tensors, no gradient ----
+    def _compare(self, other, op):
+        return Tensor(op(self.data, _data(other)))
+
+    def __eq__(self, other):
+        return self._compare(other, lambda a, b: a == b)
+
+    def __ne__(self, other):
+        return self._compare(other, lambda a, b: a != b)
+
+    def __lt__(self, other):
+        return self._compare(other, lambda a, b: a < b)
+
+    def __le__(self, other):
+        return self._compare(other, lambda a, b: a <= b)
+
+    def __gt__(self, other):
+        return self._compare(other, lambda a, b: a > b)
+
+    def __ge__(self, other):
+        return self._compare(other, lambda a, b: a >= b)
+
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+
+    def equal(self, other):
+        """True when both have the same shape and values (torch.equal)."""
+        other = _data(other)
+        return self.shape == np.shape(other) and bool((self.data == other).all())
+
+    def any(self):
+        return Tensor(self.data.any())
+
+    def all(self):
+        return Tensor(self.data.all())
+
+    # ---- reductions ----
+    def sum(self, dim=None, keepdim=False, axis=None, keepdims=False, dtype=None):
+        axis, keepdims = _axes(dim, axis), _keep(keepdim, keepdims)
         shape = self.shape
-        out = xp_of(self.data).asarray(self.data.sum(axis=axis, keepdims=keepdims))
+        out = xp_of(self.data).asarray(self.data.sum(axis=axis, keepdims=keepdims, dtype=dtype))
         return _make(out, (self,), lambda g: (_expand(g, shape, axis, keepdims),))
 
-    def mean(self, axis=None, keepdims=False):
+    def mean(self, dim=None, keepdim=False, axis=None, keepdims=False):
+        axis, keepdims = _axes(dim, axis), _keep(keepdim, keepdims)
         shape = self.shape
         out = xp_of(self.data).asarray(self.data.mean(axis=axis, keepdims=keepdims))
         count = self.data.size // max(out.size, 1)
         return _make(out, (self,), lambda g: (_expand(g / count, shape, axis, keepdims),))
 
+    def _extreme(self, dim, keepdim, axis, keepdims, pick, arg):
+        axis, keepdims = _axes(dim, axis), _keep(keepdim, keepdims)
+        a, xp = self.data, xp_of(self.data)
+        if axis is None:  # the whole tensor: the gradient splits evenly among the ties
+            value = xp.asarray(pick(a))
+            ties = a == value
+
+            def backward(g):
+                return (ties * (g / ties.sum()),)
+            return _make(value, (self,), backward)
+        index = arg(a, axis=axis)
+        value = xp.take_along_axis(a, xp.expand_dims(index, axis), axis)
+        if not keepdims:
+            value = xp.squeeze(value, axis)
+
+        def backward(g):
+            full = xp.zeros_like(a)
+            gg = g if keepdims else xp.expand_dims(g, axis)
+            xp.put_along_axis(full, xp.expand_dims(index, axis), gg, axis)
+            return (full,)
+        values = _make(value, (self,), backward)
+        indices = Tensor(index if not keepdims else xp.expand_dims(index, axis))
+        return MinMax(values, indices)
+
+    def max(self, dim=None, keepdim=False, axis=None, keepdims=False):
+        """The largest value, or with dim, (values, indices) along it as PyTorch's max."""
+        return self._extreme(dim, keepdim, axis, keepdims, lambda a: a.max(),
+                             lambda a, axis: a.argmax(axis=axis))
+
+    def min(self, dim=None, keepdim=False, axis=None, keepdims=False):
+        return self._extreme(dim, keepdim, axis, keepdims, lambda a: a.min(),
+                             lambda a, axis: a.argmin(axis=axis))
+
+    def argmax(self, dim=None, keepdim=False, axis=None, keepdims=False):
+        axis, keepdims = _axes(dim, axis), _keep(keepdim, keepdims)
+        index = self.data.argmax(axis=axis)
+        if keepdims and axis is not None:
+            index = xp_of(index).expand_dims(index, axis)
+        return Tensor(xp_of(self.data).asarray(index))
+
+    def argmin(self, dim=None, keepdim=False, axis=None, keepdims=False):
+        axis, keepdims = _axes(dim, axis), _keep(keepdim, keepdims)
+        index = self.data.argmin(axis=axis)
+        if keepdims and axis is not None:
+            index = xp_of(index).expand_dims(index, axis)
+        return Tensor(xp_of(self.data).asarray(index))
+
+    # ---- shape ----
     def reshape(self, *shape):
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         source = self.shape
         return _make(self.data.reshape(shape), (self,), lambda g: (g.reshape(source),))
 
-    def transpose(self, *axes):
-        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        axes = tuple(axes) or tuple(reversed(range(self.ndim)))
-        inverse = tuple(np.argsort(axes))
-        return _make(self.data.transpose(axes), (self,), lambda g: (g.transpose(inverse),))
+    view = reshape
 
-    T = property(lambda self: self.transpose())
+    def flatten(self, start_dim=0, end_dim=-1):
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = start_dim % self.ndim, end_dim % self.ndim
+        shape = self.shape
+        merged = int(np.prod(shape[start:end + 1]))
+        return self.reshape(shape[:start] + (merged,) + shape[end + 1:])
+
+    def unsqueeze(self, dim):
+        dim = dim if dim >= 0 else dim + self.ndim + 1
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        dim = dim % max(self.ndim, 1)
+        if self.ndim == 0 or self.shape[dim] != 1:
+            return self
+        return self.reshape(self.shape[:dim] + self.shape[dim + 1:])
+
+    def permute(self, *dims):
+        dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        dims = tuple(d % self.ndim for d in dims) if self.ndim else ()
+        inverse = tuple(np.argsort(dims)) if dims else ()
+        return _make(self.data.transpose(dims), (self,), lambda g: (g.transpose(inverse),))
+
+    def transpose(self, dim0=None, dim1=None):
+        """PyTorch's: dim0 and dim1 swapped (without arguments, every axis reversed)."""
+        if dim0 is None:
+            return self.T
+        order = list(range(self.ndim))
+        order[dim0], order[dim1] = order[dim1], order[dim0]
+        return self.permute(order)
+
+    def t(self):
+        if self.ndim > 2:
+            raise ValueError(f"t() is for tensors of at most 2 dimensions, got {self.shape}")
+        return self.T
 
     def __getitem__(self, index):
-        index = index.data if isinstance(index, Tensor) else index
+        index = _index(index)
         shape, dtype = self.shape, self.dtype
 
         xp = xp_of(self.data)
@@ -275,6 +568,24 @@ class Tensor:
     def log(self):
         return log(self)
 
+    def abs(self):
+        a = self.data
+        return _make(abs(a), (self,), lambda g: (g * xp_of(a).sign(a),))
+
+    __abs__ = abs
+
+    def sqrt(self):
+        out = xp_of(self.data).sqrt(self.data)
+        return _make(out, (self,), lambda g: (g / (2 * out),))
+
+    def clamp(self, min=None, max=None):
+        a = self.data
+        out = xp_of(a).clip(a, min, max)
+        inside = (out == a)
+        return _make(out, (self,), lambda g: (g * inside,))
+
+    clip = clamp
+
     def relu(self):
         from . import functional as F
         return F.relu(self)
@@ -287,6 +598,24 @@ class Tensor:
         from . import functional as F
         return F.tanh(self)
 
+    def softmax(self, dim=-1):
+        from . import functional as F
+        return F.softmax(self, dim)
+
+    def log_softmax(self, dim=-1):
+        from . import functional as F
+        return F.log_softmax(self, dim)
+
+
+class MinMax(tuple):
+    """(values, indices), as torch.max(x, dim) returns them."""
+
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
 
 def tensor(data, requires_grad=False, dtype=None):
     """A new Tensor (the PyTorch spelling)."""
@@ -297,14 +626,24 @@ def _data(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+def _index(index):
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index
+
+
 def _make(data, inputs, backward):
     """The op's output Tensor; records (inputs, backward) when a gradient can flow.
 
     `backward(g)` returns one gradient (or None) per entry of `inputs`; entries that are
     not Tensors requiring grad are skipped.
     """
+    if type(data) is not np.ndarray and isinstance(data, np.generic):
+        data = np.asarray(data)  # 0-d arithmetic gives NumPy scalars: keep arrays
     out = Tensor.__new__(Tensor)
-    out.data, out.grad, out._node = data, None, None
+    out.data, out._grad, out._node = data, None, None
     out.requires_grad = False
     if _grad_enabled:
         for x in inputs:
@@ -335,8 +674,8 @@ def _unbroadcast(g, shape):
 def _expand(g, shape, axis, keepdims):
     """Broadcast a reduction's gradient back to the input's shape."""
     if axis is not None and not keepdims:
-        g = np.expand_dims(g, axis)
-    return np.broadcast_to(g, shape)
+        g = xp_of(g).expand_dims(g, axis)
+    return xp_of(g).broadcast_to(g, shape)
 
 
 def _topological_order(root):
@@ -387,23 +726,26 @@ def _accumulate(leaf, g, handed_out):
     `gradient`): stored as it is, unless another leaf already holds that memory or it is a
     read-only broadcast."""
     if g.dtype != leaf.data.dtype or g.shape != leaf.data.shape:
-        g = np.broadcast_to(g, leaf.data.shape).astype(leaf.data.dtype)
+        g = xp_of(g).broadcast_to(g, leaf.data.shape).astype(leaf.data.dtype)
     elif id(_owner(g)) in handed_out or not getattr(g.flags, "writeable", True):
         g = g.copy()
     handed_out.add(id(_owner(g)))
-    leaf.grad = g if leaf.grad is None else leaf.grad + g
+    if leaf._grad is None:
+        leaf._grad = Tensor(g)
+    else:
+        leaf._grad = Tensor(leaf._grad.data + g)
 
 
 # ---- free functions ----
 
 def exp(x):
-    out = np.exp(x.data)
+    out = xp_of(x.data).exp(x.data)
     return _make(out, (x,), lambda g: (g * out,))
 
 
 def log(x):
     a = x.data
-    return _make(np.log(a), (x,), lambda g: (g / a,))
+    return _make(xp_of(a).log(a), (x,), lambda g: (g / a,))
 
 
 def matmul(a, b):
@@ -439,4 +781,3 @@ def _as_array(x):
 
 def as_tensor(x):
     return x if isinstance(x, Tensor) else Tensor(x)
-

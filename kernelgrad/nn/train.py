@@ -22,7 +22,10 @@ import numpy as np
 from ..data import DataLoader
 from ..devices import device_of, move
 from . import callbacks as cb
+from .random import derived_seed
 from .tensor import Tensor, no_grad
+
+FIT_SHUFFLE_TAG = 1
 
 LOSSES = {"sparse_categorical_crossentropy": "CrossEntropyLoss",
           "binary_crossentropy": "BCEWithLogitsLoss",
@@ -125,7 +128,10 @@ def _loader(x, y, batch_size, shuffle, model, name="x"):
     x, y = _inputs(x, model, name), _targets(y, "y")
     if len(x) != len(y):
         raise ValueError(f"{name} has {len(x)} samples but y has {len(y)}")
-    return DataLoader(x, y, batch_size=batch_size or 32, shuffle=shuffle)
+    # the shuffle's seed comes from the library seed alone (no draw): epoch e's order is
+    # the same whether training runs straight or resumes at e (initial_epoch)
+    return DataLoader(x, y, batch_size=batch_size or 32, shuffle=shuffle,
+                      seed=derived_seed(FIT_SHUFFLE_TAG))
 
 
 def _correct(outputs, targets):
@@ -260,6 +266,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
     try:
         for epoch in range(initial_epoch, epochs):
             _call(callbacks, "on_epoch_begin", epoch)
+            loader.set_epoch(epoch)  # epoch e's order, whether run straight or resumed
             start = time.perf_counter()
             logs = _train_epoch(model, loss_fn, optimizer, loader, callbacks, config)
             seconds = time.perf_counter() - start

@@ -175,8 +175,8 @@ def test_loss_modules_match_functional(rng):
     z = rng.standard_normal((6, 4))
     labels = rng.integers(0, 4, 6)
     assert nn.CrossEntropyLoss()(z, labels).item() == nn.functional.cross_entropy(z, labels).item()
-    assert nn.CrossEntropyLoss("sum")(z, labels).item() == pytest.approx(
-        nn.functional.cross_entropy(z, labels, "none").data.sum())
+    assert nn.CrossEntropyLoss(reduction="sum")(z, labels).item() == pytest.approx(
+        nn.functional.cross_entropy(z, labels, reduction="none").data.sum())
     assert nn.MSELoss()(z, z * 0).item() == pytest.approx(np.mean(z * z))
     with pytest.raises(ValueError, match="reduction"):
         nn.MSELoss("avg")

@@ -34,7 +34,7 @@ def test_autograd_on_the_gpu_matches_the_cpu(rng):
             leaf.requires_grad = True
         loss = graph(*leaves, kg.Tensor(labels).to(device))
         loss.backward()
-        results[device] = [loss.item()] + [devices.to_numpy(t.grad) for t in leaves]
+        results[device] = [loss.item()] + [devices.to_numpy(t.grad.data) for t in leaves]
     assert abs(results["cpu"][0] - results["cuda"][0]) < 1e-5 * abs(results["cpu"][0]) + 1e-6
     for got, want in zip(results["cuda"][1:], results["cpu"][1:]):
         assert_close(got, want, 1e-5, what="gradient")

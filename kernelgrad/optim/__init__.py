@@ -6,17 +6,18 @@ A step is all or nothing: every group's update is checked (gradients, state, hyp
 parameters in the parameters' dtype) before any parameter moves, state created on the first
 step is kept only once the whole step ran, and each parameter's step count advances then.
 """
-import math
 import numbers
 
 import numpy as np
 
-from .kernels import checks
-from .kernels.ops import optim as steps
-from .nn.tensor import Tensor, enable_grad
+from ..kernels import checks
+from ..kernels.ops import optim as steps
+from ..nn.tensor import Tensor, enable_grad
+from . import lr_scheduler
+from .lr_scheduler import CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, StepLR
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "StepLR",
-           "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "lr_scheduler",
+           "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
 
 
 class Optimizer:
@@ -195,13 +196,13 @@ def _grad_of(param):
 
 
 def _full_like(array, fill):
-    from .devices import xp_of
+    from ..devices import xp_of
     return xp_of(array).full_like(array, fill)
 
 
 def _checked_state(entry, param, key):
     """A copy of one parameter's saved state, arrays on the parameter's device and dtype."""
-    from .devices import move
+    from ..devices import move
     if not isinstance(entry, dict):
         raise ValueError(f"state[{key}] must be a dict, got {type(entry).__name__}")
     state = {}
@@ -293,150 +294,3 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
         super().__init__(params, lr, betas, eps, weight_decay)
-
-
-# ---- learning-rate schedules ----
-
-class _Schedule:
-    """A schedule over epochs, as torch.optim.lr_scheduler's: made after the optimizer
-    (it records each group's initial lr), step() once per epoch, get_last_lr(); its state
-    dict holds everything but the optimizer. Also a fit() callback (steps per epoch)."""
-
-    def __init__(self, optimizer):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__} schedules an Optimizer, got "
-                            f"{type(optimizer).__name__}")
-        self.optimizer = optimizer
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = 0
-        self._last_lr = [group["lr"] for group in optimizer.param_groups]
-
-    def lr_at(self, base, epoch):
-        raise NotImplementedError
-
-    def step(self):
-        self.last_epoch += 1
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = self.lr_at(base, self.last_epoch)
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-
-    def get_last_lr(self):
-        return list(self._last_lr)
-
-    def state_dict(self):
-        return {k: v for k, v in vars(self).items() if k != "optimizer"}
-
-    def load_state_dict(self, state_dict):
-        mine = self.state_dict()
-        missing = set(mine) - set(state_dict)
-        if missing:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: missing {sorted(missing)}")
-        for key in mine:
-            setattr(self, key, state_dict[key])
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.step()
-
-
-class StepLR(_Schedule):
-    """lr = initial lr * gamma ** (epoch // step_size)."""
-
-    def __init__(self, optimizer, step_size, gamma=0.1):
-        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
-            raise ValueError(f"step_size must be a positive integer, got {step_size!r}")
-        self.step_size = step_size
-        self.gamma = checks.finite(gamma, "gamma", 0.0)
-        super().__init__(optimizer)
-
-    def lr_at(self, base, epoch):
-        return base * self.gamma ** (epoch // self.step_size)
-
-
-class ExponentialLR(_Schedule):
-    """lr = initial lr * gamma ** epoch."""
-
-    def __init__(self, optimizer, gamma):
-        self.gamma = checks.finite(gamma, "gamma", 0.0)
-        super().__init__(optimizer)
-
-    def lr_at(self, base, epoch):
-        return base * self.gamma ** epoch
-
-
-class CosineAnnealingLR(_Schedule):
-    """lr = eta_min + (initial lr - eta_min) (1 + cos(pi epoch / T_max)) / 2: half a cosine
-    from the initial lr down to eta_min over T_max epochs (torch's closed form)."""
-
-    def __init__(self, optimizer, T_max, eta_min=0.0):
-        if isinstance(T_max, bool) or not isinstance(T_max, int) or T_max < 1:
-            raise ValueError(f"T_max must be a positive integer, got {T_max!r}")
-        self.T_max, self.eta_min = T_max, checks.finite(eta_min, "eta_min", 0.0)
-        super().__init__(optimizer)
-
-    def lr_at(self, base, epoch):
-        return self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * epoch
-                                                                    / self.T_max)) / 2
-
-
-class ReduceLROnPlateau:
-    """Multiply lr by `factor` when `monitor` has not improved for `patience` epochs.
-
-    As torch.optim.lr_scheduler.ReduceLROnPlateau with threshold_mode="rel": an improvement
-    beats the best by more than `threshold` relatively. Call step(metric) once per epoch,
-    or pass it to fit() as a callback (it reads logs[monitor]).
-    """
-
-    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
-                 cooldown=0, min_lr=0.0, monitor="val_loss"):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"ReduceLROnPlateau schedules an Optimizer, got "
-                            f"{type(optimizer).__name__}")
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        for name, value in (("patience", patience), ("cooldown", cooldown)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        checks.finite(factor, "factor", 0.0, 1.0, low_open=True, high_open=True)
-        self.optimizer, self.mode, self.factor = optimizer, mode, factor
-        self.patience, self.cooldown = patience, cooldown
-        self.threshold = checks.finite(threshold, "threshold", 0.0)
-        self.min_lr, self.monitor = checks.finite(min_lr, "min_lr", 0.0), monitor
-        self.best = math.inf if mode == "min" else -math.inf
-        self.bad_epochs = self.cooldown_left = 0
-        self._last_lr = [group["lr"] for group in optimizer.param_groups]
-
-    def _improved(self, value):
-        if self.mode == "min":
-            return value < self.best * (1 - self.threshold)
-        return value > self.best * (1 + self.threshold)
-
-    def step(self, metric):
-        metric = float(metric)
-        if self._improved(metric):
-            self.best, self.bad_epochs = metric, 0
-        else:
-            self.bad_epochs += 1
-        if self.cooldown_left > 0:
-            self.cooldown_left -= 1
-            self.bad_epochs = 0
-        if self.bad_epochs > self.patience:
-            for group in self.optimizer.param_groups:
-                group["lr"] = max(group["lr"] * self.factor, self.min_lr)
-            self.cooldown_left, self.bad_epochs = self.cooldown, 0
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-
-    def get_last_lr(self):
-        return list(self._last_lr)
-
-    state_dict = _Schedule.state_dict
-    load_state_dict = _Schedule.load_state_dict
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if self.monitor not in logs:
-            raise KeyError(f"ReduceLROnPlateau monitors {self.monitor!r}, which fit() did not "
-                           f"log (it logged {sorted(logs)})")
-        self.step(logs[self.monitor])
-
