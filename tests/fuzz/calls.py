@@ -126,15 +126,20 @@ def plain(a):
     return np.array(np.asarray(a), dtype=np.float64) if a is not None else None
 
 
+# the dtype the call's arrays have: checks convert them to float64 for the reference, and
+# what may overflow is decided by the dtype the kernel computed in
+_CALL_DTYPE = [np.float64]
+
+
 def _finite_inputs(*arrays):
     """Inputs for which the float64 reference is the answer: finite, and small enough that
-    no product or square of them overflows the dtype on the way (a float32 kernel then
-    rightly gives inf where the float64 reference stays finite)."""
+    no product or square of them overflows the kernel's dtype on the way (a float32 kernel
+    then rightly gives inf where the float64 reference stays finite)."""
+    limit = np.sqrt(np.finfo(_CALL_DTYPE[0]).max) / 1e3
     for a in arrays:
         if a is None:
             continue
         a = np.asarray(a)
-        limit = np.sqrt(np.finfo(a.dtype).max) / 1e3 if a.dtype.kind == "f" else np.inf
         if not (np.isfinite(a.astype(np.float64)).all() and (np.abs(a) < limit).all()):
             return False
     return True

@@ -66,6 +66,8 @@ def run_one(call, log):
     except Exception as error:
         raise AssertionError(f"{call.describe()} raised {type(error).__name__}: {error} "
                              "(a ValueError or TypeError naming the problem was expected)")
+    floats = [a.dtype for a in call.arrays() if a.dtype.kind == "f"]
+    calls._CALL_DTYPE[0] = min(floats, key=lambda d: d.itemsize) if floats else np.float64
     call.check(call, out)
     COUNTS["checked"] += 1
 

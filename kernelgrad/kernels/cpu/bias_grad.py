@@ -1,8 +1,10 @@
 """Bias gradient: column sums of dY (N, C). Memory bound: dY is read once, in order.
 
-The rows are cut into one band per thread; each band is summed in float64 (more accurate
-than NumPy's float32 sum) into its own row of partial sums, and the partial sums are
-added at the end. Rows are taken four at a time, so the accumulator row (8C bytes, in
+The rows are cut into bands (band_count: from the shape alone, so the result does not
+depend on how many threads run, and a training run gives the same bits on any machine
+and under any load); each band is summed in float64 (more accurate than NumPy's float32
+sum) into its own row of partial sums, and the partial sums are added at the end, in
+band order. Rows are taken four at a time, so the accumulator row (8C bytes, in
 L1/L2) is loaded and stored once per four input rows rather than once per row: that
 halves the time of the one-row loop and lets the read stream run at memory speed.
 """
@@ -10,6 +12,13 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel
+
+BAND_ROWS = 512   # rows a band takes at least
+MAX_BANDS = 16    # enough to share among the threads of any machine we run on
+
+
+def band_count(rows):
+    return max(1, min(MAX_BANDS, rows // BAND_ROWS))
 
 
 @kernel

@@ -9,8 +9,7 @@ def column_sums(dy):
     if checks.is_cupy(dy):
         return cuda("bias_grad").bias_grad(dy)
     out = empty(dy.shape[1], dtype=dy.dtype)
-    bands = min(cpu_kernels.bias_grad.threads(dy.size), dy.shape[0])  # one per thread
-    cpu_kernels.bias_grad(dy.size, dy, out, bands)
+    cpu_kernels.bias_grad(dy.size, dy, out, cpu_kernels.band_count(dy.shape[0]))
     return out
 
 
