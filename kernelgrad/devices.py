@@ -15,6 +15,8 @@ DEVICES = ("cpu", "cuda", "auto")
 
 def is_cuda_array(array):
     """True for a CuPy array (told by its type's module: no CuPy import needed)."""
+    if type(array) is np.ndarray:  # the common case, first
+        return False
     return type(array).__module__.split(".")[0] == "cupy"
 
 

@@ -19,11 +19,16 @@ def auto(monkeypatch, tmp_path):
     monkeypatch.delenv("KERNELGRAD_IMPL", raising=False)
     monkeypatch.setenv("KERNELGRAD_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(_autotune, "_choices", None)
+    monkeypatch.setattr(_autotune, "_provisional", {})
     monkeypatch.setattr(_autotune, "SETTLE_SECONDS", 0.0)
-    return tmp_path
+    monkeypatch.setattr(_autotune, "NOISE", float("inf"))  # record whatever was measured
+    monkeypatch.setattr(_autotune, "BUSY_CORES", float("inf"))
+    ops_matmul._plans.clear()  # plans hold resolved impls
+    yield tmp_path
+    ops_matmul._plans.clear()
 
 
-def no_measuring(fn):
+def no_measuring(candidates):
     raise AssertionError("measured although the choice was given or cached")
 
 
@@ -31,6 +36,7 @@ def no_measuring(fn):
 def small_shapes_measured(monkeypatch):
     """These tests use small shapes; let auto measure them (normally it runs ours)."""
     monkeypatch.setattr(ops_matmul, "AUTO_MIN_MACS", 0)
+    ops_matmul._plans.clear()
 
 
 def operands(rng):
@@ -40,7 +46,8 @@ def operands(rng):
 
 def test_small_gemms_run_ours_without_measuring(auto, rng, monkeypatch):
     monkeypatch.setattr(ops_matmul, "AUTO_MIN_MACS", 1 << 24)
-    monkeypatch.setattr(_autotune, "_best_time", no_measuring)
+    ops_matmul._plans.clear()
+    monkeypatch.setattr(_autotune, "measure", no_measuring)
     a, b = operands(rng)
     assert_close(K.matmul(a, b), a.astype(np.float64) @ b, 1e-5, what="small auto")
     assert K.impl_choices() == {}
@@ -61,7 +68,8 @@ def test_auto_measures_once_and_caches_to_disk(auto, rng, monkeypatch):
     # A new process reads the file instead of measuring again; a shape of the same
     # class (sizes within a factor sqrt 2) shares the choice.
     monkeypatch.setattr(_autotune, "_choices", None)
-    monkeypatch.setattr(_autotune, "_best_time", no_measuring)
+    ops_matmul._plans.clear()
+    monkeypatch.setattr(_autotune, "measure", no_measuring)
     a2 = rng.standard_normal((64, 48)).astype(np.float32)
     b2 = rng.standard_normal((48, 36)).astype(np.float32)
     assert_close(K.matmul(a2, b2), a2.astype(np.float64) @ b2, 1e-5, what="cached choice")
@@ -73,7 +81,7 @@ def test_auto_follows_a_recorded_choice(auto, rng, monkeypatch):
     path = _autotune.cache_path()
     with open(path, "w") as f:
         json.dump({key: {"impl": "blas", "seconds": {"numba": 2.0, "blas": 1.0}}}, f)
-    monkeypatch.setattr(_autotune, "_best_time", no_measuring)
+    monkeypatch.setattr(_autotune, "measure", no_measuring)
     used = []
     real_matmul = np.matmul
     monkeypatch.setattr(ops_matmul.np, "matmul", lambda *args, **kw: used.append(1) or
@@ -91,7 +99,7 @@ def test_unreadable_cache_is_measured_again(auto, rng):
 
 @pytest.mark.parametrize("impl", ["numba", "blas"])
 def test_argument_and_environment_choose_without_measuring(auto, rng, monkeypatch, impl):
-    monkeypatch.setattr(_autotune, "_best_time", no_measuring)
+    monkeypatch.setattr(_autotune, "measure", no_measuring)
     a, b = operands(rng)
     ref = a.astype(np.float64) @ b
     assert_close(K.matmul(a, b, impl=impl), ref, 1e-5, what=f"impl={impl}")
@@ -124,3 +132,35 @@ def test_bad_impl_names(auto, rng, monkeypatch):
     monkeypatch.setenv("KERNELGRAD_IMPL", "gpu")
     with pytest.raises(ValueError, match="environment variable KERNELGRAD_IMPL is 'gpu'"):
         K.matmul(a, b)
+
+
+def test_a_noisy_or_loaded_measurement_is_not_recorded(auto, rng, monkeypatch):
+    """Rounds that disagree (or a busy machine) give a choice for this process only, held
+    RETRY_SECONDS and then measured again."""
+    monkeypatch.setattr(_autotune, "NOISE", 0.25)
+    calls = []
+
+    def noisy(candidates):
+        calls.append(1)
+        results = {name: fn() for name, fn in candidates.items()}
+        return {"numba": 1.0, "blas": 2.0}, {"numba": 0.9, "blas": 0.1}, 0.0, results
+    monkeypatch.setattr(_autotune, "measure", noisy)
+    a, b = operands(rng)
+    K.matmul(a, b)
+    K.matmul(a, b)
+    assert K.impl_choices() == {} and len(calls) == 1  # held, not recorded, not re-measured
+    monkeypatch.setattr(_autotune, "RETRY_SECONDS", 0.0)
+    K.matmul(a, b)
+    assert len(calls) == 2  # stale: measured again
+
+
+def test_candidates_are_timed_between_numba_kernels(auto, monkeypatch):
+    order = []
+    monkeypatch.setattr(_autotune, "_neighbour", lambda: order.append("numba kernel"))
+    medians, spreads, load, results = _autotune.measure(
+        {"numba": lambda: order.append("numba") or 1, "blas": lambda: order.append("blas") or 2})
+    assert results == {"numba": 1, "blas": 2} and set(medians) == {"numba", "blas"}
+    timed = order[2:]  # after each candidate's first (compiling) run
+    for i, name in enumerate(timed):
+        if name in ("numba", "blas"):
+            assert timed[i - 1] == timed[i + 1] == "numba kernel"

@@ -9,6 +9,7 @@ buffers it handed out and hands one out again once CPython's reference count sho
 no array or view of it is alive (the idea of PyTorch's CUDA caching allocator). Only
 exact sizes are reused, and at most POOL_MAX_BYTES of idle buffers are kept.
 """
+import math
 import sys
 
 import numpy as np
@@ -35,10 +36,12 @@ def _idle(i):
 
 def empty(shape, dtype):
     """np.empty(shape, dtype), from a reused buffer when an idle one of this size exists."""
-    dtype = np.dtype(dtype)
-    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if nbytes < POOL_MIN_BYTES:
+    if not isinstance(dtype, np.dtype):
+        dtype = np.dtype(dtype)
+    if type(shape) is not tuple:
+        shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < POOL_MIN_BYTES:  # the common small case, first and cheap
         return np.empty(shape, dtype)
     idle = [i for i in range(len(_pool)) if _idle(i)]
     match = next((i for i in idle if _pool[i].nbytes == nbytes), None)
@@ -58,6 +61,13 @@ def empty(shape, dtype):
             _pool[:] = [held for i, held in enumerate(_pool) if i not in dropped]
     _pool.append(buf)
     return buf.view(dtype).reshape(shape)
+
+
+def empty_like(array):
+    """empty(array.shape, array.dtype) for a C-contiguous NumPy array (the ops' outputs)."""
+    if array.nbytes < POOL_MIN_BYTES:
+        return np.empty_like(array)
+    return empty(array.shape, array.dtype)
 
 
 def is_pooled(array):

@@ -1,22 +1,30 @@
-"""`impl="auto"`: pick the faster implementation of an op per shape class, by measuring.
+"""`impl="auto"`: pick the faster implementation of a GEMM per shape class, by measuring.
 
 An op with several implementations ("numba": ours, "blas": OpenBLAS through NumPy) asks
-`run(op_key, impl, candidates)`. With impl "auto" (the default) the first call in a shape
-class times every candidate on the real arguments (each run once to compile and warm
-up, then best of a few), keeps the winner and returns the winner's result, so nothing is
-computed in vain.
+`run(key, "auto", candidates)`. The first call in a shape class times every candidate on
+the real arguments and keeps the winner; its result is returned, so nothing is computed
+in vain.
 
-Each candidate is timed together with a small parallel Numba kernel run right after it,
-because that is what follows a GEMM in a training step, and because a BLAS call costs
-more than its own time: OpenBLAS's threads spin for about 0.1 s after a call and on a
-2-core machine halve the speed of every Numba kernel that runs meanwhile (measured: a
-wide MLP step took 69 ms with two small GEMMs through OpenBLAS, 24 ms with none).
+A choice must hold for the work as it runs, not for one GEMM alone. A GEMM in a training
+step sits between Numba kernels, and a library's cost includes what it does to them:
+OpenBLAS's threads spin for about 0.1 s after a call and halve the speed of Numba's on a
+small machine, and Numba's spin a little after theirs (measured: a wide MLP step took 69
+ms with two small GEMMs sent to OpenBLAS, 24 ms with none, though each GEMM timed faster
+there alone). So each candidate is timed as it runs in a step: a parallel Numba kernel
+before it and one after it, with no pause between repeats.
+
+A choice must not record a moment's load as the machine's speed. The candidates are
+timed in ROUNDS interleaved rounds, each the best of a few runs; the choice is the
+candidate with the lower median over the rounds. It is written to disk only when the
+rounds agree (the winner's rounds within NOISE of each other) and other processes held
+less than a quarter of a core meanwhile; otherwise it holds for this process for
+RETRY_SECONDS and is measured again after that.
+
 Winners are kept in memory and in a JSON file under the user's cache directory, one file
-per machine and software build, so the measurement happens once.
-
-Overrides, strongest first: the `impl=` argument; the environment variable
-KERNELGRAD_IMPL ("numba", "blas" or "auto"); the cache. KERNELGRAD_CACHE_DIR moves the
-cache file (default: $XDG_CACHE_HOME/kernelgrad or ~/.cache/kernelgrad).
+per machine, compile target and software build. Overrides, strongest first: the `impl=`
+argument; the environment variable KERNELGRAD_IMPL ("numba", "blas" or "auto"); the cache.
+KERNELGRAD_CACHE_DIR moves the cache file (default: $XDG_CACHE_HOME/kernelgrad or
+~/.cache/kernelgrad).
 """
 import functools
 import hashlib
@@ -24,6 +32,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import tempfile
 import time
 
@@ -37,14 +46,16 @@ IMPLS = CPU_IMPLS
 # CUDA_IMPLS are for CuPy arrays (cuda/matmul.py); auto there is measured per process
 ENV_IMPL = "KERNELGRAD_IMPL"
 ENV_CACHE_DIR = "KERNELGRAD_CACHE_DIR"
-MEASURE_SECONDS = 0.05   # per candidate, after its warm-up run; at least 2 timed runs
-# OpenBLAS's threads spin for about 0.1 s after a call, Numba's OpenMP threads for a few
-# ms; on a small machine a spinning pool halves the other library's speed. Each candidate
-# is timed after this pause, alone (once per shape class and machine: the result is cached).
-SETTLE_SECONDS = 0.2
+ROUNDS = 3               # interleaved rounds of timing per candidate
+ROUND_SECONDS = 0.02     # each round's budget per candidate, after the first run
+NOISE = 0.25             # rounds further apart than this (relative) are not recorded
+BUSY_CORES = 0.25        # other processes' load above which nothing is recorded
+RETRY_SECONDS = 30.0     # how long an unrecorded choice holds before it is measured again
+SETTLE_SECONDS = 0.1     # a pause before measuring, so earlier work's spinning threads sleep
 
-_choices = None          # key -> {"impl": name, "seconds": {name: best time}}
+_choices = None          # key -> {"impl": name, "seconds": {name: median}, ...}
 _choices_path = None     # the file _choices was loaded from
+_provisional = {}        # key -> (impl, time it was chosen): not recorded (noisy)
 
 
 def check_impl(impl, device="cpu"):
@@ -73,11 +84,13 @@ def shape_class(op, dtype, *sizes, flags=()):
 
 @functools.lru_cache(maxsize=None)
 def _machine_file_name():
-    """One file per machine and build: a choice made on other hardware or with another
-    NumPy/Numba/BLAS says nothing about this one. (Hashed once: every auto call looks.)"""
+    """One file per machine, compile target and build: a choice made on other hardware,
+    for another target or with another NumPy/Numba/BLAS says nothing about this one."""
     from .. import __version__
-    identity = "|".join([platform.machine(), llvm_binding.get_host_cpu_name(),
-                         str(os.cpu_count()), np.__version__, numba.__version__, __version__])
+    from .cpu._target import target_features, target_name
+    identity = "|".join([platform.machine(), llvm_binding.get_host_cpu_name(), target_name(),
+                         target_features(), str(os.cpu_count()), np.__version__,
+                         numba.__version__, __version__])
     return f"impl-choices-{hashlib.sha256(identity.encode()).hexdigest()[:12]}.json"
 
 
@@ -125,47 +138,75 @@ def _save(choices):
 
 
 def choices():
-    """Every recorded choice: {shape class: {"impl": name, "seconds": {impl: time}}}."""
+    """Every recorded choice: {shape class: {"impl": name, "seconds": {impl: median}, ...}}."""
     return dict(_load())
 
 
 def forget():
-    """Drop every recorded choice, in memory and on disk (the next auto call measures)."""
+    """Drop every choice, in memory and on disk (the next auto call measures)."""
     global _choices
     _choices = {}
+    _provisional.clear()
     try:
         os.remove(cache_path())
     except OSError:
         pass
 
 
-_probe_data = None
+def known(key):
+    """The choice for `key` (recorded, or provisional and still fresh), or None."""
+    entry = _load().get(key)
+    if entry is not None:
+        return entry["impl"]
+    provisional = _provisional.get(key)
+    if provisional is not None and time.monotonic() - provisional[1] < RETRY_SECONDS:
+        return provisional[0]
+    return None
 
 
-def _next_kernel():
-    """A parallel Numba kernel of about 20 us: what runs after a GEMM in a training step."""
-    global _probe_data
+_neighbour_data = None
+
+
+def _neighbour():
+    """A parallel Numba kernel of about 20 us: what runs before and after a GEMM in a
+    training step (so a library that leaves spinning threads behind pays for them)."""
+    global _neighbour_data
     from .cpu.activations import activation_forward
-    if _probe_data is None:
-        _probe_data = (np.ones(1 << 16, np.float32), np.empty(1 << 16, np.float32))
-    x, out = _probe_data
+    if _neighbour_data is None:
+        _neighbour_data = (np.ones(1 << 16, np.float32), np.empty(1 << 16, np.float32))
+    x, out = _neighbour_data
     activation_forward[1](1 << 16, x, out, np.float32(0))
 
 
-def _best_time(fn):
-    time.sleep(SETTLE_SECONDS)
-    result = fn()  # compiles (first use) and warms caches
-    _next_kernel()
+def _round(fn):
+    """The best time of fn in context (a neighbour kernel before and after) over about
+    ROUND_SECONDS, at least two runs."""
     best, spent, runs = math.inf, 0.0, 0
-    while runs < 2 or spent < MEASURE_SECONDS:
+    while runs < 2 or (spent < ROUND_SECONDS and runs < 50):
+        _neighbour()
         start = time.perf_counter()
-        result = fn()
-        _next_kernel()
+        fn()
+        _neighbour()
         elapsed = time.perf_counter() - start
         best, spent, runs = min(best, elapsed), spent + elapsed, runs + 1
-        if runs >= 50:
-            break
-    return best, result
+    return best
+
+
+def measure(candidates):
+    """({name: median of the rounds' best times}, {name: spread of its rounds}, the first
+    result of each candidate); each candidate's first run compiles and warms caches."""
+    from .cpu._load import LoadMeter
+    time.sleep(SETTLE_SECONDS)
+    meter = LoadMeter(interval=0.0)
+    results = {name: fn() for name, fn in candidates.items()}
+    rounds = {name: [] for name in candidates}
+    for _ in range(ROUNDS):
+        for name, fn in candidates.items():
+            rounds[name].append(_round(fn))
+    load = meter.read()
+    medians = {name: statistics.median(times) for name, times in rounds.items()}
+    spreads = {name: (max(times) - min(times)) / min(times) for name, times in rounds.items()}
+    return medians, spreads, load, results
 
 
 def run(key, impl, candidates):
@@ -176,14 +217,17 @@ def run(key, impl, candidates):
     """
     if impl != "auto":
         return candidates[impl]()
-    known = _load().get(key)
-    if known is not None:
-        return candidates[known["impl"]]()
-    seconds, results = {}, {}
-    for name in IMPLS:
-        seconds[name], results[name] = _best_time(candidates[name])
-    winner = min(IMPLS, key=seconds.get)
-    choices = _load()
-    choices[key] = {"impl": winner, "seconds": seconds}
-    _save(choices)
+    choice = known(key)
+    if choice is not None:
+        return candidates[choice]()
+    medians, spreads, load, results = measure(candidates)
+    winner = min(IMPLS, key=medians.get)
+    if spreads[winner] <= NOISE and load <= BUSY_CORES:
+        choices = _load()
+        choices[key] = {"impl": winner, "seconds": medians, "spread": spreads,
+                        "other_load_cores": round(load, 3)}
+        _provisional.pop(key, None)
+        _save(choices)
+    else:  # a moment's load or noise: hold this choice a while, then measure again
+        _provisional[key] = (winner, time.monotonic())
     return results[winner]

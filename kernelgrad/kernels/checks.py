@@ -66,6 +66,9 @@ def float_array(x, name, min_ndim=0, max_ndim=None):
 
 def in_place_array(x, name):
     """An array the kernel updates in place (see the module docstring)."""
+    if (type(x) is np.ndarray and (x.dtype is F32 or x.dtype is F64)
+            and x.flags.c_contiguous and x.flags.writeable and x.size):
+        return x  # the common case, decided first
     if is_cupy(x):
         _cupy_float32(x, name)
         if not x.flags.c_contiguous:
@@ -108,6 +111,14 @@ def no_overlap(written, read=()):
     its whole extent, so overlapping extents are shared memory). Sorting the extents makes
     it n log n for the foreach form's long lists.
     """
+    owners = set()
+    for _, a in (*written, *read):
+        owner = a if a.base is None else a.base
+        if type(owner) is not np.ndarray or not owner.flags.owndata or id(owner) in owners:
+            break  # foreign memory, or two views of one allocation: compare the bytes
+        owners.add(id(owner))
+    else:
+        return  # each array has an allocation of its own: nothing can overlap
     spans = sorted([(*_extent(a), name, True) for name, a in written]
                    + [(*_extent(a), name, False) for name, a in read])
     # sweep in start order, keeping the span that reaches furthest: a span overlapping any
@@ -158,6 +169,8 @@ def finite(value, name, low=None, high=None, low_open=False, high_open=False, dt
 
 def representable(value, name, dtype):
     """value, checked to stay finite, and nonzero if it is nonzero, in `dtype`."""
+    if value == 0 or 1e-30 < abs(value) < 1e30:  # fine in float32 and float64: no cast
+        return value
     with np.errstate(over="ignore"):
         rounded = np.dtype(dtype).type(value)
     if not np.isfinite(rounded):
@@ -188,8 +201,9 @@ def step_count(step):
 
 
 def labels_for(labels, rows, classes):
-    """Integer class labels of shape (rows,), each in [0, classes). On the GPU the range
-    is the kernel's to check (here it would cost a synchronizing read)."""
+    """Integer class labels of shape (rows,) as int64, for a kernel that checks each is in
+    [0, classes) (on the CPU, before it computes; on the GPU, a NaN row and a device flag,
+    since a check here would cost a synchronizing read)."""
     labels = as_array(labels, "labels")
     if labels.dtype.kind not in "iu":
         raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
@@ -198,11 +212,10 @@ def labels_for(labels, rows, classes):
                          f"expected ({rows},)")
     if is_cupy(labels):
         return labels
-    low, high = labels.min(), labels.max()
-    if low < 0 or high >= classes:
-        bad = low if low < 0 else high
-        raise ValueError(f"label {bad} is outside [0, {classes}) for logits with {classes} "
-                         "classes")
+    # the range is the kernel's front-end's to check, in one compiled pass
     if labels.dtype is not np.dtype(np.int64) or not labels.flags.c_contiguous:
+        if labels.dtype.kind == "u" and labels.size and labels.max() >= 2 ** 63:
+            raise ValueError(f"label {labels.max()} is outside [0, {classes}) for logits with "
+                             f"{classes} classes")
         labels = np.ascontiguousarray(labels, dtype=np.int64)
     return labels

@@ -224,6 +224,9 @@ def nll_loss(log_probs, labels, weight=None, reduction="mean"):
         raise ValueError(f"nll_loss takes log-probabilities (N, C), got shape {a.shape}")
     labels_data = checks.labels_for(_labels(labels, a.shape[0]), *a.shape)
     same_device(a, labels_data)
+    if labels_data.size and (labels_data.min() < 0 or labels_data.max() >= a.shape[1]):
+        bad = labels_data.min() if labels_data.min() < 0 else labels_data.max()
+        raise ValueError(f"label {bad} is outside [0, {a.shape[1]}) for {a.shape[1]} classes")
     xp = xp_of(a)
     index = xp.arange(a.shape[0])
     w = None if weight is None else _class_weights(weight, a)

@@ -9,11 +9,12 @@ import inspect
 import os
 import types as pytypes
 
-import numba
 import numpy as np
 from numba import njit
 from numba.core import types
 from numba.extending import overload
+
+from . import _threads
 
 # Below this many elements of work a parallel launch costs more than it saves.
 PARALLEL_MIN_WORK = int(os.environ.get("KERNELGRAD_PARALLEL_MIN_WORK", 1 << 15))
@@ -48,13 +49,14 @@ class Kernel:
 
     @staticmethod
     def threads(work):
-        """How many threads a launch with this much work runs on (1: the serial build)."""
-        return numba.get_num_threads() if work >= PARALLEL_MIN_WORK else 1
+        """How many threads a launch with this much work runs on (1: the serial build):
+        Numba's count, capped by the cores other processes leave idle (_threads.py)."""
+        return _threads.available() if work >= PARALLEL_MIN_WORK else 1
 
     def __call__(self, work, *args):
-        if self.threads(work) > 1:
-            return self.parallel(*args)
-        return self.serial(*args)
+        if work < PARALLEL_MIN_WORK:  # small: straight to the serial build
+            return self.serial(*args)
+        return _threads.run(self.parallel, self.serial, work, PARALLEL_MIN_WORK, args)
 
 
 def kernel(fn=None, *, fastmath=False):

@@ -73,3 +73,13 @@ def softmax_cross_entropy(logits, labels, losses, dlogits):
         losses[i] = math.log(total) - (row[label] - shift)
         _scale(drow, cast_like(row[0], 1.0 / total))
         drow[label] -= 1
+
+
+@njit(cache=True)
+def labels_in_range(labels, classes):
+    """The first label outside [0, classes), or -1 when every one is inside (one pass: the
+    check costs the same as NumPy's min and max, without their two calls)."""
+    for i in range(labels.size):
+        if labels[i] < 0 or labels[i] >= classes:
+            return i
+    return -1

@@ -8,6 +8,15 @@ from ... import devices
 from .. import _alloc, checks
 from .._spec import ACTIVATION_IDS, ACTIVATIONS
 
+F32, F64 = checks.F32, checks.F64
+
+
+def plain(x):
+    """True for an array the CPU fast paths take as it is: exactly a C-contiguous float32
+    or float64 numpy.ndarray with data."""
+    return (type(x) is np.ndarray and (x.dtype is F32 or x.dtype is F64)
+            and x.flags.c_contiguous and x.size > 0)
+
 
 def empty(shape, dtype):
     """Every CPU output is allocated here: large ones from reused buffers (_alloc.py).
@@ -16,7 +25,31 @@ def empty(shape, dtype):
 
 
 def empty_like(x):
-    return empty(x.shape, x.dtype)
+    """An output shaped like the C-contiguous NumPy array x (from reused buffers if large)."""
+    return _alloc.empty_like(x)
+
+
+class Plans(dict):
+    """Checked call plans by argument signature: a call whose signature was seen before
+    skips the checks that signature passed (its arrays' type, dtype and layout are still
+    tested, cheaply, before the lookup). At most LIMIT signatures are kept."""
+
+    LIMIT = 512
+
+    def remember(self, key, plan):
+        if len(self) >= self.LIMIT:
+            self.clear()
+        try:
+            self[key] = plan
+        except TypeError:  # an unhashable argument: nothing to remember it by
+            pass
+        return plan
+
+    def find(self, key):
+        try:
+            return self.get(key)
+        except TypeError:
+            return None
 
 
 def on_gpu(*arrays):

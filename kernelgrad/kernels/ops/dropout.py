@@ -2,22 +2,42 @@
 (seed, offset), on cpu/dropout.py and cuda/dropout.cu."""
 import numpy as np
 
-from .. import checks
+from .. import _alloc, checks
 from ..cpu import dropout as cpu_kernels
 from ..philox import keep_threshold
-from ._common import cuda, empty_like
+from ._common import Plans, cuda
+
+_U64 = 2 ** 64
+_constants = Plans()  # (p, dtype) -> (keep threshold, scale in dtype)
+
+
+def _constants_of(p, dtype):
+    found = _constants.find((p, dtype))
+    if found is None:
+        checked = checks.probability(p)
+        found = _constants.remember((p, dtype), (np.uint64(keep_threshold(checked)),
+                                                 dtype.type(1.0 / (1.0 - checked))))
+    return found
 
 
 def _dropout(x, p, seed, offset, name):
+    if (type(x) is np.ndarray and x.dtype in checks.FLOAT_DTYPES and x.flags.c_contiguous
+            and x.size and type(seed) is int and type(offset) is int
+            and 0 <= seed < _U64 and 0 <= offset < _U64):
+        threshold, scale = _constants_of(p, x.dtype)
+        out = _alloc.empty_like(x)
+        cpu_kernels.dropout(x.size, x.ravel(), out.ravel(), threshold, scale, np.uint64(seed),
+                            np.uint64(offset))
+        return out
     x = checks.float_array(x, name)
     p = checks.probability(p)
     seed = np.uint64(checks.uint64(seed, "seed"))
     offset = np.uint64(checks.uint64(offset, "offset"))
     if checks.is_cupy(x):
         return cuda("dropout").dropout(x, keep_threshold(p), 1.0 / (1.0 - p), seed, offset)
-    out = empty_like(x)
-    cpu_kernels.dropout(x.size, x.reshape(-1), out.reshape(-1), keep_threshold(p),
-                        x.dtype.type(1.0 / (1.0 - p)), seed, offset)
+    threshold, scale = _constants_of(p, x.dtype)
+    out = _alloc.empty_like(x)
+    cpu_kernels.dropout(x.size, x.ravel(), out.ravel(), threshold, scale, seed, offset)
     return out
 
 

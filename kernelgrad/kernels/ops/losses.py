@@ -1,23 +1,33 @@
 """binary_cross_entropy_with_logits and mse: elementwise losses with their gradients, on
 cpu/losses.py and cuda/losses.cu. Gradients are those of the *sum* of the losses."""
-from .. import checks
+import numpy as np
+
+from .. import _alloc, checks
 from ..cpu import losses as cpu_kernels
-from ._common import cuda, empty_like, on_gpu
+from ._common import cuda, on_gpu
+
+
+def _run_cpu(kernel, pred, target):
+    losses = _alloc.empty_like(pred)
+    grad = _alloc.empty_like(pred)
+    kernel(pred.size, pred.ravel(), target.ravel(), losses.ravel(), grad.ravel())
+    return losses, grad
 
 
 def _elementwise_loss(kernel, pred, target, pred_name, target_name):
     """kernel: the loss kernel's name, the same in cpu/losses.py and cuda/losses.py."""
+    if (type(pred) is np.ndarray and type(target) is np.ndarray
+            and pred.dtype in checks.FLOAT_DTYPES and pred.dtype is target.dtype
+            and pred.shape == target.shape and pred.size and pred.flags.c_contiguous
+            and target.flags.c_contiguous):
+        return _run_cpu(getattr(cpu_kernels, kernel), pred, target)
     pred = checks.float_array(pred, pred_name)
     target = checks.float_array(target, target_name)
     checks.same_shape(pred, pred_name, target, target_name)
     checks.same_dtype(pred, pred_name, target, target_name)
     if on_gpu(pred, target):
         return getattr(cuda("losses"), kernel)(pred, target)
-    losses = empty_like(pred)
-    grad = empty_like(pred)
-    getattr(cpu_kernels, kernel)(pred.size, pred.reshape(-1), target.reshape(-1),
-                                 losses.reshape(-1), grad.reshape(-1))
-    return losses, grad
+    return _run_cpu(getattr(cpu_kernels, kernel), pred, target)
 
 
 def binary_cross_entropy_with_logits(logits, targets):

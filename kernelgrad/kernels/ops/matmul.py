@@ -1,13 +1,19 @@
 """matmul, linear, linear_backward: GEMMs with an optional bias-and-activation epilogue,
 on cpu/matmul.py (or OpenBLAS through NumPy) and cuda/matmul.cu, matmul_tc.cu (or cuBLAS).
+
+On the CPU each call signature (shapes, dtype, transposes, activation, impl) is checked
+once and kept as a plan (its sizes, shape class, thread partition and scratch size), so a
+training step's repeated GEMMs pay a dictionary lookup, not the checks again.
 """
+import os
+
 import numpy as np
 
 from .. import _autotune, checks
 from ..cpu import activations as cpu_activations
 from ..cpu import matmul as cpu_kernels
 from . import activations
-from ._common import activation_id, alpha_of, cuda, empty, on_gpu
+from ._common import Plans, activation_id, alpha_of, cuda, empty, on_gpu
 from .bias_grad import column_sums
 
 # Below this many multiply-adds (about 0.1 ms) auto does not measure and runs ours: BLAS
@@ -15,9 +21,12 @@ from .bias_grad import column_sums
 # kernels costs far more (the demo MLP step: 0.39 ms all Numba, 1.85 ms with its three
 # 10-wide GEMMs sent to OpenBLAS, although each measured faster there).
 AUTO_MIN_MACS = 1 << 24
+# A GEMM's work in the parallel-launch threshold's unit: one per 64 multiply-adds
+MACS_PER_WORK = 64
 
 _scratch_buffers = {}
 SCRATCH_KEEP_BYTES = 64 << 20  # a larger packing buffer is used once and let go
+_plans = Plans()
 
 
 def _scratch(size, dtype):
@@ -34,6 +43,98 @@ def _scratch(size, dtype):
     return buf
 
 
+class Gemm:
+    """One checked CPU GEMM signature, act(op(A) @ op(B) + bias): everything about it that
+    does not change from call to call."""
+
+    def __init__(self, M, N, K, trans_a, trans_b, dtype, has_epilogue, act, alpha, impl):
+        self.M, self.N, self.K = M, N, K
+        self.trans_a, self.trans_b = bool(trans_a), bool(trans_b)
+        self.dtype, self.act, self.alpha = dtype, act, alpha
+        self.has_epilogue = has_epilogue
+        self.key = gemm_shape_class("linear" if has_epilogue else "matmul", dtype, M, N, K,
+                                    trans_a, trans_b)
+        if impl == "auto" and M * N * K < AUTO_MIN_MACS:
+            impl = "numba"
+        self.impl = impl
+        self.work = M * N * K // MACS_PER_WORK
+        self.zero_bias = np.zeros(N if act else 1, dtype)  # the epilogue adds one
+        self._layouts = {}  # threads -> ((parts_m, parts_n), scratch size)
+
+    def _layout(self):
+        threads = cpu_kernels.gemm.threads(self.work)
+        layout = self._layouts.get(threads)
+        if layout is None:
+            parts = cpu_kernels.partition(self.M, self.N, self.dtype, threads)
+            size = cpu_kernels.scratch_size(self.M, self.N, self.K, self.dtype,
+                                            parts[0] * parts[1])
+            layout = self._layouts[threads] = (parts, size)
+        return layout
+
+    def numba(self, a, b, bias):
+        c = empty((self.M, self.N), self.dtype)
+        parts, size = self._layout()
+        bias = self.zero_bias if bias is None else bias
+        cpu_kernels.gemm(self.work, a, b, c, bias, self.has_epilogue, self.act, self.alpha,
+                         self.trans_a, self.trans_b, *parts, _scratch(size, self.dtype))
+        return c
+
+    def blas(self, a, b, bias):
+        c = empty((self.M, self.N), self.dtype)
+        np.matmul(a.T if self.trans_a else a, b.T if self.trans_b else b, out=c)
+        if self.has_epilogue:
+            bias = self.zero_bias if bias is None else bias
+            cpu_activations.bias_activation(c.size, c, bias, self.act, self.alpha)
+        return c
+
+    def __call__(self, a, b, bias=None):
+        impl = self.impl
+        if impl == "auto":
+            impl = _autotune.known(self.key)  # None until this shape class is measured
+        if impl == "numba":
+            return self.numba(a, b, bias)
+        if impl == "blas":
+            return self.blas(a, b, bias)
+        return _autotune.run(self.key, "auto", {"numba": lambda: self.numba(a, b, bias),
+                                                "blas": lambda: self.blas(a, b, bias)})
+
+
+def _sizes(a, b, trans_a, trans_b):
+    M = a.shape[1] if trans_a else a.shape[0]
+    K = a.shape[0] if trans_a else a.shape[1]
+    N = b.shape[0] if trans_b else b.shape[1]
+    return M, N, K
+
+
+def gemm(a, b, trans_a, trans_b, impl, bias=None, act=0, alpha=None):
+    """act(op(a) @ op(b) + bias) by `impl` (already checked); operands checked."""
+    M, N, K = _sizes(a, b, trans_a, trans_b)
+    alpha = a.dtype.type(0) if alpha is None else alpha
+    has_epilogue = bias is not None or act != 0
+    if checks.is_cupy(a):
+        key = gemm_shape_class("linear" if has_epilogue else "matmul", a.dtype, M, N, K,
+                               trans_a, trans_b)
+        return cuda("matmul").gemm(a, b, bool(trans_a), bool(trans_b), impl, key, bias, act,
+                                   alpha)
+    plan_key = ("gemm", M, N, K, bool(trans_a), bool(trans_b), a.dtype, has_epilogue, act,
+                alpha, impl)
+    plan = _plans.get(plan_key)
+    if plan is None:
+        plan = _plans.remember(plan_key, Gemm(M, N, K, trans_a, trans_b, a.dtype,
+                                              has_epilogue, act, alpha, impl))
+    return plan(a, b, bias)
+
+
+def gemm_shape_class(op, dtype, M, N, K, trans_a=False, trans_b=False):
+    """The key under which impl="auto" records its choice for this GEMM ("matmul", or
+    "linear" for one with an epilogue); see impl_choices()."""
+    return _autotune.shape_class(op, dtype, M, N, K, flags=(f"t{int(trans_a)}{int(trans_b)}",))
+
+
+impl_choices = _autotune.choices
+forget_impl_choices = _autotune.forget
+
+
 def _operands(a, b, trans_a, trans_b):
     a = checks.float_array(a, "a", 2, 2)
     b = checks.float_array(b, "b", 2, 2)
@@ -47,52 +148,16 @@ def _operands(a, b, trans_a, trans_b):
     return a, b
 
 
-def gemm(a, b, trans_a, trans_b, impl, bias=None, act=0, alpha=None):
-    """act(op(a) @ op(b) + bias) by `impl` (already checked); operands checked."""
-    M = a.shape[1] if trans_a else a.shape[0]
-    K = a.shape[0] if trans_a else a.shape[1]
-    N = b.shape[0] if trans_b else b.shape[1]
-    alpha = a.dtype.type(0) if alpha is None else alpha
-    has_epilogue = bias is not None or act != 0
-    key = gemm_shape_class("linear" if has_epilogue else "matmul", a.dtype, M, N, K, trans_a,
-                           trans_b)
-    if checks.is_cupy(a):
-        return cuda("matmul").gemm(a, b, bool(trans_a), bool(trans_b), impl, key, bias, act,
-                                   alpha)
-
-    if bias is None:
-        bias = np.zeros(N if act else 1, a.dtype)  # the epilogue adds a bias: zero if none
-
-    def numba():
-        c = empty((M, N), a.dtype)
-        work = M * N * K // 64
-        parts = cpu_kernels.partition(M, N, a.dtype, cpu_kernels.gemm.threads(work))
-        scratch = _scratch(cpu_kernels.scratch_size(M, N, K, a.dtype, parts[0] * parts[1]),
-                           a.dtype)
-        cpu_kernels.gemm(work, a, b, c, bias, has_epilogue, act, alpha, bool(trans_a),
-                         bool(trans_b), *parts, scratch)
-        return c
-
-    def blas():
-        c = empty((M, N), a.dtype)
-        np.matmul(a.T if trans_a else a, b.T if trans_b else b, out=c)
-        if has_epilogue:
-            cpu_activations.bias_activation(c.size, c, bias, act, alpha)
-        return c
-
-    if impl == "auto" and M * N * K < AUTO_MIN_MACS:
-        impl = "numba"
-    return _autotune.run(key, impl, {"numba": numba, "blas": blas})
+def _plain(*arrays):
+    """The fast path's test: C-contiguous numpy.ndarrays (dtype and shapes are in the key)."""
+    for a in arrays:
+        if a is not None and (type(a) is not np.ndarray or not a.flags.c_contiguous):
+            return False
+    return True
 
 
-def gemm_shape_class(op, dtype, M, N, K, trans_a=False, trans_b=False):
-    """The key under which impl="auto" records its choice for this GEMM ("matmul", or
-    "linear" for one with an epilogue); see impl_choices()."""
-    return _autotune.shape_class(op, dtype, M, N, K, flags=(f"t{int(trans_a)}{int(trans_b)}",))
-
-
-impl_choices = _autotune.choices
-forget_impl_choices = _autotune.forget
+def _env():
+    return os.environ.get(_autotune.ENV_IMPL)
 
 
 def matmul(a, b, trans_a=False, trans_b=False, impl="auto"):
@@ -104,9 +169,41 @@ def matmul(a, b, trans_a=False, trans_b=False, impl="auto"):
     (tensor cores; inputs rounded to TF32 / bf16), "cublas" or "auto" (the fastest float32
     one, measured once per shape class and process). Transposed operands are read in place.
     """
+    if _plain(a, b):
+        key = ("matmul", a.shape, b.shape, a.dtype, b.dtype, trans_a, trans_b, impl, _env())
+        plan = _plans.find(key)
+        if plan is not None:
+            return plan(a, b)
     impl = _autotune.check_impl(impl, "cuda" if on_gpu(a, b) else "cpu")
-    a, b = _operands(a, b, trans_a, trans_b)
-    return gemm(a, b, trans_a, trans_b, impl)
+    checked_a, checked_b = _operands(a, b, trans_a, trans_b)
+    if checks.is_cupy(checked_a):
+        return gemm(checked_a, checked_b, trans_a, trans_b, impl)
+    M, N, K = _sizes(checked_a, checked_b, trans_a, trans_b)
+    plan = Gemm(M, N, K, trans_a, trans_b, checked_a.dtype, False, 0,
+                checked_a.dtype.type(0), impl)
+    if _plain(a, b):
+        _plans.remember(("matmul", a.shape, b.shape, a.dtype, b.dtype, trans_a, trans_b,
+                         impl, _env()), plan)
+    return plan(checked_a, checked_b)
+
+
+class Linear:
+    """A checked linear layer signature: its GEMM plan (with or without the activation in
+    the epilogue) and, with return_preact, the activation kernel after it."""
+
+    def __init__(self, gemm_plan, act, alpha, return_preact):
+        self.gemm, self.act, self.alpha = gemm_plan, act, alpha
+        self.return_preact = return_preact
+
+    def __call__(self, x, w, b):
+        if not self.return_preact:
+            return self.gemm(x, w, b)
+        z = self.gemm(x, w, b)
+        return activations.forward(z, self.act, self.alpha), z
+
+
+def _bias_key(b):
+    return None if b is None else (b.shape, b.dtype)
 
 
 def linear(x, w, b=None, activation=None, alpha=0.01, return_preact=False, impl="auto"):
@@ -116,25 +213,56 @@ def linear(x, w, b=None, activation=None, alpha=0.01, return_preact=False, impl=
     x (batch, in), w (in, out), b (out,) or None. With return_preact, returns (y, z)
     where z = x @ w + b; gelu's backward needs z. impl as for matmul.
     """
+    if _plain(x, w, b):
+        key = ("linear", x.shape, w.shape, x.dtype, w.dtype, _bias_key(b), activation, alpha,
+               return_preact, impl, _env())
+        plan = _plans.find(key)
+        if plan is not None:
+            return plan(x, w, b)
     impl = _autotune.check_impl(impl, "cuda" if on_gpu(x, w, b) else "cpu")
-    x = checks.float_array(x, "x", 2, 2)
-    w = checks.float_array(w, "w", 2, 2)
-    checks.same_dtype(x, "x", w, "w")
-    if x.shape[1] != w.shape[0]:
-        raise ValueError(f"linear: x has shape {x.shape} but w has shape {w.shape}; w must "
-                         f"be (in_features={x.shape[1]}, out_features)")
+    checked_x = checks.float_array(x, "x", 2, 2)
+    checked_w = checks.float_array(w, "w", 2, 2)
+    checks.same_dtype(checked_x, "x", checked_w, "w")
+    if checked_x.shape[1] != checked_w.shape[0]:
+        raise ValueError(f"linear: x has shape {checked_x.shape} but w has shape "
+                         f"{checked_w.shape}; w must be (in_features={checked_x.shape[1]}, "
+                         "out_features)")
+    checked_b = b
     if b is not None:
-        b = checks.float_array(b, "b", 1, 1)
-        checks.same_dtype(x, "x", b, "b")
-        if b.shape != (w.shape[1],):
-            raise ValueError(f"linear: b has shape {b.shape} but w has shape {w.shape}; "
-                             f"b must be ({w.shape[1]},)")
+        checked_b = checks.float_array(b, "b", 1, 1)
+        checks.same_dtype(checked_x, "x", checked_b, "b")
+        if checked_b.shape != (checked_w.shape[1],):
+            raise ValueError(f"linear: b has shape {checked_b.shape} but w has shape "
+                             f"{checked_w.shape}; b must be ({checked_w.shape[1]},)")
     act = activation_id(activation)
-    alpha = alpha_of(alpha, x.dtype)
-    if not return_preact:
-        return gemm(x, w, False, False, impl, b, act, alpha)
-    z = gemm(x, w, False, False, impl, b, 0, alpha)
-    return activations.forward(z, act, alpha), z
+    alpha_t = alpha_of(alpha, checked_x.dtype)
+    if checks.is_cupy(checked_x):
+        if not return_preact:
+            return gemm(checked_x, checked_w, False, False, impl, checked_b, act, alpha_t)
+        z = gemm(checked_x, checked_w, False, False, impl, checked_b, 0, alpha_t)
+        return activations.forward(z, act, alpha_t), z
+    M, K = checked_x.shape
+    N = checked_w.shape[1]
+    plan = Linear(Gemm(M, N, K, False, False, checked_x.dtype, True,
+                       0 if return_preact else act, alpha_t, impl), act, alpha_t,
+                  return_preact)
+    if _plain(x, w, b):
+        _plans.remember(("linear", x.shape, w.shape, x.dtype, w.dtype, _bias_key(b),
+                         activation, alpha, return_preact, impl, _env()), plan)
+    return plan(checked_x, checked_w, checked_b)
+
+
+class LinearBackward:
+    """A checked linear_backward signature: the activation's backward (if any), the two
+    GEMMs on transposed operands read in place, and the column sums."""
+
+    def __init__(self, act, alpha, dx_plan, dw_plan):
+        self.act, self.alpha, self.dx, self.dw = act, alpha, dx_plan, dw_plan
+
+    def __call__(self, dy, x, w, saved):
+        dz = dy if not self.act else activations.backward(dy, saved, self.act, self.alpha)
+        dx = self.dx(dz, w) if self.dx is not None else None
+        return dx, self.dw(x, dz), column_sums(dz)
 
 
 def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
@@ -144,6 +272,18 @@ def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
     `y` is the layer's output; gelu needs `preact` (z) instead. dx = dz @ w.T and
     dw = x.T @ dz are GEMMs on the transposed operands in place; impl as for matmul.
     """
+    saved = preact if activation == "gelu" else y
+    if activation is not None and _plain(dy, x, w, saved) and saved is not None:
+        key = ("linear_backward", dy.shape, x.shape, w.shape, saved.shape, dy.dtype, x.dtype,
+               w.dtype, saved.dtype, activation, alpha, bool(need_input_grad), impl, _env())
+    elif activation is None and _plain(dy, x, w):
+        key = ("linear_backward", dy.shape, x.shape, w.shape, None, dy.dtype, x.dtype,
+               w.dtype, None, None, alpha, bool(need_input_grad), impl, _env())
+    else:
+        key = None
+    plan = _plans.find(key) if key is not None else None
+    if plan is not None:
+        return plan(dy, x, w, saved)
     impl = _autotune.check_impl(impl, "cuda" if on_gpu(dy, x, w, y, preact) else "cpu")
     x = checks.float_array(x, "x", 2, 2)
     w = checks.float_array(w, "w", 2, 2)
@@ -155,17 +295,27 @@ def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
         raise ValueError(f"linear_backward: x {x.shape}, w {w.shape} and dy {dy.shape} do "
                          f"not fit (dy must be {expected})")
     act = activation_id(activation)
-    alpha = alpha_of(alpha, x.dtype)
-    dz = dy
+    alpha_t = alpha_of(alpha, x.dtype)
     if act:
         saved_name = "preact" if activation == "gelu" else "y"
-        saved = preact if activation == "gelu" else y
         if saved is None:
             raise ValueError(f"linear_backward with {activation} needs {saved_name}")
         saved = checks.float_array(saved, saved_name, 2, 2)
         checks.same_shape(saved, saved_name, dy, "dy")
         checks.same_dtype(saved, saved_name, dy, "dy")
-        dz = activations.backward(dy, saved, act, alpha)
-    dx = gemm(dz, w, False, True, impl) if need_input_grad else None
-    dw = gemm(x, dz, True, False, impl)
-    return dx, dw, column_sums(dz)
+    if checks.is_cupy(x):
+        dz = activations.backward(dy, saved, act, alpha_t) if act else dy
+        dx = gemm(dz, w, False, True, impl) if need_input_grad else None
+        return dx, gemm(x, dz, True, False, impl), column_sums(dz)
+    batch, fan_in = x.shape
+    fan_out = w.shape[1]
+    zero = x.dtype.type(0)
+    plan = LinearBackward(
+        act, alpha_t,
+        Gemm(batch, fan_in, fan_out, False, True, x.dtype, False, 0, zero, impl)
+        if need_input_grad else None,
+        Gemm(fan_in, fan_out, batch, True, False, x.dtype, False, 0, zero, impl))
+    if key is not None:
+        _plans.remember(key, plan)
+    return plan(dy, x, w, saved)
+

@@ -92,12 +92,10 @@ def _needed(state, what, flag, why):
     return state if flag else None
 
 
-def _in_dtype(tensors, **values):
-    """{dtype: the hyper-parameters in it} for each dtype among the parameters, each value
-    checked to stay finite (and nonzero when it is nonzero) there."""
-    return {dtype: [dtype.type(checks.representable(v, name, dtype))
-                    for name, v in values.items()]
-            for dtype in {row[0].dtype for row in tensors}}
+def _scalars(dtype, **values):
+    """The hyper-parameters in dtype, each checked to stay finite (and nonzero when it is
+    nonzero) there."""
+    return [dtype.type(checks.representable(v, name, dtype)) for name, v in values.items()]
 
 
 def prepare_sgd(param, grad, momentum_buf=None, *, lr, momentum=0.0, dampening=0.0,
@@ -112,14 +110,22 @@ def prepare_sgd(param, grad, momentum_buf=None, *, lr, momentum=0.0, dampening=0
     use_momentum, nesterov = momentum != 0, bool(nesterov)
     tensors = _tensors(param, grad, momentum_buf=_needed(
         momentum_buf, "a momentum_buf", use_momentum, "momentum != 0"))
-    scalars = _in_dtype(tensors, lr=lr, momentum=momentum, dampening=1 - dampening,
-                        weight_decay=weight_decay)
-    kernel = cpu_kernels.sgd_step[use_momentum, nesterov, step == 1]
+    kernels = {dtype: sgd_kernel(dtype, lr, momentum, dampening, weight_decay, nesterov, step)
+               for dtype in {row[0].dtype for row in tensors}}
     return Step(
         tensors, on_gpu(tensors[0][0]),
         lambda t: cuda("optim").sgd_step(t, lr, momentum, 1 - dampening, weight_decay,
                                           use_momentum, nesterov, step == 1),
-        lambda p, g, buf: kernel(p.size, p, g, p if buf is None else buf, *scalars[p.dtype]))
+        lambda p, g, buf: kernels[p.dtype][0](p.size, p, g, p if buf is None else buf,
+                                              *kernels[p.dtype][1]))
+
+
+def sgd_kernel(dtype, lr, momentum, dampening, weight_decay, nesterov, step):
+    """(CPU kernel, its scalar arguments in dtype) of an SGD step; the arrays are
+    (param, grad, momentum_buf or param)."""
+    return (cpu_kernels.sgd_step[momentum != 0, bool(nesterov), step == 1],
+            _scalars(dtype, lr=lr, momentum=momentum, dampening=1 - dampening,
+                     weight_decay=weight_decay))
 
 
 def sgd_step(param, grad, momentum_buf=None, *, lr, momentum=0.0, dampening=0.0,
@@ -139,11 +145,19 @@ def prepare_adagrad(param, grad, state_sum, *, lr=0.01, lr_decay=0.0, weight_dec
     step = checks.step_count(step)
     tensors = _tensors(param, grad, state_sum=_needed(state_sum, "state_sum", True, "Adagrad"))
     clr = lr / (1 + (step - 1) * lr_decay)
-    scalars = _in_dtype(tensors, lr=clr, weight_decay=weight_decay, eps=eps)
+    kernels = {dtype: adagrad_kernel(dtype, lr, lr_decay, weight_decay, eps, step)
+               for dtype in {row[0].dtype for row in tensors}}
     return Step(tensors, on_gpu(tensors[0][0]),
                 lambda t: cuda("optim").adagrad_step(t, clr, weight_decay, eps),
-                lambda p, g, state: cpu_kernels.adagrad_step(p.size, p, g, state,
-                                                             *scalars[p.dtype]))
+                lambda p, g, state: kernels[p.dtype][0](p.size, p, g, state,
+                                                        *kernels[p.dtype][1]))
+
+
+def adagrad_kernel(dtype, lr, lr_decay, weight_decay, eps, step):
+    """(CPU kernel, scalars) of an Adagrad step; arrays (param, grad, state_sum)."""
+    clr = lr / (1 + (step - 1) * lr_decay)
+    return cpu_kernels.adagrad_step, _scalars(dtype, lr=clr, weight_decay=weight_decay,
+                                              eps=eps)
 
 
 def adagrad_step(param, grad, state_sum, *, lr=0.01, lr_decay=0.0, weight_decay=0.0,
@@ -165,16 +179,23 @@ def prepare_rmsprop(param, grad, square_avg, *, grad_avg=None, momentum_buf=None
         param, grad, square_avg=_needed(square_avg, "square_avg", True, "RMSprop"),
         grad_avg=_needed(grad_avg, "a grad_avg", centered, "centered RMSprop"),
         momentum_buf=_needed(momentum_buf, "a momentum_buf", use_momentum, "momentum != 0"))
-    scalars = _in_dtype(tensors, lr=lr, alpha=alpha, one_minus_alpha=1 - alpha, eps=eps,
-                        weight_decay=weight_decay, momentum=momentum)
-    kernel = cpu_kernels.rmsprop_step[use_momentum, centered]
+    kernels = {dtype: rmsprop_kernel(dtype, lr, alpha, eps, weight_decay, momentum, centered)
+               for dtype in {row[0].dtype for row in tensors}}
     return Step(
         tensors, on_gpu(tensors[0][0]),
         lambda t: cuda("optim").rmsprop_step(t, lr, alpha, eps, weight_decay, momentum,
                                               use_momentum, centered),
-        lambda p, g, square, average, buf: kernel(
+        lambda p, g, square, average, buf: kernels[p.dtype][0](
             p.size, p, g, square, p if average is None else average, p if buf is None else buf,
-            *scalars[p.dtype]))
+            *kernels[p.dtype][1]))
+
+
+def rmsprop_kernel(dtype, lr, alpha, eps, weight_decay, momentum, centered):
+    """(CPU kernel, scalars) of an RMSprop step; arrays (param, grad, square_avg,
+    grad_avg or param, momentum_buf or param)."""
+    return (cpu_kernels.rmsprop_step[momentum != 0, bool(centered)],
+            _scalars(dtype, lr=lr, alpha=alpha, one_minus_alpha=1 - alpha, eps=eps,
+                     weight_decay=weight_decay, momentum=momentum))
 
 
 def rmsprop_step(param, grad, square_avg, *, grad_avg=None, momentum_buf=None, lr=0.01,
@@ -199,14 +220,27 @@ def prepare_adam(param, grad, exp_avg, exp_avg_sq, *, lr=1e-3, beta1=0.9, beta2=
     bias2 = 1 - beta2 ** step
     coupled = 0.0 if decoupled_weight_decay else weight_decay
     decay = 1 - lr * weight_decay if decoupled_weight_decay else 1.0
-    scalars = _in_dtype(tensors, step_size=lr / bias1, beta1=beta1, one_minus_beta1=1 - beta1,
-                        beta2=beta2, one_minus_beta2=1 - beta2, eps=eps, weight_decay=coupled,
-                        decay_factor=decay, inv_sqrt_bias2=1 / bias2 ** 0.5)
+    kernels = {dtype: adam_kernel(dtype, lr, beta1, beta2, eps, weight_decay, step,
+                                  decoupled_weight_decay)
+               for dtype in {row[0].dtype for row in tensors}}
     return Step(
         tensors, on_gpu(tensors[0][0]),
         lambda t: cuda("optim").adam_step(t, lr / bias1, beta1, beta2, eps, coupled, decay,
                                            1 / bias2 ** 0.5),
-        lambda p, g, m, sq: cpu_kernels.adam_step(p.size, p, g, m, sq, *scalars[p.dtype]))
+        lambda p, g, m, sq: kernels[p.dtype][0](p.size, p, g, m, sq, *kernels[p.dtype][1]))
+
+
+def adam_kernel(dtype, lr, beta1, beta2, eps, weight_decay, step, decoupled_weight_decay):
+    """(CPU kernel, scalars) of an Adam (AdamW) step; arrays (param, grad, exp_avg,
+    exp_avg_sq). The bias corrections are taken in double, then rounded, as PyTorch does."""
+    bias1 = 1 - beta1 ** step
+    bias2 = 1 - beta2 ** step
+    coupled = 0.0 if decoupled_weight_decay else weight_decay
+    decay = 1 - lr * weight_decay if decoupled_weight_decay else 1.0
+    return cpu_kernels.adam_step, _scalars(
+        dtype, step_size=lr / bias1, beta1=beta1, one_minus_beta1=1 - beta1, beta2=beta2,
+        one_minus_beta2=1 - beta2, eps=eps, weight_decay=coupled, decay_factor=decay,
+        inv_sqrt_bias2=1 / bias2 ** 0.5)
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,

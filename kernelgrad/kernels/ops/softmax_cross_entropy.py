@@ -1,8 +1,24 @@
 """softmax_cross_entropy: loss and dlogits in one kernel, on
 cpu/softmax_cross_entropy.py and cuda/softmax_cross_entropy.cu."""
-from .. import checks
+import numpy as np
+
+from .. import _alloc, checks
 from ..cpu import softmax_cross_entropy as cpu_kernels
-from ._common import cuda, empty, empty_like, on_gpu
+from ._common import cuda, empty, on_gpu
+
+INT64 = np.dtype(np.int64)
+
+
+def _run_cpu(logits, labels):
+    rows, classes = logits.shape
+    bad = cpu_kernels.labels_in_range(labels, classes)
+    if bad >= 0:
+        raise ValueError(f"label {labels[bad]} is outside [0, {classes}) for logits with "
+                         f"{classes} classes")
+    losses = empty(rows, logits.dtype)
+    dlogits = _alloc.empty_like(logits)
+    cpu_kernels.softmax_cross_entropy(logits.size, logits, labels, losses, dlogits)
+    return losses, dlogits
 
 
 def softmax_cross_entropy(logits, labels):
@@ -11,12 +27,14 @@ def softmax_cross_entropy(logits, labels):
     losses[i] = -log softmax(logits[i])[labels[i]]; dlogits = softmax(logits) - onehot,
     the gradient of losses.sum(). Stable for any finite logits.
     """
+    if (type(logits) is np.ndarray and type(labels) is np.ndarray and logits.ndim == 2
+            and logits.dtype in checks.FLOAT_DTYPES and logits.flags.c_contiguous
+            and logits.size and labels.dtype is INT64 and labels.flags.c_contiguous
+            and labels.shape == logits.shape[:1]):
+        return _run_cpu(logits, labels)  # the common case: checked by the tests above
     logits = checks.float_array(logits, "logits", 2, 2)
     gpu = on_gpu(logits, labels)
     labels = checks.labels_for(labels, *logits.shape)
     if gpu:
         return cuda("softmax_cross_entropy").softmax_cross_entropy(logits, labels)
-    losses = empty(logits.shape[0], dtype=logits.dtype)
-    dlogits = empty_like(logits)
-    cpu_kernels.softmax_cross_entropy(logits.size, logits, labels, losses, dlogits)
-    return losses, dlogits
+    return _run_cpu(logits, labels)
