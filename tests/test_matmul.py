@@ -60,6 +60,19 @@ def test_matmul_transposed(rng, m, n, k, dtype, trans_a, trans_b):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True),
+                                             (True, True)])
+@pytest.mark.parametrize("m,n,k", [(13, 127, 1000), (64, 128, 128), (67, 130, 244),
+                                   (127, 200, 129), (5, 2049, 300)])
+def test_matmul_small_a_read_in_place(rng, m, n, k, dtype, trans_a, trans_b):
+    """An A small enough to be read unpacked (M * K <= DIRECT_A_MAX) with many B panels:
+    a short last row panel, several KC blocks, either transpose."""
+    from kernelgrad.kernels.cpu.matmul import DIRECT_A_MAX
+    assert m * k <= DIRECT_A_MAX
+    check_matmul(rng, m, n, k, dtype, trans_a, trans_b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("m,n,k", [(257, 784, 513), (1000, 65, 300), (600, 20, 700)])
 def test_matmul_blocks_and_edges(rng, m, n, k, dtype, trans_a, trans_b):

@@ -38,6 +38,7 @@ NV = 2                                     # vectors per micro-tile row
 MR = 12 if VECTOR_REGISTERS >= 32 else 6   # rows: MR * NV accumulators + NV + 1 in use
 KC = 256                                   # depth of a packed block
 MC_MAX = 240                               # most rows of A a thread packs at once (L2)
+DIRECT_A_MAX = 16384                       # elements of an A read in place, unpacked
 
 
 def _micro_kernel_source(name, mr, nv, a_strides):
@@ -95,6 +96,13 @@ def _pack_panel(src, base, stride_i, stride_k, n, width, kc, panel):
     0 for n <= i < width: one panel of op(A) (width MR) or op(B) (width NR) from a flat
     row-major operand, whichever way it is transposed."""
     if stride_i == 1:  # each k is a contiguous run of the operand: vectorized copies
+        L = lanes(panel)
+        if n == width and width % L == 0:  # a whole panel: vector loads and stores
+            for k in range(kc):
+                s, d = base + k * stride_k, k * width
+                for v in range(0, width, L):
+                    vstore(panel, d + v, vload(src, s + v))
+            return
         for k in range(kc):
             dst = panel[k * width: (k + 1) * width]
             run = src[base + k * stride_k: base + k * stride_k + n]
@@ -163,8 +171,10 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
         start = k0 * n_panels * NR + panel * kc * NR
         _pack_panel(flat_b, base, stride_j, stride_k, min(NR, N - j0), NR, kc,
                     bp[start: start + kc * NR])
-    # One panel of C: each row of A meets one micro-tile, so A is read in place, unpacked.
-    direct = n_panels == 1
+    # A is read in place, unpacked, where packing costs more than it saves: when C is one
+    # panel wide (each row of A meets one micro-tile), or A is small enough to stay in
+    # cache however it is laid out.
+    direct = n_panels == 1 or M * K <= DIRECT_A_MAX
     flat_a = a.reshape(a.size)
     lda = a.shape[1]
     parts = parts_m * parts_n
@@ -188,6 +198,8 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                 kc = min(KC, K - k0)
                 if not direct:
                     _pack_a(a, trans_a, i0, rows, k0, kc, ap)
+                elif rows % MR:  # the last, short row panel: packed once, zero-padded
+                    _pack_a(a, trans_a, i0 + rows - rows % MR, rows % MR, k0, kc, ap)
                 for panel in range(first_panel, end_panel):
                     j0 = panel * NR
                     nr = min(NR, N - j0)
@@ -204,10 +216,7 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                             micro_kernel_strided(kc, flat_a, a_off, a_rs, a_ks, bp, b_off, out,
                                                  out_off, ldc, full and p > 0)
                         else:
-                            a_off = r0 * kc
-                            if direct:  # the last, short row panel: packed, zero-padded
-                                _pack_a(a, trans_a, i, mr, k0, kc, ap)
-                                a_off = 0
+                            a_off = 0 if direct else r0 * kc
                             micro_kernel(kc, ap, a_off, bp, b_off, out, out_off, ldc,
                                          full and p > 0)
                         if not full:

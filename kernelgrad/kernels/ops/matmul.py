@@ -21,7 +21,9 @@ from .bias_grad import column_sums
 # kernels costs far more (the demo MLP step: 0.39 ms all Numba, 1.85 ms with its three
 # 10-wide GEMMs sent to OpenBLAS, although each measured faster there).
 AUTO_MIN_MACS = 1 << 24
-# A GEMM's work in the parallel-launch threshold's unit: one per 64 multiply-adds
+# A GEMM's work in the parallel-launch threshold's unit: one per 64 multiply-adds (two
+# threads win 64x128x128 alone, 27 us against 32, but lose in a training step, where the
+# pool's threads have gone to sleep between GEMMs: the demo step took 0.49 ms, not 0.38)
 MACS_PER_WORK = 64
 
 _scratch_buffers = {}
