@@ -4,7 +4,8 @@ A step is zero_grad, forward (Linear+ReLU, dropout after each hidden layer), sof
 cross-entropy, backward and an Adam update, on float32 data. The "GEMM floor" is the
 step's eight GEMMs alone (three forward, five backward: the first layer needs no input
 gradient) through OpenBLAS, on the same shapes in the same run: no implementation that
-calls a BLAS-speed GEMM for them can be faster.
+calls a BLAS-speed GEMM for them can be faster. kernelgrad runs twice: eagerly (the
+autograd graph per step) and captured (kg.capture: the step recorded once, replayed).
 
     python -m bench.steps            # both MLPs; also run by `python -m bench`
 """
@@ -45,6 +46,14 @@ def kernelgrad_step(batch, widths, p):
     x, y = _data(batch, widths)
     return _training_step(model, nn.CrossEntropyLoss(), kg.optim.Adam(model.parameters()),
                           kg.tensor(x), kg.tensor(y))
+
+
+def captured_step(batch, widths, p):
+    """The same step through kg.capture: recorded on its first call, replayed after."""
+    model = build_mlp(widths[0], widths[1:-1], widths[-1], "relu", p)
+    x, y = _data(batch, widths)
+    step = kg.capture(model, nn.CrossEntropyLoss(), kg.optim.Adam(model.parameters()))
+    return lambda: step(x, y)
 
 
 def torch_step(batch, widths, p):
@@ -140,7 +149,8 @@ def run_all(mlps=None):
     for name, batch, widths, p in MLPS if mlps is None else mlps:
         shape = f"batch {batch}, {'-'.join(map(str, widths))}"
         row = {"mlp": name, "shape": shape, "dropout": p}
-        timings = {"kernelgrad": cpu_time(kernelgrad_step(batch, widths, p), budget_s=2)}
+        timings = {"kernelgrad": cpu_time(kernelgrad_step(batch, widths, p), budget_s=2),
+                   "captured": cpu_time(captured_step(batch, widths, p), budget_s=2)}
         try:
             timings["pytorch"] = cpu_time(torch_step(batch, widths, p), budget_s=2)
         except ImportError:
@@ -158,18 +168,20 @@ def run_all(mlps=None):
 
 
 def header():
-    return (f"{'training step':<10} {'shape':<26} {'ours ms':>8} {'torch ms':>9} {'numpy ms':>9} "
-            f"{'GEMMs ms':>9}  ours/GEMMs ours/torch ours/numpy")
+    return (f"{'training step':<10} {'shape':<26} {'eager ms':>9} {'capt. ms':>9} "
+            f"{'torch ms':>9} {'numpy ms':>9} {'GEMMs ms':>9}  capt./GEMMs capt./torch "
+            "capt./numpy eager/torch")
 
 
 def format_row(r):
-    ours, torch_s = r["kernelgrad_s"], r["pytorch_s"]
+    ours, eager, torch_s = r["captured_s"], r["kernelgrad_s"], r["pytorch_s"]
     torch_ms = f"{torch_s * 1e3:9.2f}" if torch_s else f"{'-':>9}"
-    vs_torch = f"{ours / torch_s:10.2f}x" if torch_s else f"{'-':>11}"
-    return (f"{r['mlp']:<10} {r['shape']:<26} {ours * 1e3:8.2f} {torch_ms} "
+    vs_torch = f"{ours / torch_s:11.2f}x" if torch_s else f"{'-':>12}"
+    eager_vs_torch = f"{eager / torch_s:11.2f}x" if torch_s else f"{'-':>12}"
+    return (f"{r['mlp']:<10} {r['shape']:<26} {eager * 1e3:9.2f} {ours * 1e3:9.2f} {torch_ms} "
             f"{r['numpy_s'] * 1e3:9.2f} {r['gemm_floor_s'] * 1e3:9.2f}  "
-            f"{ours / r['gemm_floor_s']:9.2f}x {vs_torch} {ours / r['numpy_s']:9.2f}x"
-            + ("  noisy" if r["noisy"] else ""))
+            f"{ours / r['gemm_floor_s']:10.2f}x {vs_torch} {ours / r['numpy_s']:10.2f}x"
+            f"{eager_vs_torch}" + ("  noisy" if r["noisy"] else ""))
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from .nn.factories import (
     zeros,
     zeros_like,
 )
+from .nn.capture import capture
 from .nn.random import get_rng_state, initial_seed, manual_seed, set_rng_state
 from .nn.serialization import load, save
 from .nn.tensor import (
@@ -66,6 +67,7 @@ __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like
            "exp", "log", "matmul", "float32", "float64", "float16", "int64", "int32", "int16",
            "int8", "uint8", "bool", "long", "int", "float", "double", "no_grad",
            "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
-           "manual_seed", "initial_seed", "get_rng_state", "set_rng_state", "save", "load",
+           "capture", "manual_seed", "initial_seed", "get_rng_state", "set_rng_state",
+           "save", "load",
            "cuda_available", "device", "cuda", "kernels", "nn", "optim", "data",
            "distributed"]

@@ -94,6 +94,9 @@ def build_parser():
                        help="where to train (cuda: CuPy and an NVIDIA GPU)")
     train.add_argument("--out", default="kernelgrad-run",
                        help="directory for model.safetensors and curves.png (made if absent)")
+    train.add_argument("--no-capture", dest="capture", action="store_false",
+                       help="run every step eagerly instead of replaying the recorded step "
+                            "(the results are the same bit for bit; for comparison)")
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                        help="0 silent, 1 a line per epoch, 2 also a progress bar on a terminal")
     return parser
@@ -217,7 +220,7 @@ def train(args):
               f"test; model {model}", flush=True)
     start = time.perf_counter()
     history = model.fit(loader, validation_data=(x_val, y_val), epochs=args.epochs,
-                        callbacks=[stopper], verbose=args.verbose)
+                        callbacks=[stopper], verbose=args.verbose, capture=args.capture)
     seconds = time.perf_counter() - start
     test = model.evaluate(x_test, y_test, return_dict=True)
     per_epoch = np.median(history.epoch_times) * 1e3

@@ -11,12 +11,14 @@ OpenBLAS's threads spin for about 0.1 s after a call and halve the speed of Numb
 small machine, and Numba's spin a little after theirs (measured: a wide MLP step took 69
 ms with two small GEMMs sent to OpenBLAS, 24 ms with none, though each GEMM timed faster
 there alone). So each candidate is timed as it runs in a step: a parallel Numba kernel
-before it and one after it, with no pause between repeats.
+before it and one after it, with no pause between repeats; after OpenBLAS's round a pause
+lets its threads sleep, so that the next candidate is not charged for them.
 
 A choice must not record a moment's load as the machine's speed. The candidates are
 timed in ROUNDS interleaved rounds, each the best of a few runs; the choice is the
 candidate with the lower median over the rounds. It is written to disk only when the
-rounds agree (the winner's rounds within NOISE of each other) and other processes held
+rounds settle it (the winner's slowest round beats the others' fastest, or every
+candidate's rounds agree within NOISE) and other processes held
 less than a quarter of a core meanwhile; otherwise it holds for this process for
 RETRY_SECONDS and is measured again after that.
 
@@ -52,6 +54,7 @@ NOISE = 0.25             # rounds further apart than this (relative) are not rec
 BUSY_CORES = 0.25        # other processes' load above which nothing is recorded
 RETRY_SECONDS = 30.0     # how long an unrecorded choice holds before it is measured again
 SETTLE_SECONDS = 0.1     # a pause before measuring, so earlier work's spinning threads sleep
+SPINNING = {"blas"}      # candidates whose threads spin on after they return
 
 _choices = None          # key -> {"impl": name, "seconds": {name: median}, ...}
 _choices_path = None     # the file _choices was loaded from
@@ -193,7 +196,7 @@ def _round(fn):
 
 
 def measure(candidates):
-    """({name: median of the rounds' best times}, {name: spread of its rounds}, the first
+    """({name: its rounds' best times}, other processes' load in cores meanwhile, the first
     result of each candidate); each candidate's first run compiles and warms caches."""
     from .cpu._load import LoadMeter
     time.sleep(SETTLE_SECONDS)
@@ -203,10 +206,19 @@ def measure(candidates):
     for _ in range(ROUNDS):
         for name, fn in candidates.items():
             rounds[name].append(_round(fn))
-    load = meter.read()
-    medians = {name: statistics.median(times) for name, times in rounds.items()}
-    spreads = {name: (max(times) - min(times)) / min(times) for name, times in rounds.items()}
-    return medians, spreads, load, results
+            if name in SPINNING:  # its threads would tax the next candidate's round
+                time.sleep(SETTLE_SECONDS)
+    return rounds, meter.read(), results
+
+
+def settled(rounds, winner):
+    """Whether the rounds settle the choice: the winner's slowest round beats every other
+    candidate's fastest (however noisy the machine), or every candidate's rounds agree
+    within NOISE."""
+    others = [min(times) for name, times in rounds.items() if name != winner]
+    if max(rounds[winner]) < min(others, default=math.inf):
+        return True
+    return all((max(t) - min(t)) / min(t) <= NOISE for t in rounds.values())
 
 
 def run(key, impl, candidates):
@@ -220,11 +232,12 @@ def run(key, impl, candidates):
     choice = known(key)
     if choice is not None:
         return candidates[choice]()
-    medians, spreads, load, results = measure(candidates)
+    rounds, load, results = measure(candidates)
+    medians = {name: statistics.median(times) for name, times in rounds.items()}
     winner = min(IMPLS, key=medians.get)
-    if spreads[winner] <= NOISE and load <= BUSY_CORES:
+    if settled(rounds, winner) and load <= BUSY_CORES:
         choices = _load()
-        choices[key] = {"impl": winner, "seconds": medians, "spread": spreads,
+        choices[key] = {"impl": winner, "seconds": medians, "rounds": rounds,
                         "other_load_cores": round(load, 3)}
         _provisional.pop(key, None)
         _save(choices)

@@ -207,7 +207,7 @@ def _dry_run(model, loss_fn, arrays, what):
 
 def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
         validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-        initial_epoch=0):
+        initial_epoch=0, capture=True):
     """Train for epochs initial_epoch .. epochs - 1; returns the History.
 
     x, y: arrays (NumPy, CuPy, Tensors or lists), or x a DataLoader (y None). batch_size
@@ -215,9 +215,12 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
     of the samples before shuffling, as Keras does; validation_data is (x_val, y_val).
     class_weight: {class: weight}. verbose: 0 silent, 1 a line per epoch (and a batch bar
     where stderr is a terminal). Each epoch logs loss (and accuracy when compiled with it),
-    val_ too with validation data; callbacks see them.
+    val_ too with validation data; callbacks see them. capture: record the training step
+    once per batch shape and replay it (kernelgrad.capture; the same results bit for bit,
+    less Python per step); models it does not know train eagerly either way.
     """
     from .. import distributed
+    from .capture import CapturedStep, supports
     config = _config(model)
     optimizer, loss_fn = config["optimizer"], config["loss"]
     for name, value, low in (("epochs", epochs, 1), ("initial_epoch", initial_epoch, 0)):
@@ -262,13 +265,16 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
         if hasattr(callback, "set_model"):
             callback.set_model(model)
             callback.set_params(params)
+    step = None
+    if capture and _device_of(model) == "cpu" and supports(model, loss_fn, optimizer):
+        step = CapturedStep(model, loss_fn, optimizer)
     _call(callbacks, "on_train_begin")
     try:
         for epoch in range(initial_epoch, epochs):
             _call(callbacks, "on_epoch_begin", epoch)
             loader.set_epoch(epoch)  # epoch e's order, whether run straight or resumed
             start = time.perf_counter()
-            logs = _train_epoch(model, loss_fn, optimizer, loader, callbacks, config)
+            logs = _train_epoch(model, loss_fn, optimizer, loader, callbacks, config, step)
             seconds = time.perf_counter() - start
             if val is not None:
                 logs.update({"val_" + k: v for k, v in
@@ -297,19 +303,23 @@ def _call(callbacks, hook, *args):
             method(*args)
 
 
-def _train_epoch(model, loss_fn, optimizer, batches, callbacks, config):
+def _train_epoch(model, loss_fn, optimizer, batches, callbacks, config, step=None):
     meter, device = _Meter(config["accuracy"]), _device_of(model)
     model.train()
     for index, batch in enumerate(batches):
         _call(callbacks, "on_train_batch_begin", index)
         *inputs, targets = (t.to(device) for t in batch)
-        optimizer.zero_grad()
-        outputs = model(*inputs)
-        loss = loss_fn(outputs, targets)
-        loss.backward()
-        optimizer.step()
-        value = loss.item()
-        meter.add(value, outputs.data, targets.data)
+        if step is not None and len(inputs) == 1:
+            loss, outputs = step(inputs[0].data, targets.data)
+            value = float(loss)
+        else:
+            optimizer.zero_grad()
+            outputs = model(*inputs)
+            loss = loss_fn(outputs, targets)
+            loss.backward()
+            optimizer.step()
+            value, outputs = loss.item(), outputs.data
+        meter.add(value, outputs, targets.data)
         _call(callbacks, "on_train_batch_end", index, {"loss": value})
         if model.stop_training:
             break
