@@ -7,6 +7,7 @@ from kernelgrad.kernels import reference as R
 
 from conftest import (
     AWKWARD,
+    DEVICES,
     DTYPES,
     ELEMENTWISE_RTOL,
     SPECIALS,
@@ -94,6 +95,23 @@ def test_cuda_forward_and_backward(rng, name, shape, misalign):
                                alpha=0.05)
     assert_close(to_host(dx), R.activation_backward(dy, saved, name, 0.05), rtol * 4, **bwd_tol,
                  what=f"{name} bwd")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_special_values_give_what_the_reference_gives(device):
+    """Each device against the float64 reference, not only against each other: an error
+    both share (GELU's gradient was NaN past |x| ~ 5e19 on both) shows only this way."""
+    x = np.concatenate([SPECIALS, np.array([1e20, -1e20, 6e19, -6e19, 1e30], np.float32)])
+    dy = np.resize(np.array([1.0, -2.0, 0.5], np.float32), x.size)
+    for name in K.ACTIVATIONS:
+        y = to_host(K.activation(on_device(x, device), name, 0.05))
+        with np.errstate(all="ignore"):
+            assert_as_on_the_cpu(y, R.activation(x, name, 0.05), f"{name} forward")
+        saved = x if name == "gelu" else y
+        got = K.activation_backward(on_device(dy, device), on_device(saved, device), name, 0.05)
+        with np.errstate(all="ignore"):
+            want = R.activation_backward(dy, saved, name, 0.05)
+        assert_as_on_the_cpu(to_host(got), want, f"{name} backward")
 
 
 @gpu_test

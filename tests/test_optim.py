@@ -6,6 +6,7 @@ import kernelgrad.kernels as K
 from kernelgrad.kernels import reference as R
 
 from conftest import (
+    DEVICES,
     DTYPES,
     OPTIMIZER_CASES,
     SPECIALS,
@@ -57,6 +58,24 @@ def test_adagrad(rng, dtype, lr_decay, weight_decay):
         ref = R.adagrad_step(ref[0], grad, ref[1], 0.05, lr_decay, weight_decay, 1e-10, step)
     assert_close(param, ref[0], RTOL[dtype], what="adagrad param")
     assert_close(state, ref[1], RTOL[dtype], what="adagrad sum")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_centered_rmsprop_stays_finite_on_a_nearly_constant_gradient(rng, device):
+    """mean(g^2) - mean(g)^2 is >= 0 exactly, but in float32 (and more so with the
+    multiply-adds contracted, as NVCC does) a nearly constant gradient leaves it a little
+    negative on many steps; its square root was NaN and the parameter with it."""
+    n = 4096
+    param = on_device(np.zeros(n, F32), device)
+    # the averages as a long run of gradients near 1 leaves them (from zero it takes
+    # thousands of steps for the start-up bias to fade below float32's resolution)
+    square_avg, grad_avg = (on_device(np.ones(n, F32), device) for _ in range(2))
+    for _ in range(50):
+        noise = rng.uniform(1e-5, 1e-4, n) * rng.standard_normal(n)
+        grad = on_device((1.0 + noise).astype(F32), device)
+        K.rmsprop_step(param, grad, square_avg, grad_avg=grad_avg, lr=1e-3, alpha=0.99,
+                       centered=True)
+    assert np.isfinite(to_host(param)).all()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -1,48 +1,100 @@
 #!/usr/bin/env bash
-# Every GPU check in one command, for a machine with an NVIDIA GPU (DESIGN.md, "Checking
-# without a GPU, and with one"): the device, the NVRTC compile check, the GPU tests, the
-# same tests under compute-sanitizer memcheck and racecheck, and the GPU benchmark.
-# Outputs go to $OUT (default bench/results/gpu-check); commit them with the device name.
-#   OUT=/tmp/out bash tools/gpu_check.sh                 # every phase
-#   OUT=/tmp/out bash tools/gpu_check.sh tests memcheck  # some: compile tests memcheck
-#                                                        #   racecheck bench
-# Phases let a session split the checks over calls that each have a time limit.
+# Everything a GPU run is for, in one command of at most 10 minutes:
+#
+#   bash tools/gpu_check.sh OUTDIR              # on a machine with an NVIDIA GPU
+#   bash tools/gpu_check.sh OUTDIR --rehearse   # the same steps on the CPU emulator of CUDA
+#
+# 1. the device (nvidia-smi) and a stop, at once, if CuPy sees no GPU;
+# 2. every GPU test (pytest -m gpu), each kernel against the reference;
+# 3. compute-sanitizer memcheck and racecheck on a reduced set (the small sizes, the op
+#    tests without nn), where the sanitizer supports the device (it says so otherwise);
+# 4. the GPU benchmark (python -m bench --device cuda): ratios against cuBLAS, PyTorch
+#    and the copy bandwidth, as JSON and PNG.
+# Writes at most 8 files into OUTDIR and prints a summary table last. Uses the Python it
+# finds (CuPy, pytest, hypothesis and PyTorch already installed; nothing is downloaded):
+# kernelgrad runs from this checkout through PYTHONPATH, not installed.
+# Each step has its own time limit, so the whole stays within the budget.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-bench/results/gpu-check}
+OUT=${1:?usage: bash tools/gpu_check.sh OUTDIR [--rehearse]}
+REHEARSE=${2:-}
 mkdir -p "$OUT"
-export PYTHONPATH=.
-PHASES=${*:-compile tests memcheck racecheck bench}
-status=0
-step() {  # step NAME COMMAND...: run, keep its output, remember a failure
-    local name=$1; shift
-    case " $PHASES " in *" $name "*) ;; *) return 0 ;; esac
-    echo "== $name: $*"
+export PYTHONPATH=".:tests${PYTHONPATH:+:$PYTHONPATH}"
+PY=${PYTHON:-python3}
+start=$SECONDS
+declare -a SUMMARY
+
+note() { SUMMARY+=("$(printf '%-10s %-8s %6s s  %s' "$1" "$2" "$3" "$4")"); }
+
+step() {  # step NAME LIMIT_S LOG COMMAND...: run under a time limit, keep its output
+    local name=$1 limit=$2 log=$3; shift 3
+    echo "== $name (at most $limit s): $*"
     local t0=$SECONDS
-    "$@" > "$OUT/$name.txt" 2>&1
+    timeout --kill-after=10 "$limit" "$@" >> "$OUT/$log" 2>&1
     local rc=$?
-    echo "   rc=$rc in $((SECONDS - t0)) s; tail:"; tail -n 4 "$OUT/$name.txt" | sed 's/^/   /'
-    [ $rc -eq 0 ] || status=1
+    local took=$((SECONDS - t0))
+    local last
+    last=$(grep -E "passed|failed|error|ERROR SUMMARY|wrote" "$OUT/$log" | tail -n 1)
+    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+        note "$name" TIMEOUT "$took" "stopped at its $limit s limit; $last"
+    elif [ $rc -eq 0 ]; then
+        note "$name" ok "$took" "$last"
+    else
+        note "$name" FAILED "$took" "exit $rc; $last"
+    fi
+    tail -n 3 "$OUT/$log" | sed 's/^/   /'
 }
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv \
-    > "$OUT/device.txt" 2>&1
-cat "$OUT/device.txt"
-# Without CuPy and a device every GPU test skips and would read as a pass: stop instead.
-if ! python3 -c "from kernelgrad import devices; assert devices.cuda_available()" \
-        > "$OUT/cupy.txt" 2>&1; then
-    echo "no usable GPU through CuPy (see $OUT/cupy.txt): install the cuda12 or cuda13 extra"
-    cat "$OUT/cupy.txt"; exit 1
+
+if [ "$REHEARSE" = "--rehearse" ]; then
+    # the CPU emulator stands in for the GPU: every step runs, none of the timings mean
+    # anything, and there is no device or sanitizer to ask
+    export KERNELGRAD_CUDA_EMULATOR=1 KERNELGRAD_GPU_TESTS=small
+    echo "rehearsal on the CPU emulator of CUDA" > "$OUT/device.txt"
+    BENCH=("$PY" -c "import sys; from cuda_emulator import cupy_shim; cupy_shim.install(); \
+from bench.__main__ import main; sys.exit(main(sys.argv[1:]))" --tiny)
+else
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,compute_cap \
+        --format=csv > "$OUT/device.txt" 2>&1
+    BENCH=("$PY" -m bench)
 fi
-step compile python3 tools/cuda_compile_check.py
-step tests python3 -m pytest -m gpu -q tests
-# The sanitizers slow every launch a hundredfold: the small sizes still cover every
+cat "$OUT/device.txt"
+# Without CuPy and a device every GPU test would skip and read as a pass: stop instead.
+if ! "$PY" -c "import os
+if os.environ.get('KERNELGRAD_CUDA_EMULATOR') == '1':
+    from cuda_emulator import cupy_shim; cupy_shim.install()
+from kernelgrad import devices; assert devices.cuda_available()" >> "$OUT/device.txt" 2>&1; then
+    echo "gpu_check: CuPy sees no usable GPU; nothing was checked (see $OUT/device.txt)"
+    exit 1
+fi
+
+step tests 270 tests.txt "$PY" -m pytest -m gpu -q -p no:cacheprovider tests
+
+# The sanitizers slow every launch a hundredfold: the small sizes still reach every
 # kernel's edges and both its vector and scalar paths.
-export KERNELGRAD_GPU_TESTS=small
-step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 \
-    python3 -m pytest -m gpu -q -x tests --ignore=tests/nn
-step racecheck compute-sanitizer --tool racecheck --error-exitcode 1 \
-    python3 -m pytest -m gpu -q -x tests --ignore=tests/nn
-unset KERNELGRAD_GPU_TESTS
-step bench python3 -m bench --device cuda --out "$OUT/bench.json"
-echo "checks ($PHASES): $([ $status -eq 0 ] && echo ok || echo FAILED)"
-exit $status
+if [ "$REHEARSE" = "--rehearse" ] || ! command -v compute-sanitizer > /dev/null; then
+    note sanitizers skipped 0 "compute-sanitizer is not on this machine"
+else
+    for tool in memcheck racecheck; do
+        probe=$(KERNELGRAD_GPU_TESTS=small timeout 60 compute-sanitizer --tool "$tool" \
+            "$PY" -c "import cupy; cupy.arange(4).sum()" 2>&1)
+        if grep -qi "not supported" <<< "$probe"; then
+            echo "$probe" >> "$OUT/sanitizers.txt"
+            note "$tool" skipped 0 "compute-sanitizer: $(grep -i -m1 'not supported' <<< "$probe")"
+            continue
+        fi
+        KERNELGRAD_GPU_TESTS=small step "$tool" 75 sanitizers.txt \
+            compute-sanitizer --tool "$tool" --error-exitcode 1 \
+            "$PY" -m pytest -m gpu -q -x -p no:cacheprovider tests --ignore=tests/nn \
+            --ignore=tests/cuda_emulator
+    done
+fi
+
+rm -f "$OUT/bench.json" "$OUT/bench.png"
+step bench 200 bench.txt "${BENCH[@]}" --device cuda --out "$OUT/bench.json"
+
+{
+    echo "gpu_check summary ($(head -n 2 "$OUT/device.txt" | tail -n 1); $((SECONDS - start)) s in all)"
+    printf '%-10s %-8s %6s    %s\n' step result time detail
+    printf '%s\n' "${SUMMARY[@]}"
+} | tee "$OUT/summary.txt"
+! grep -qE " (FAILED|TIMEOUT) " "$OUT/summary.txt"

@@ -11,7 +11,30 @@ ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_LEAKY_RELU, ACT_GELU = range(6)
 
 # GEMM implementations, by device; "auto" picks one of them.
 CPU_IMPLS = ("numba", "blas")
-CUDA_IMPLS = ("cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16", "cublas")
+CUDA_IMPLS = ("cuda-tiled", "cuda-regblock", "cuda-tf32", "cublas")
+
+# Our CUDA GEMM rungs: M's tiles run along grid.x (up to 2**31 - 1 blocks), N's along
+# grid.y (up to 65535 tiles of output columns). Their dimensions are int32 and their loops
+# step past the last index by up to a tile ((K + 31) / 32, k0 += 32, idx + 4 <= limit), so
+# a dimension must leave that much headroom below 2**31: 128 covers every step.
+CUDA_GEMM_MAX_DIM = 2 ** 31 - 1 - 128
+CUDA_GEMM_MAX_COLUMN_TILES = 65535
+CUDA_GEMM_TILE_N = {"cuda-tiled": 32, "cuda-regblock": 128, "cuda-tf32": 128}
+
+
+def cuda_gemm_refusal(impl, M, N, K):
+    """Why our CUDA rung `impl` cannot take an M x N x K product, or None (cuBLAS and the
+    CPU take any)."""
+    if impl not in CUDA_GEMM_TILE_N:
+        return None
+    if max(M, N, K) > CUDA_GEMM_MAX_DIM:
+        return (f"its dimensions are int32 with headroom for a tile: at most "
+                f"{CUDA_GEMM_MAX_DIM} (M, N, K = {M}, {N}, {K})")
+    columns = CUDA_GEMM_MAX_COLUMN_TILES * CUDA_GEMM_TILE_N[impl]
+    if N > columns:
+        return f"it takes at most {columns} output columns (N = {N})"
+    return None
+
 
 # The CUDA optimizer kernels take this many parameters per launch (PyTorch's foreach).
 OPTIM_TENSORS_PER_LAUNCH = 8

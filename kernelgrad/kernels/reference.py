@@ -61,9 +61,13 @@ def activation_backward(dy, saved, name, alpha=0.01):
         return dy * np.where(s > 0, 1.0, alpha)
     if name == "gelu":
         # d/dx [x sigmoid(2u)] = sigmoid(2u) + 2 x u' sigmoid(2u) sigmoid(-2u)
-        u = _gelu_inner(s)
-        du = _GELU_C * (1.0 + 3 * 0.044715 * s * s)
-        return dy * (_sigmoid(2.0 * u) + 2.0 * s * du * _sigmoid(2.0 * u) * _sigmoid(-2.0 * u))
+        with np.errstate(over="ignore", invalid="ignore"):
+            u = _gelu_inner(s)
+            du = _GELU_C * (1.0 + 3 * 0.044715 * s * s)
+            ds = _sigmoid(2.0 * u) * _sigmoid(-2.0 * u)
+            # where ds is 0 so is the term, though s * du may be inf (huge |s|)
+            term = np.where(ds == 0, 0.0, 2.0 * s * du * ds)
+        return dy * (_sigmoid(2.0 * u) + term)
     raise ValueError(name)
 
 

@@ -36,6 +36,9 @@ HERE = pathlib.Path(__file__).resolve().parent
 CXX_FLAGS = ("-std=c++17", "-O1", "-g", "-fPIC", "-shared", "-fno-strict-aliasing",
              "-U_FORTIFY_SOURCE", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas",
              "-Wno-unused-parameter")
+# "1": compile with fused multiply-adds contracted, as NVCC does by default (-fmad=true);
+# the default build rounds every product, as the CPU kernels do
+FMA_VARIABLE = "KERNELGRAD_CUDA_EMULATOR_FMA"
 ERROR_BYTES = 1024
 # "early": each cp.async lands when issued; "late": only when a wait_group retires it
 COPIES_VARIABLE = "KERNELGRAD_CUDA_EMULATOR_COPIES"
@@ -63,9 +66,16 @@ def _cache_dir():
     return path
 
 
+def _flags():
+    if os.environ.get(FMA_VARIABLE) == "1":
+        return CXX_FLAGS + ("-ffp-contract=fast",) + (("-mfma",) if os.uname().machine in (
+            "x86_64", "AMD64") else ())
+    return CXX_FLAGS + ("-ffp-contract=off",)
+
+
 def _build(name, text, link=()):
     """The shared library compiled from C++ `text`, cached by its hash."""
-    flags = CXX_FLAGS + tuple(link)
+    flags = _flags() + tuple(link)
     header = (HERE / "emu.h").read_text()
     key = hashlib.sha256("\0".join((text, header) + flags).encode()).hexdigest()[:20]
     out = _cache_dir() / f"{name}-{key}.so"
@@ -76,7 +86,7 @@ def _build(name, text, link=()):
             src = pathlib.Path(tmp) / f"{name}.cpp"
             src.write_text(text)
             built = pathlib.Path(tmp) / "out.so"
-            run = subprocess.run([compiler(), *CXX_FLAGS, f"-I{HERE}", "-o", str(built),
+            run = subprocess.run([compiler(), *_flags(), f"-I{HERE}", "-o", str(built),
                                   str(src), *link], capture_output=True, text=True)
             if run.returncode:
                 raise EmulatorError(f"g++ could not compile {name} for the emulator:\n"

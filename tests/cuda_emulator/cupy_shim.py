@@ -26,7 +26,10 @@ from . import EmulatorError, Module
 
 SM_COUNT = 2  # few SMs: the launchers' grids stay small and every grid-stride loop wraps
 DEFAULT_SHARED = 48 * 1024
-MAX_SHARED = 227 * 1024  # an H100's opt-in limit per block
+# The opt-in limit of dynamic shared memory per block: an H100's by default; set
+# SHARED_VARIABLE to pose as another part (101376 for sm_86, sm_89 and sm_120).
+SHARED_VARIABLE = "KERNELGRAD_CUDA_EMULATOR_SHARED"
+MAX_SHARED = int(os.environ.get(SHARED_VARIABLE, 227 * 1024))
 PAGE = mmap.PAGESIZE
 # Around each array: a NaN in float32 (and a huge float64), so a kernel that reads it
 # shows, and a pattern no kernel writes, so a write there is caught after the launch.
@@ -196,7 +199,8 @@ class _Device:
         self.id = 0 if device is None else int(device)
         if self.id != 0:
             raise EmulatorError(f"the emulator has one device, 0; asked for {self.id}")
-        self.attributes = {"MultiProcessorCount": SM_COUNT}
+        self.attributes = {"MultiProcessorCount": SM_COUNT,
+                           "MaxSharedMemoryPerBlockOptin": MAX_SHARED}
 
     def __enter__(self):
         return self

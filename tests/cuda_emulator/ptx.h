@@ -89,66 +89,38 @@ inline u32 to_tf32(float x) {
     return (bits + 0x1000u) & 0xffffe000u;
 }
 
-// cvt.rn.bf16.f32: to nearest, ties to even.
-inline u32 to_bf16(float x) {
-    u32 bits = __float_as_uint(x);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return 0x7fffu;  // NaN
-    return (bits + 0x7fffu + (bits >> 16 & 1u)) >> 16;
-}
-
-inline u32 to_bf16x2(float lo, float hi) { return to_bf16(hi) << 16 | to_bf16(lo); }
-
 namespace emu_ptx {
 inline float tf32_value(u32 bits) { return __uint_as_float(bits); }
-inline float bf16_value(u32 half) { return __uint_as_float(half << 16); }
 
-// Fragment layouts of mma.m16n8k8 (.tf32) and mma.m16n8k16 (.bf16), row.col, as the PTX
-// ISA gives them (sections "Matrix Fragments for mma.m16n8k8" and "... for mma.m16n8k16
-// with floating point type"; re-read against them 2026-11-22). g = lane / 4, t = lane % 4.
-// A: register r holds row g + 8 (r % 2), k column t + 4 (r / 2) (tf32) or 2t + 8 (r / 2)
-// and the next one (bf16, low half first). B: register r holds k row t + 4 r (tf32) or
-// 2t + 8 r and the next one (bf16), column g. C: c[i] is row g + 8 (i / 2), column
-// 2t + i % 2.
-template <bool BF16>
-float a_element(const unsigned long long* slots, int row, int k) {
-    int g = row % 8, r_row = row / 8;
-    if (BF16) {
-        int t = (k % 8) / 2, r = r_row + 2 * (k / 8);
-        u32 reg = (u32)slots[(4 * g + t) * emu::SLOTS + r];
-        return bf16_value(k % 2 ? reg >> 16 : reg & 0xffffu);
-    }
-    int t = k % 4, r = r_row + 2 * (k / 4);
+// Fragment layout of mma.m16n8k8 .tf32, row.col, as the PTX ISA gives it (section "Matrix
+// Fragments for mma.m16n8k8"). g = lane / 4, t = lane % 4. A: register r holds row
+// g + 8 (r % 2), k column t + 4 (r / 2). B: register r holds k row t + 4 r, column g.
+// C: c[i] is row g + 8 (i / 2), column 2t + i % 2. tests/cuda_emulator/mma_fragments.json
+// writes the same maps out from the ISA's figures; test_emulator checks this code by it.
+inline float a_element(const unsigned long long* slots, int row, int k) {
+    int g = row % 8, t = k % 4, r = row / 8 + 2 * (k / 4);
     return tf32_value((u32)slots[(4 * g + t) * emu::SLOTS + r]);
 }
 
-template <bool BF16>
-float b_element(const unsigned long long* slots, int k, int n) {
-    if (BF16) {
-        int t = (k % 8) / 2, r = k / 8;
-        u32 reg = (u32)slots[(4 * n + t) * emu::SLOTS + 4 + r];
-        return bf16_value(k % 2 ? reg >> 16 : reg & 0xffffu);
-    }
+inline float b_element(const unsigned long long* slots, int k, int n) {
     int t = k % 4, r = k / 4;
     return tf32_value((u32)slots[(4 * n + t) * emu::SLOTS + 4 + r]);
 }
 }  // namespace emu_ptx
 
-template <bool BF16>
-void mma(float* c, const u32* a, const u32* b) {
+inline void mma_tf32(float* c, const u32* a, const u32* b) {
     unsigned long long* slots = emu::warp_slots();
     unsigned lane = emu::current().lane;
     for (int r = 0; r < 4; ++r) slots[lane * emu::SLOTS + r] = a[r];
     for (int r = 0; r < 2; ++r) slots[lane * emu::SLOTS + 4 + r] = b[r];
     emu::warp_sync(0xffffffffu, "mma.sync");
-    constexpr int K = BF16 ? 16 : 8;
     int g = lane / 4, t = lane % 4;
     float out[4];
     for (int i = 0; i < 4; ++i) {
         int row = g + 8 * (i / 2), col = 2 * t + i % 2;
         float sum = c[i];
-        for (int k = 0; k < K; ++k)
-            sum += emu_ptx::a_element<BF16>(slots, row, k) *
-                   emu_ptx::b_element<BF16>(slots, k, col);
+        for (int k = 0; k < 8; ++k)
+            sum += emu_ptx::a_element(slots, row, k) * emu_ptx::b_element(slots, k, col);
         out[i] = sum;
     }
     emu::warp_sync(0xffffffffu, "mma.sync");  // every lane has read the fragments

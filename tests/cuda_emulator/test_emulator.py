@@ -260,15 +260,17 @@ def test_dynamic_shared_memory_over_the_limit_is_refused(shim):
         launch(shim, UNWAITED, "unwaited", (1,), (32,), x, y, shared_mem=64 * 1024)
 
 
-def run_gpu_tests(place, copies, order, sizes):
+def run_gpu_tests(place, copies, order, sizes, select=None, **env_extra):
     """Every CUDA kernel against the reference, through the real launchers (all but the
-    CUDA-graph capture, which has nothing to emulate)."""
-    env = dict(os.environ, KERNELGRAD_CUDA_EMULATOR="1", KERNELGRAD_GPU_TESTS=sizes)
+    CUDA-graph capture, which has nothing to emulate); `select` as pytest's -k."""
+    env = dict(os.environ, KERNELGRAD_CUDA_EMULATOR="1", KERNELGRAD_GPU_TESTS=sizes,
+               **env_extra)
     env[emulator.COPIES_VARIABLE] = copies
     env["KERNELGRAD_CUDA_EMULATOR_PLACE"] = place
     env[emulator.ORDER_VARIABLE] = order
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "tests"],
+        [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "tests"]
+        + ([] if select is None else ["-k", select]),
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert " passed" in done.stdout and " failed" not in done.stdout
@@ -284,6 +286,22 @@ def run_gpu_tests(place, copies, order, sizes):
     pytest.param("start", "late", "reverse", "all", marks=pytest.mark.slow)])
 def test_the_gpu_tests_pass_on_the_emulator(place, copies, order, sizes):
     run_gpu_tests(place, copies, order, sizes)
+
+
+def test_the_tensor_core_gemm_fits_an_sm86_sized_device():
+    """sm_86, sm_89 and sm_120 allow 101,376 B of shared memory per block, less than the
+    3-stage pipeline's 110,592: posing as one, the launcher must take the 2-stage build
+    (the emulator refuses a kernel opted in past the limit) and get the same results."""
+    run_gpu_tests("end", "early", "forward", "small", select="tf32 or pipeline",
+                  KERNELGRAD_CUDA_EMULATOR_SHARED="101376")
+
+
+def test_the_optimizers_with_contracted_multiply_adds():
+    """NVCC contracts a * b + c into one rounding; the emulator's default build does not.
+    Built as NVCC builds, the optimizer kernels must still pass (centred RMSprop's
+    variance, which contraction makes negative on a nearly constant gradient, above all)."""
+    run_gpu_tests("end", "early", "forward", "small", select="rmsprop or adam or optim",
+                  KERNELGRAD_CUDA_EMULATOR_FMA="1")
 
 
 def test_the_gpu_benchmark_runs_on_the_emulator(tmp_path):
@@ -302,3 +320,18 @@ def test_the_gpu_benchmark_runs_on_the_emulator(tmp_path):
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "FAIL" not in done.stdout and "first loss" in done.stdout
     assert (tmp_path / "r.json").exists()
+
+
+@pytest.mark.slow
+def test_the_gpu_check_rehearses_on_the_emulator(tmp_path):
+    """tools/gpu_check.sh end to end with the emulator for the GPU: every step runs, at
+    most 8 files come out, and the summary table is the last thing printed."""
+    done = subprocess.run(["bash", str(ROOT / "tools" / "gpu_check.sh"), str(tmp_path),
+                           "--rehearse"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) <= 8 and (tmp_path / "summary.txt").exists()
+    summary = (tmp_path / "summary.txt").read_text().strip()
+    assert done.stdout.strip().endswith(summary.splitlines()[-1])
+    assert "tests      ok" in summary and "bench      ok" in summary

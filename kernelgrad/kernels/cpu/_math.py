@@ -209,7 +209,10 @@ def activate_grad(T):
         if act == ACT_GELU:
             x = saved
             s = fast_sigmoid(two_c * (x + gelu_a * x * x * x))
+            ds = s * (one - s)
+            # where ds is 0 (|x| past ~5) so is the term; x * dinner alone may be inf
+            # there (|x| >= ~5e19 in float32), and inf * 0 would make the gradient NaN
             dinner = two_c * (one + three * gelu_a * x * x)
-            return dy * (s + x * s * (one - s) * dinner)
+            return dy * (s + (zero if ds == zero else x * ds * dinner))
         return dy
     return activate_grad_

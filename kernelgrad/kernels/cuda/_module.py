@@ -31,7 +31,7 @@ KERNELS = {
     "bias_grad": ("bias_grad_bands", "sum_bands"),
     "optim": ("sgd_step", "adagrad_step", "rmsprop_step", "adam_step"),
     "matmul": ("matmul_tiled", "matmul_regblock"),
-    "matmul_tc": tuple(f"matmul_{kind}_{ab}" for kind in ("tf32", "bf16")
+    "matmul_tc": tuple(f"matmul_tf32_{ab}_s{stages}" for stages in (3, 2)
                        for ab in ("nn", "nt", "tn", "tt")),
 }
 SOURCES = tuple(KERNELS)

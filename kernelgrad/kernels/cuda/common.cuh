@@ -38,8 +38,11 @@ __device__ __forceinline__ float activate_grad(float dy, float saved, int act, f
     case ACT_GELU: {
         float x = saved;
         float s = sigmoidf_(GELU_2C * (x + GELU_A * x * x * x));
+        float ds = s * (1.0f - s);
+        // Where ds is 0 (|x| past ~5) so is the term; x * dinner alone may be inf there
+        // (|x| >= ~5e19), and inf * 0 would make the gradient NaN. NaN stays NaN.
         float dinner = GELU_2C * (1.0f + 3.0f * GELU_A * x * x);
-        return dy * (s + x * s * (1.0f - s) * dinner);
+        return dy * (s + (ds == 0.0f ? 0.0f : x * ds * dinner));
     }
     default: return dy;
     }

@@ -1,21 +1,34 @@
-// Tensor-core GEMM rungs: mma.sync with TF32 inputs (m16n8k8) or bf16 inputs (m16n8k16),
-// float32 accumulation, operands streamed into shared memory by cp.async in a 3-stage
-// pipeline. Same contract as matmul.cu: C = act(op(A) @ op(B) + bias), float32 arrays,
-// any M, N, K (chunks past an edge are zero-filled by cp.async's src-size operand).
+// Tensor-core GEMM rung: mma.sync m16n8k8 with TF32 inputs, float32 accumulation,
+// operands streamed into shared memory by cp.async in a STAGES-deep pipeline. Same contract
+// as matmul.cu: C = act(op(A) @ op(B) + bias), float32 arrays, any M, N, K (chunks past an
+// edge are zero-filled by cp.async's src-size operand).
 //
 // A 128 x 128 tile of C per block of 8 warps (2 along M x 4 along N); a warp owns 64 x 32
 // of it as 4 x 4 mma tiles. Each operand tile keeps its global orientation in shared
 // memory, so every cp.async moves 16 contiguous bytes (4 bytes per element when a row's
 // start is not 16-byte aligned: `vec` = 0). The row paddings (+4 floats on 32-wide k
-// rows, +8 on 128-wide rows) make the fragment reads of both orientations conflict-free
-// for TF32. Inputs are rounded to TF32 (cvt.rna) or bf16 (cvt.rn) as fragments are built.
+// rows, +8 on 128-wide rows) make the fragment reads of both orientations conflict-free.
+// Inputs are rounded to TF32 (cvt.rna) as fragments are built.
+//
+// Shared memory: STAGES x 2 operands x TC_TILE floats = 36,864 B per stage. Three stages
+// (110,592 B) fit the opt-in limit of sm_80 and sm_90 (163 KiB, 227 KiB per block); sm_86,
+// sm_89 and sm_120 allow 101,376 B, so the launcher (matmul.py) takes the 2-stage build
+// there. The STAGES - 1 tiles in flight hide global latency; 2 stages leave one.
+//
+// Napkin math for an H100/H200 SXM (132 SMs, ~1.83 GHz): dense TF32 peaks near 495
+// TFLOP/s, 1024 FMA per clock per SM, i.e. one m16n8k8 mma per SM-clock. Per k-step of 8 a
+// warp issues 16 mma and 24 four-byte shared-memory loads (16 for A, 8 for B), each one
+// 128-byte wavefront when conflict-free; an SM serves one wavefront per clock, so the loads
+// alone cap the rung near 16/24 = 2/3 of peak, before the 24 cvt.rna and mma.sync's own
+// ceiling on Hopper (wgmma is its full-rate path). ldmatrix.x4 (four 8x8 tiles per
+// instruction) and wgmma are the next steps; none of this has been measured on a GPU.
+
 #include "common.cuh"
 #include "ptx.cuh"
 
 #define TC_BM 128
 #define TC_BN 128
 #define TC_BK 32
-#define TC_STAGES 3
 #define TC_THREADS 256
 #define K_ROW (TC_BK + 4)    // stride of a tile stored with k contiguous
 #define W_ROW (TC_BM + 8)    // stride of a tile stored with m (or n) contiguous
@@ -44,7 +57,7 @@ __device__ __forceinline__ void load_tile(float* dst, const float* __restrict__ 
     }
 }
 
-template <bool TA, bool TB, bool BF16>
+template <bool TA, bool TB, int STAGES>
 __device__ void matmul_tc(const float* __restrict__ A, const float* __restrict__ B,
                           float* __restrict__ C, const float* __restrict__ bias, int M, int N,
                           int K, int act, float alpha, int vec_a, int vec_b, int vec_c) {
@@ -77,52 +90,39 @@ __device__ void matmul_tc(const float* __restrict__ A, const float* __restrict__
 
     int tiles = (K + TC_BK - 1) / TC_BK;
 #pragma unroll
-    for (int s = 0; s < TC_STAGES - 1; ++s) {
+    for (int s = 0; s < STAGES - 1; ++s) {
         if (s < tiles) load_stage(s, s * TC_BK);
         cp_async_commit();  // an empty group keeps the wait counts uniform
     }
     for (int tile = 0; tile < tiles; ++tile) {
-        cp_async_wait<TC_STAGES - 2>();
+        cp_async_wait<STAGES - 2>();
         __syncthreads();  // this tile has landed for every thread; the oldest stage is free
-        int next = tile + TC_STAGES - 1;
-        if (next < tiles) load_stage(next % TC_STAGES, next * TC_BK);
+        int next = tile + STAGES - 1;
+        if (next < tiles) load_stage(next % STAGES, next * TC_BK);
         cp_async_commit();
-        const float* As = stage_a(tile % TC_STAGES);
-        const float* Bs = stage_b(tile % TC_STAGES);
-        constexpr int KSTEP = BF16 ? 16 : 8;
+        const float* As = stage_a(tile % STAGES);
+        const float* Bs = stage_b(tile % STAGES);
 #pragma unroll
-        for (int kk = 0; kk < TC_BK; kk += KSTEP) {
+        for (int kk = 0; kk < TC_BK; kk += 8) {
             u32 a[4][4], b[4][2];
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
                 int r = wm + i * 16 + g;
-                if (BF16) {
-                    a[i][0] = to_bf16x2(a_at(As, r, kk + 2 * t), a_at(As, r, kk + 2 * t + 1));
-                    a[i][1] = to_bf16x2(a_at(As, r + 8, kk + 2 * t), a_at(As, r + 8, kk + 2 * t + 1));
-                    a[i][2] = to_bf16x2(a_at(As, r, kk + 2 * t + 8), a_at(As, r, kk + 2 * t + 9));
-                    a[i][3] = to_bf16x2(a_at(As, r + 8, kk + 2 * t + 8), a_at(As, r + 8, kk + 2 * t + 9));
-                } else {
-                    a[i][0] = to_tf32(a_at(As, r, kk + t));
-                    a[i][1] = to_tf32(a_at(As, r + 8, kk + t));
-                    a[i][2] = to_tf32(a_at(As, r, kk + t + 4));
-                    a[i][3] = to_tf32(a_at(As, r + 8, kk + t + 4));
-                }
+                a[i][0] = to_tf32(a_at(As, r, kk + t));
+                a[i][1] = to_tf32(a_at(As, r + 8, kk + t));
+                a[i][2] = to_tf32(a_at(As, r, kk + t + 4));
+                a[i][3] = to_tf32(a_at(As, r + 8, kk + t + 4));
             }
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
                 int n = wn + j * 8 + g;
-                if (BF16) {
-                    b[j][0] = to_bf16x2(b_at(Bs, kk + 2 * t, n), b_at(Bs, kk + 2 * t + 1, n));
-                    b[j][1] = to_bf16x2(b_at(Bs, kk + 2 * t + 8, n), b_at(Bs, kk + 2 * t + 9, n));
-                } else {
-                    b[j][0] = to_tf32(b_at(Bs, kk + t, n));
-                    b[j][1] = to_tf32(b_at(Bs, kk + t + 4, n));
-                }
+                b[j][0] = to_tf32(b_at(Bs, kk + t, n));
+                b[j][1] = to_tf32(b_at(Bs, kk + t + 4, n));
             }
 #pragma unroll
             for (int i = 0; i < 4; ++i)
 #pragma unroll
-                for (int j = 0; j < 4; ++j) mma<BF16>(acc[i][j], a[i], b[j]);
+                for (int j = 0; j < 4; ++j) mma_tf32(acc[i][j], a[i], b[j]);
         }
     }
     cp_async_wait<0>();  // no copy may still target shared memory when the block exits
@@ -151,19 +151,19 @@ __device__ void matmul_tc(const float* __restrict__ A, const float* __restrict__
         }
 }
 
-#define TC_KERNEL(NAME, TA, TB, BF16)                                                       \
+#define TC_KERNEL(NAME, TA, TB, STAGES)                                                     \
     extern "C" __global__ void __launch_bounds__(TC_THREADS)                                \
         NAME(const float* __restrict__ A, const float* __restrict__ B, float* __restrict__ C, \
              const float* __restrict__ bias, int M, int N, int K, int act, float alpha,      \
              int vec_a, int vec_b, int vec_c) {                                              \
-        matmul_tc<TA, TB, BF16>(A, B, C, bias, M, N, K, act, alpha, vec_a, vec_b, vec_c);   \
+        matmul_tc<TA, TB, STAGES>(A, B, C, bias, M, N, K, act, alpha, vec_a, vec_b, vec_c); \
     }
 
-TC_KERNEL(matmul_tf32_nn, false, false, false)
-TC_KERNEL(matmul_tf32_nt, false, true, false)
-TC_KERNEL(matmul_tf32_tn, true, false, false)
-TC_KERNEL(matmul_tf32_tt, true, true, false)
-TC_KERNEL(matmul_bf16_nn, false, false, true)
-TC_KERNEL(matmul_bf16_nt, false, true, true)
-TC_KERNEL(matmul_bf16_tn, true, false, true)
-TC_KERNEL(matmul_bf16_tt, true, true, true)
+TC_KERNEL(matmul_tf32_nn_s3, false, false, 3)
+TC_KERNEL(matmul_tf32_nt_s3, false, true, 3)
+TC_KERNEL(matmul_tf32_tn_s3, true, false, 3)
+TC_KERNEL(matmul_tf32_tt_s3, true, true, 3)
+TC_KERNEL(matmul_tf32_nn_s2, false, false, 2)
+TC_KERNEL(matmul_tf32_nt_s2, false, true, 2)
+TC_KERNEL(matmul_tf32_tn_s2, true, false, 2)
+TC_KERNEL(matmul_tf32_tt_s2, true, true, 2)

@@ -1,9 +1,8 @@
 // The inline PTX of the tensor-core GEMM (matmul_tc.cu): cp.async copies into shared
 // memory, the input roundings and the mma.sync instructions, each behind a small function.
 // They are the only code the CPU emulator (emulator/ptx.h) cannot compile: it substitutes
-// its own versions, so this file is checked against the PTX ISA by reading (operand order
-// of cvt.rn.bf16x2: its first source goes to the upper half; cp.async's src-size below
-// cp-size zero-fills the rest; .cg takes only 16-byte copies), and on a GPU.
+// its own versions, so this file is checked against the PTX ISA by reading (cp.async's
+// src-size below cp-size zero-fills the rest; .cg takes only 16-byte copies), and on a GPU.
 
 __device__ __forceinline__ void cp_async16(float* dst, const float* src, int src_bytes) {
     u32 s = (u32)__cvta_generic_to_shared(dst);
@@ -30,24 +29,11 @@ __device__ __forceinline__ u32 to_tf32(float x) {
     return r;
 }
 
-__device__ __forceinline__ u32 to_bf16x2(float lo, float hi) {  // lo in the low half
-    u32 r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-
-template <bool BF16>
-__device__ __forceinline__ void mma(float* c, const u32* a, const u32* b) {
-    if (BF16)
-        asm volatile(
-            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    else
-        asm volatile(
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, "
-            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+// D = A B + C for one m16n8k8 tile: A row-major 16x8, B column-major 8x8, TF32 inputs.
+__device__ __forceinline__ void mma_tf32(float* c, const u32* a, const u32* b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, "
+        "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }

@@ -167,8 +167,8 @@ def matmul(a, b, trans_a=False, trans_b=False, impl="auto"):
 
     impl on the CPU: "numba" (our packed GEMM), "blas" (OpenBLAS through NumPy) or "auto"
     (the faster one for this shape class, measured once and cached; $KERNELGRAD_IMPL
-    overrides auto). On the GPU: "cuda-tiled", "cuda-regblock", "cuda-tf32", "cuda-bf16"
-    (tensor cores; inputs rounded to TF32 / bf16), "cublas" or "auto" (the fastest float32
+    overrides auto). On the GPU: "cuda-tiled", "cuda-regblock", "cuda-tf32"
+    (tensor cores; inputs rounded to TF32), "cublas" or "auto" (the fastest float32
     one, measured once per shape class and process). Transposed operands are read in place.
     """
     if _plain(a, b):
