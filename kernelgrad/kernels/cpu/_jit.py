@@ -1,7 +1,8 @@
 """Compilation helpers shared by the Numba kernels.
 
 `typed` makes scalar device functions whose float constants take the argument's dtype
-(a float32 kernel stays float32: Numba would otherwise promote at every literal).
+(a float32 kernel stays float32: Numba would otherwise promote at every literal), their
+multiply-adds contracted into FMAs where the compile target has them.
 `kernel` compiles one Python function twice, parallel and serial, each cached on disk
 under its own name, so small inputs skip the thread pool's start-up cost.
 """
@@ -28,7 +29,9 @@ def typed(factory):
     first = params.split(",")[0]
     namespace = {}
     exec(f"def typing({params}):\n    return impls.get({first})", {"impls": impls}, namespace)
-    overload(stub)(namespace["typing"])
+    # contract: a * b + c may become one fused multiply-add where the target has them (the
+    # polynomials of exp and tanh are chains of these); NaN and inf keep their meaning
+    overload(stub, jit_options={"fastmath": {"contract"}})(namespace["typing"])
     return stub
 
 

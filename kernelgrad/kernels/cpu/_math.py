@@ -29,6 +29,17 @@ def _float64_from_bits(typingctx, bits):
     return types.float64(types.int64), codegen
 
 
+def horner(coeffs):
+    """p(x) = coeffs[0] + coeffs[1] x + ... as an inlined Horner chain of exactly that
+    degree (a loop over a padded tuple would spend multiply-adds on its zeros)."""
+    lines = ["def p(x):", f"    y = c[{len(coeffs) - 1}]"]
+    lines += [f"    y = y * x + c[{k}]" for k in range(len(coeffs) - 2, -1, -1)]
+    lines.append("    return y")
+    namespace = {"c": tuple(coeffs)}
+    exec("\n".join(lines), namespace)
+    return njit(inline="always")(namespace["p"])
+
+
 def _exp_factory(T):
     single = T is np.float32
     log2e = T(1.4426950408889634)
@@ -36,7 +47,7 @@ def _exp_factory(T):
     ln2_lo = T(1.428606765330187e-06 if single else 1.9082149292705877e-10)
     degree = 7 if single else 12
     coeffs = [T(1.0 / np.prod(np.arange(1, k + 1, dtype=np.float64))) for k in range(degree + 1)]
-    c = tuple(coeffs + [T(0)] * (13 - len(coeffs)))
+    poly = horner(coeffs)
     hi = T(88.72 if single else 709.78)
     lo = T(-87.3 if single else -708.39)
     half, zero, inf = T(0.5), T(0), T(np.inf)
@@ -52,19 +63,7 @@ def _exp_factory(T):
         n = np.floor(x * log2e + half)
         r = x - n * ln2_hi
         r = r - n * ln2_lo
-        p = c[12]
-        p = p * r + c[11]
-        p = p * r + c[10]
-        p = p * r + c[9]
-        p = p * r + c[8]
-        p = p * r + c[7]
-        p = p * r + c[6]
-        p = p * r + c[5]
-        p = p * r + c[4]
-        p = p * r + c[3]
-        p = p * r + c[2]
-        p = p * r + c[1]
-        p = p * r + c[0]
+        p = poly(r)
         n_safe = n if (x < hi and x > lo) else zero
         result = p * scale(n_safe)
         result = inf if x >= hi else result
@@ -88,26 +87,11 @@ def fast_expm1(T):
     """exp(x) - 1 without cancellation near 0: a Taylor series below |x| = 0.35."""
     degree = 8 if T is np.float32 else 15
     coeffs = [T(1.0 / np.prod(np.arange(1, k + 1, dtype=np.float64))) for k in range(degree + 1)]
-    c = tuple(coeffs + [T(0)] * (16 - len(coeffs)))
+    poly = horner(coeffs[1:])  # series = x (1 + x/2 + x^2/6 + ...): -0 stays -0
     one, small = T(1), T(0.35)
 
     def expm1_(x):
-        p = c[15]
-        p = p * x + c[14]
-        p = p * x + c[13]
-        p = p * x + c[12]
-        p = p * x + c[11]
-        p = p * x + c[10]
-        p = p * x + c[9]
-        p = p * x + c[8]
-        p = p * x + c[7]
-        p = p * x + c[6]
-        p = p * x + c[5]
-        p = p * x + c[4]
-        p = p * x + c[3]
-        p = p * x + c[2]
-        p = p * x + c[1]
-        series = p * x
+        series = poly(x) * x
         # Both sides computed, then selected: a branch around exp would block vectorizing.
         direct = fast_exp(x) - one
         return series if abs(x) < small else direct
