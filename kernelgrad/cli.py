@@ -201,7 +201,11 @@ def train(args):
     import kernelgrad as kg
     from kernelgrad import nn
     device = kg.devices.resolve(args.device)
-    check_out(args.out)
+    if kg.distributed.launched_size() > 1:  # under mpiexec: data-parallel over the ranks
+        kg.distributed.init(device=device)
+    lead = kg.distributed.rank() == 0  # only rank 0 prints and writes
+    if lead:
+        check_out(args.out)
     kg.manual_seed(args.seed)
     x_train, x_test, y_train, y_test = load_dataset(args.dataset, args.data_dir, args.seed)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
@@ -215,7 +219,11 @@ def train(args):
                                 seed=args.seed)
     stopper = nn.EarlyStopping("val_loss", patience=args.patience, restore_best_weights=True,
                                verbose=0)
-    if args.verbose:
+    if args.verbose and lead:
+        world = kg.distributed.world_size()
+        if world > 1:
+            print(f"data-parallel over {world} processes ({kg.distributed._world.name}); "
+                  f"batch {args.batch_size} per process", flush=True)
         print(f"{args.dataset}: {len(x_fit)} train, {len(x_val)} validation, {len(x_test)} "
               f"test; model {model}", flush=True)
     start = time.perf_counter()
@@ -230,6 +238,8 @@ def train(args):
     else:
         best = (f"best val_loss {stopper.best:.4f} at epoch {stopper.best_epoch + 1}, "
                 "weights restored")
+    if not lead:
+        return test["accuracy"]
     print(f"trained {len(history.epoch)} epochs in {seconds:.2f} s (median training loop "
           f"{per_epoch:.1f} ms per epoch); {best}")
     print(f"test accuracy {test['accuracy']:.4f}  test loss {test['loss']:.4f}")

@@ -38,10 +38,27 @@ def set_rng_state(state):
     _state.update(new)
 
 
+_stream_key = {"rank": 0, "key": None}  # data-parallel ranks draw different masks
+
+
+def set_stream_rank(rank):
+    """Rank r > 0 of a data-parallel job keys its dropout with the seed mixed with r (fixed,
+    so runs repeat); rank 0 keeps the seed itself, as a single process has it."""
+    _stream_key["rank"] = int(rank)
+    _stream_key["key"] = None
+
+
 def dropout_stream():
-    """(seed, offset) the next dropout call takes; it calls advance_dropout_stream() once it
-    has succeeded, so a failed call leaves the offset where it was."""
-    return _state["seed"], _state["dropout_offset"]
+    """(key, offset) the next dropout call takes; it calls advance_dropout_stream() once it
+    has succeeded, so a failed call leaves the offset where it was. The key is the seed
+    (for rank r > 0 of a data-parallel job, the seed mixed with r)."""
+    seed, rank = _state["seed"], _stream_key["rank"]
+    if rank == 0:
+        return seed, _state["dropout_offset"]
+    if _stream_key["key"] is None or _stream_key["key"][0] != seed:
+        mixed = int(np.random.default_rng([seed, 0x6B67, rank]).integers(0, 2 ** 63))
+        _stream_key["key"] = (seed, mixed)
+    return _stream_key["key"][1], _state["dropout_offset"]
 
 
 def advance_dropout_stream():

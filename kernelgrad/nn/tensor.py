@@ -92,7 +92,7 @@ def _keep(keepdim, keepdims):
 class Tensor:
     """An array with an optional gradient, in the spirit of torch.Tensor."""
 
-    __slots__ = ("data", "requires_grad", "_grad", "_node", "__weakref__")
+    __slots__ = ("data", "requires_grad", "_grad", "_node", "_hooks", "__weakref__")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__  # == compares values, so hashing stays by identity
 
@@ -109,6 +109,21 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self._grad = None
         self._node = None
+        self._hooks = None
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """hook(tensor) each time backward has accumulated this leaf's .grad (PyTorch's
+        name; distributed.DataParallel starts its all-reduces from here). Returns a handle
+        whose remove() takes the hook off."""
+        if not self.is_leaf:
+            raise RuntimeError("a post-accumulate-grad hook goes on a leaf tensor (a parameter)")
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {hook!r}")
+        if self._hooks is None:
+            self._hooks = {}
+        key = object()
+        self._hooks[key] = hook
+        return _HookHandle(self._hooks, key)
 
     # ---- properties and conversions ----
     shape = property(lambda self: self.data.shape)
@@ -643,7 +658,7 @@ def _make(data, inputs, backward):
     if type(data) is not np.ndarray and isinstance(data, np.generic):
         data = np.asarray(data)  # 0-d arithmetic gives NumPy scalars: keep arrays
     out = Tensor.__new__(Tensor)
-    out.data, out._grad, out._node = data, None, None
+    out.data, out._grad, out._node, out._hooks = data, None, None, None
     out.requires_grad = False
     if _grad_enabled:
         for x in inputs:
@@ -734,6 +749,17 @@ def _accumulate(leaf, g, handed_out):
         leaf._grad = Tensor(g)
     else:
         leaf._grad = Tensor(leaf._grad.data + g)
+    if leaf._hooks:
+        for hook in list(leaf._hooks.values()):
+            hook(leaf)
+
+
+class _HookHandle:
+    def __init__(self, hooks, key):
+        self._hooks, self._key = hooks, key
+
+    def remove(self):
+        self._hooks.pop(self._key, None)
 
 
 # ---- free functions ----

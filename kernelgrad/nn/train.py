@@ -251,6 +251,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
         if len(val[0]) != len(val[1]) or len(val[0]) == 0:
             raise ValueError(f"validation data has {len(val[0])} inputs and {len(val[1])} "
                              "targets")
+    replica = _replica(model)  # under mpiexec: joins the job, so the loader is sharded
     loader = distributed.shard_loader(loader)
     _dry_run(model, loss_fn, loader.arrays, "training")
     if val is not None:
@@ -266,7 +267,8 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
             callback.set_model(model)
             callback.set_params(params)
     step = None
-    if capture and _device_of(model) == "cpu" and supports(model, loss_fn, optimizer):
+    if replica is model and capture and _device_of(model) == "cpu" and \
+            supports(model, loss_fn, optimizer):
         step = CapturedStep(model, loss_fn, optimizer)
     _call(callbacks, "on_train_begin")
     try:
@@ -274,7 +276,8 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
             _call(callbacks, "on_epoch_begin", epoch)
             loader.set_epoch(epoch)  # epoch e's order, whether run straight or resumed
             start = time.perf_counter()
-            logs = _train_epoch(model, loss_fn, optimizer, loader, callbacks, config, step)
+            logs = _train_epoch(model, loss_fn, optimizer, loader, callbacks, config, step,
+                                replica)
             seconds = time.perf_counter() - start
             if val is not None:
                 logs.update({"val_" + k: v for k, v in
@@ -303,8 +306,21 @@ def _call(callbacks, hook, *args):
             method(*args)
 
 
-def _train_epoch(model, loss_fn, optimizer, batches, callbacks, config, step=None):
+def _replica(model):
+    """What fit runs forward through: the model, or under an MPI launcher with several
+    processes, the model wrapped in DataParallel (gradients averaged across the ranks)."""
+    from .. import distributed
+    if distributed.launched_size() > 1 and not distributed.is_initialized():
+        distributed.init(device=_device_of(model))
+    if distributed.world_size() == 1 or isinstance(model, distributed.DataParallel):
+        return model
+    return distributed.DataParallel(model)
+
+
+def _train_epoch(model, loss_fn, optimizer, batches, callbacks, config, step=None,
+                 replica=None):
     meter, device = _Meter(config["accuracy"]), _device_of(model)
+    replica = model if replica is None else replica
     model.train()
     for index, batch in enumerate(batches):
         _call(callbacks, "on_train_batch_begin", index)
@@ -314,7 +330,7 @@ def _train_epoch(model, loss_fn, optimizer, batches, callbacks, config, step=Non
             value = float(loss)
         else:
             optimizer.zero_grad()
-            outputs = model(*inputs)
+            outputs = replica(*inputs)
             loss = loss_fn(outputs, targets)
             loss.backward()
             optimizer.step()
