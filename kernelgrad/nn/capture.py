@@ -27,12 +27,12 @@ GPU the same plan could be recorded into one (not done yet: CPU only).
 """
 import numpy as np
 
-from .. import kernels as K
-from ..kernels.cpu.softmax_cross_entropy import labels_in_range
+from .. import kernels
 from ..kernels.ops import activations as activation_ops
+from ..kernels.ops import dropout as dropout_ops
+from ..kernels.ops import matmul as matmul_ops
 from ..kernels.ops import optim as optim_ops
-from ..kernels.ops.dropout import _constants_of
-from ..kernels.ops.softmax_cross_entropy import _run_cpu as softmax_cross_entropy
+from ..kernels.ops import softmax_cross_entropy as softmax_ops
 from . import functional as F
 from . import modules as m
 from .random import advance_dropout_stream, dropout_stream, get_rng_state, set_rng_state
@@ -88,7 +88,6 @@ class _Stage:
 
 class _Linear(_Stage):
     def __init__(self, layer, x_shape, dtype, need_input_grad, impl):
-        from ..kernels.ops import matmul as matmul_ops
         self.layer, self.name = layer, layer.activation
         self.alpha = dtype.type(layer.negative_slope)
         batch, fan_in = x_shape
@@ -145,7 +144,7 @@ class _Activation(_Stage):
 class _Dropout(_Stage):
     def __init__(self, layer, dtype):
         self.p = layer.p
-        self.threshold, self.scale = _constants_of(layer.p, dtype)
+        self.threshold, self.scale = dropout_ops.constants(layer.p, dtype)
 
     def run(self, h):
         seed, offset = dropout_stream()
@@ -154,11 +153,7 @@ class _Dropout(_Stage):
         return self._apply(h)
 
     def _apply(self, h):
-        from ..kernels.cpu import dropout as dropout_kernels
-        out = K._alloc.empty_like(h)
-        dropout_kernels.dropout(h.size, h.ravel(), out.ravel(), self.threshold, self.scale,
-                                self.seed, self.offset)
-        return out
+        return dropout_ops.run_cpu(h, self.threshold, self.scale, self.seed, self.offset)
 
     def back(self, g):
         return self._apply(g)
@@ -169,9 +164,8 @@ class Plan:
     structure)."""
 
     def __init__(self, model, loss_fn, optimizer, x, y):
-        from ..kernels import _autotune
         dtype = next(model.parameters()).dtype
-        impl = _autotune.check_impl("auto", "cpu")  # as the eager linear resolves it
+        impl = matmul_ops.resolve_impl("auto", "cpu")  # as the eager linear resolves it
         self.loss, self.reduction = LOSSES[type(loss_fn)], loss_fn.reduction
         self.stages, shape = [], x.shape
         for layer in _layers(model):
@@ -198,22 +192,19 @@ class Plan:
             y = F._labels(y, x.shape[0])
             if y.dtype != np.int64:
                 y = y.astype(np.int64)
-            classes = self.classes
-            bad = labels_in_range(y, classes)
-            if bad >= 0:  # before any stage: a refused call takes no dropout offset
-                raise ValueError(f"label {y[bad]} is outside [0, {classes}) for logits "
-                                 f"with {classes} classes")
+            # before any stage: a refused call takes no dropout offset
+            softmax_ops.check_labels(y, self.classes)
         h = x
         for stage in self.stages:
             h = stage.run(h)
         outputs = h
         if self.loss == "cross_entropy":
-            losses, grad = softmax_cross_entropy(outputs, y)
+            losses, grad = softmax_ops.run_cpu(outputs, y)
         else:
             target = F._target_like(y, outputs, "target")
             if target.dtype != outputs.dtype:
                 target = target.astype(outputs.dtype)
-            losses, grad = getattr(K, self.loss)(outputs, target)
+            losses, grad = getattr(kernels, self.loss)(outputs, target)
         total = np.asarray(losses.sum(dtype=losses.dtype))
         if self.reduction == "mean":
             count = losses.dtype.type(losses.size)

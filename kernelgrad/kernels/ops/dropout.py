@@ -11,7 +11,8 @@ _U64 = 2 ** 64
 _constants = Plans()  # (p, dtype) -> (keep threshold, scale in dtype)
 
 
-def _constants_of(p, dtype):
+def constants(p, dtype):
+    """(keep threshold, scale in dtype) for drop probability p, checked once per (p, dtype)."""
     found = _constants.find((p, dtype))
     if found is None:
         checked = checks.probability(p)
@@ -20,25 +21,27 @@ def _constants_of(p, dtype):
     return found
 
 
+def run_cpu(x, threshold, scale, seed, offset):
+    """The CPU kernel on a plain C-contiguous float array, unchecked: threshold and scale
+    from constants(), seed and offset as numpy.uint64 (what kg.capture replays)."""
+    out = _alloc.empty_like(x)
+    cpu_kernels.dropout(x.size, x.ravel(), out.ravel(), threshold, scale, seed, offset)
+    return out
+
+
 def _dropout(x, p, seed, offset, name):
     if (type(x) is np.ndarray and x.dtype in checks.FLOAT_DTYPES and x.flags.c_contiguous
             and x.size and type(seed) is int and type(offset) is int
             and 0 <= seed < _U64 and 0 <= offset < _U64):
-        threshold, scale = _constants_of(p, x.dtype)
-        out = _alloc.empty_like(x)
-        cpu_kernels.dropout(x.size, x.ravel(), out.ravel(), threshold, scale, np.uint64(seed),
-                            np.uint64(offset))
-        return out
+        threshold, scale = constants(p, x.dtype)
+        return run_cpu(x, threshold, scale, np.uint64(seed), np.uint64(offset))
     x = checks.float_array(x, name)
     p = checks.probability(p)
     seed = np.uint64(checks.uint64(seed, "seed"))
     offset = np.uint64(checks.uint64(offset, "offset"))
     if checks.is_cupy(x):
         return cuda("dropout").dropout(x, keep_threshold(p), 1.0 / (1.0 - p), seed, offset)
-    threshold, scale = _constants_of(p, x.dtype)
-    out = _alloc.empty_like(x)
-    cpu_kernels.dropout(x.size, x.ravel(), out.ravel(), threshold, scale, seed, offset)
-    return out
+    return run_cpu(x, *constants(p, x.dtype), seed, offset)
 
 
 def dropout(x, p, seed, offset=0):

@@ -127,6 +127,12 @@ def gemm(a, b, trans_a, trans_b, impl, bias=None, act=0, alpha=None):
     return plan(a, b, bias)
 
 
+def resolve_impl(impl, device):
+    """impl checked for the device, with KERNELGRAD_IMPL applied to "auto", as the
+    public functions resolve it."""
+    return _autotune.check_impl(impl, device)
+
+
 def gemm_shape_class(op, dtype, M, N, K, trans_a=False, trans_b=False):
     """The key under which impl="auto" records its choice for this GEMM ("matmul", or
     "linear" for one with an epilogue); see impl_choices()."""

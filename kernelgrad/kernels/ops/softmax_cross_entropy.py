@@ -9,12 +9,19 @@ from ._common import cuda, empty, on_gpu
 INT64 = np.dtype(np.int64)
 
 
-def _run_cpu(logits, labels):
-    rows, classes = logits.shape
+def check_labels(labels, classes):
+    """Raise unless every int64 label lies in [0, classes) (one pass, no copy)."""
     bad = cpu_kernels.labels_in_range(labels, classes)
     if bad >= 0:
         raise ValueError(f"label {labels[bad]} is outside [0, {classes}) for logits with "
                          f"{classes} classes")
+
+
+def run_cpu(logits, labels):
+    """The CPU kernel on plain C-contiguous logits (N, C) and int64 labels (N,), checked
+    for range only (what kg.capture replays)."""
+    rows, classes = logits.shape
+    check_labels(labels, classes)
     losses = empty(rows, logits.dtype)
     dlogits = _alloc.empty_like(logits)
     cpu_kernels.softmax_cross_entropy(logits.size, logits, labels, losses, dlogits)
@@ -31,10 +38,10 @@ def softmax_cross_entropy(logits, labels):
             and logits.dtype in checks.FLOAT_DTYPES and logits.flags.c_contiguous
             and logits.size and labels.dtype is INT64 and labels.flags.c_contiguous
             and labels.shape == logits.shape[:1]):
-        return _run_cpu(logits, labels)  # the common case: checked by the tests above
+        return run_cpu(logits, labels)  # the common case: checked by the tests above
     logits = checks.float_array(logits, "logits", 2, 2)
     gpu = on_gpu(logits, labels)
     labels = checks.labels_for(labels, *logits.shape)
     if gpu:
         return cuda("softmax_cross_entropy").softmax_cross_entropy(logits, labels)
-    return _run_cpu(logits, labels)
+    return run_cpu(logits, labels)
