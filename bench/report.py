@@ -43,14 +43,17 @@ def steps_table(report):
     steps = report.get("training_steps") or []
     if not steps or "gemm_floor_s" not in steps[0]:
         return ""
-    lines = ["| training step | shape | ours ms | PyTorch ms | NumPy ms | its GEMMs through "
-             "OpenBLAS, ms | ours / GEMMs | ours / PyTorch | ours / NumPy |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| training step | shape | eager ms | captured ms | PyTorch ms | NumPy ms | its "
+             "GEMMs through OpenBLAS, ms | captured / GEMMs | captured / PyTorch | "
+             "captured / NumPy |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in steps:
-        ours, torch = s["kernelgrad_s"], s.get("pytorch_s")
+        eager, torch = s["kernelgrad_s"], s.get("pytorch_s")
+        ours = s.get("captured_s") or eager
         vs_torch = f"{ours / torch:.2f}x" if torch else "-"
         lines.append(f"| {s['mlp']} | {s['shape']}, dropout {s['dropout']}, Adam | "
-                     f"{ours * 1e3:.2f} | {_ms(torch)[:-1]} | {s['numpy_s'] * 1e3:.2f} | "
+                     f"{eager * 1e3:.2f} | {_ms(s.get('captured_s'))[:-1]} | "
+                     f"{_ms(torch)[:-1]} | {s['numpy_s'] * 1e3:.2f} | "
                      f"{s['gemm_floor_s'] * 1e3:.2f} | {ours / s['gemm_floor_s']:.2f}x | "
                      f"{vs_torch} | {ours / s['numpy_s']:.2f}x |"
                      + (" noisy" if s.get("noisy") else ""))
@@ -64,6 +67,9 @@ def describe(report):
             f"{m.get('gemm_tile_float32', '?')}), {m.get('threads', '?')} threads; "
             f"{report['date']}. Copy bandwidth {report['copy_bandwidth_Bps'] / 1e9:.1f} GB/s, "
             f"best float32 GEMM {report['gemm_flops'] / 1e9:.0f} GFLOP/s.")
+    blas = ", ".join(f"{name} ({kernel} kernel)" for name, kernel, _ in m.get("blas", []))
+    if blas:
+        text += f" BLAS: {blas}."
     if report.get("busy_warning"):
         text += f" {report['busy_warning']}"
     return text

@@ -66,8 +66,10 @@ def run_case(case, backend, rng, bandwidth, flop_rate):
         row["impl"] = case.impl
         if case.impl == "auto" and backend.name == "cpu":  # the first call measured or read
             picks = K.impl_choices()
-            row["auto_picked"] = "/".join(picks.get(key, {}).get("impl", "?")
-                                          for key in case.shape_class)
+            # a pick held for this process only (its rounds disagreed) is marked with ~
+            row["auto_picked"] = "/".join(
+                picks.get(key, {}).get("impl", "?") + ("~" if picks.get(key, {}).get(
+                    "provisional") else "") for key in case.shape_class)
             row["label"] = f"{case.name} [auto={row['auto_picked']}]"
     row["rel_error"] = error
     if not error <= case.tolerance:

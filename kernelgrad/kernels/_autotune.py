@@ -58,7 +58,7 @@ SPINNING = {"blas"}      # candidates whose threads spin on after they return
 
 _choices = None          # key -> {"impl": name, "seconds": {name: median}, ...}
 _choices_path = None     # the file _choices was loaded from
-_provisional = {}        # key -> (impl, time it was chosen): not recorded (noisy)
+_provisional = {}        # key -> (impl, time it was chosen, medians): not recorded (noisy)
 
 
 def check_impl(impl, device="cpu"):
@@ -141,8 +141,12 @@ def _save(choices):
 
 
 def choices():
-    """Every recorded choice: {shape class: {"impl": name, "seconds": {impl: median}, ...}}."""
-    return dict(_load())
+    """Every choice: {shape class: {"impl": name, "seconds": {impl: median}, ...}}, the
+    recorded ones and those held for this process only ("provisional": True), which were
+    measured on a busy machine or whose rounds disagreed and will be measured again."""
+    held = {key: {"impl": impl, "seconds": medians, "provisional": True}
+            for key, (impl, _, medians) in _provisional.items()}
+    return {**held, **_load()}
 
 
 def forget():
@@ -242,5 +246,5 @@ def run(key, impl, candidates):
         _provisional.pop(key, None)
         _save(choices)
     else:  # a moment's load or noise: hold this choice a while, then measure again
-        _provisional[key] = (winner, time.monotonic())
+        _provisional[key] = (winner, time.monotonic(), medians)
     return results[winner]

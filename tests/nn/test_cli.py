@@ -20,7 +20,7 @@ def test_kernelgrad_train_writes_checkpoint_and_curves(tmp_path, capsys):
 
 
 def test_kernelgrad_train_default_run_reaches_high_accuracy(tmp_path, capsys):
-    """The default command (seed 0, whose split is the hardest of seeds 0-9; see README)."""
+    """The default command (seed 0, whose split is the hardest of seeds 0-9; docs/results.md)."""
     from kernelgrad.cli import build_parser, train
     accuracy = train(build_parser().parse_args(["train", "--out", str(tmp_path), "--verbose", "0"]))
     assert accuracy >= 0.95

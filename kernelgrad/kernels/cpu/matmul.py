@@ -1,6 +1,6 @@
 """GEMM C = act(op(A) @ op(B) + bias), BLIS-style, for row-major arrays.
 
-Design (see the README's "How the GEMM is built" for measurements):
+Design (docs/gemm.md has the measurements):
 - B is packed once per call into column panels NR wide (NR = 2 host vectors: 32 floats
   with AVX-512), cut into KC-deep blocks: each micro-kernel reads its B panel (KC x NR,
   32 KiB) from L1, contiguously.
@@ -159,14 +159,17 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
     n_panels = (N + NR - 1) // NR
     m_panels = (M + MR - 1) // MR
     k_blocks = (K + KC - 1) // KC
+    # K cut into equal blocks of at most KC (784 = 4 x 196, not 3 x 256 + 16: a thin last
+    # block costs a whole pass over C for few multiply-adds)
+    kc_step = (K + k_blocks - 1) // k_blocks
     # Packed B: KC-deep blocks one after another, each holding n_panels panels [k][NR].
     bp = scratch[:n_panels * NR * K]
     flat_b = b.reshape(b.size)
     ldb = b.shape[1]
     for job in prange(k_blocks * n_panels):
         p, panel = job // n_panels, job % n_panels
-        k0, j0 = p * KC, panel * NR
-        kc = min(KC, K - k0)
+        k0, j0 = p * kc_step, panel * NR
+        kc = min(kc_step, K - k0)
         base, stride_j, stride_k = (j0 * ldb + k0, ldb, 1) if trans_b else (k0 * ldb + j0, 1, ldb)
         start = k0 * n_panels * NR + panel * kc * NR
         _pack_panel(flat_b, base, stride_j, stride_k, min(NR, N - j0), NR, kc,
@@ -194,8 +197,8 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
             i0 = row_start + blk * part_panels // n_blocks * MR
             rows = min(row_end, row_start + (blk + 1) * part_panels // n_blocks * MR) - i0
             for p in range(k_blocks):
-                k0 = p * KC
-                kc = min(KC, K - k0)
+                k0 = p * kc_step
+                kc = min(kc_step, K - k0)
                 if not direct:
                     _pack_a(a, trans_a, i0, rows, k0, kc, ap)
                 elif rows % MR:  # the last, short row panel: packed once, zero-padded
