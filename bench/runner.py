@@ -66,10 +66,11 @@ def run_case(case, backend, rng, bandwidth, flop_rate):
         row["impl"] = case.impl
         if case.impl == "auto" and backend.name == "cpu":  # the first call measured or read
             picks = K.impl_choices()
-            # a pick held for this process only (its rounds disagreed) is marked with ~
+            # A pick held for this process only (its rounds disagreed) is marked with ~; a
+            # shape class with no pick is one auto gives to numba unmeasured (too small).
             row["auto_picked"] = "/".join(
-                picks.get(key, {}).get("impl", "?") + ("~" if picks.get(key, {}).get(
-                    "provisional") else "") for key in case.shape_class)
+                picks[key]["impl"] + ("~" if picks[key].get("provisional") else "")
+                if key in picks else "numba, small" for key in case.shape_class)
             row["label"] = f"{case.name} [auto={row['auto_picked']}]"
     row["rel_error"] = error
     if not error <= case.tolerance:

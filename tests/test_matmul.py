@@ -123,12 +123,21 @@ def test_linear_forward_and_backward(rng, dtype, activation, batch, fan_in, fan_
                              impl=impl)[0] is None
 
 
+@pytest.mark.parametrize("impl", ["numba", "blas"])
+@pytest.mark.parametrize("activation", [None, "relu"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_linear_without_bias(rng, dtype):
-    x = rng.standard_normal((7, 33)).astype(dtype)
-    w = rng.standard_normal((33, 5)).astype(dtype)
-    assert_close(K.linear(x, w, None, "relu"), R.linear(x, w, None, "relu")[0],
-                 gemm_tolerance(dtype, 33), what="linear no bias")
+@pytest.mark.parametrize("batch,fan_in,fan_out", [(7, 33, 5), (64, 128, 1000)])
+def test_linear_without_bias(rng, dtype, activation, impl, batch, fan_in, fan_out):
+    """No bias: nothing is added, whatever the activation (the epilogue once added a
+    one-element zero bias across every column, reading past its end)."""
+    x = rng.standard_normal((batch, fan_in)).astype(dtype)
+    w = rng.standard_normal((fan_in, fan_out)).astype(dtype)
+    ref = R.linear(x, w, None, activation)[0]
+    tol = gemm_tolerance(dtype, fan_in)
+    assert_close(K.linear(x, w, None, activation, impl=impl), ref, tol, what="linear no bias")
+    y, z = K.linear(x, w, None, activation, return_preact=True, impl=impl)
+    assert_close(y, ref, tol, what="linear no bias (return_preact)")
+    assert_close(z, R.linear(x, w, None, None)[0], tol, what="linear no bias preact")
 
 
 def test_non_contiguous_inputs_are_copied(rng):

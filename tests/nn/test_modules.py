@@ -38,6 +38,17 @@ def test_linear_without_bias_and_custom_modules():
     assert block(kg.Tensor(np.ones((5, 3), np.float32))).shape == (5, 2)
 
 
+def test_linear_without_bias_computes_x_w():
+    layer = nn.Linear(128, 300, bias=False)
+    x = np.random.default_rng(0).standard_normal((64, 128), dtype=np.float32)
+    expected = x.astype(np.float64) @ layer.weight.numpy()
+    assert np.allclose(layer(x).numpy(), expected, rtol=1e-5, atol=1e-5)
+    step = kg.capture(nn.Sequential(layer), nn.MSELoss(), kg.optim.SGD(layer.parameters(), 0.0))
+    _, outputs = step(x, np.zeros((64, 300), np.float32))
+    assert np.allclose(outputs.numpy() if hasattr(outputs, "numpy") else outputs, expected,
+                       rtol=1e-5, atol=1e-5)
+
+
 def test_module_requires_super_init():
     class Broken(nn.Module):
         def __init__(self):

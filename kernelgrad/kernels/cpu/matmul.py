@@ -233,8 +233,7 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                                     for j in range(nr):
                                         dst[j] = src[j]
                         if has_epilogue and p == k_blocks - 1:  # the tile is done
-                            for r in range(mr):
-                                epilogue(c[i + r, j0: j0 + nr], bias[j0: j0 + nr], act, alpha)
+                            epilogue(c, i, mr, j0, nr, bias, act, alpha)
 
 
 def micro_tile(dtype):

@@ -60,7 +60,8 @@ class Gemm:
             impl = "numba"
         self.impl = impl
         self.work = M * N * K // MACS_PER_WORK
-        self.zero_bias = np.zeros(N if act else 1, dtype)  # the epilogue adds one
+        # what the epilogue adds when there is no bias: one zero per column of C
+        self.zero_bias = np.zeros(N if has_epilogue else 1, dtype)
         self._layouts = {}  # threads -> ((parts_m, parts_n), scratch size)
 
     def _layout(self):
@@ -251,9 +252,10 @@ def linear(x, w, b=None, activation=None, alpha=0.01, return_preact=False, impl=
         return activations.forward(z, act, alpha_t), z
     M, K = checked_x.shape
     N = checked_w.shape[1]
-    plan = Linear(Gemm(M, N, K, False, False, checked_x.dtype, True,
-                       0 if return_preact else act, alpha_t, impl), act, alpha_t,
-                  return_preact)
+    gemm_act = 0 if return_preact else act
+    plan = Linear(Gemm(M, N, K, False, False, checked_x.dtype,
+                       checked_b is not None or gemm_act != 0, gemm_act, alpha_t, impl),
+                  act, alpha_t, return_preact)
     if _plain(x, w, b):
         _plans.remember(("linear", x.shape, w.shape, x.dtype, w.dtype, _bias_key(b),
                          activation, alpha, return_preact, impl, _env()), plan)
