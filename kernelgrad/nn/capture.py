@@ -91,20 +91,13 @@ class _Linear(_Stage):
         self.layer, self.name = layer, layer.activation
         self.alpha = dtype.type(layer.negative_slope)
         batch, fan_in = x_shape
-        fan_out = layer.out_features
-        gelu = self.name == "gelu"
         act_id = activation_ops.activation_id(self.name)
-        self.act_id = act_id
-        self.forward_plan = matmul_ops.Linear(
-            matmul_ops.Gemm(batch, fan_out, fan_in, False, False, dtype, True,
-                            0 if gelu else act_id, self.alpha, impl),
-            act_id, self.alpha, gelu)
-        zero = dtype.type(0)
-        self.backward_plan = matmul_ops.LinearBackward(
-            act_id, self.alpha,
-            matmul_ops.Gemm(batch, fan_in, fan_out, False, True, dtype, False, 0, zero, impl)
-            if need_input_grad else None,
-            matmul_ops.Gemm(fan_in, fan_out, batch, True, False, dtype, False, 0, zero, impl))
+        # the plans linear() and linear_backward() build for these shapes
+        self.forward_plan = matmul_ops.linear_plan(
+            batch, fan_in, layer.out_features, dtype, layer.bias is not None, act_id,
+            self.alpha, self.name == "gelu", impl)
+        self.backward_plan = matmul_ops.linear_backward_plan(
+            batch, fan_in, layer.out_features, dtype, act_id, self.alpha, need_input_grad, impl)
 
     def run(self, h):
         w = self.layer.weight.data

@@ -128,12 +128,6 @@ def gemm(a, b, trans_a, trans_b, impl, bias=None, act=0, alpha=None):
     return plan(a, b, bias)
 
 
-def resolve_impl(impl, device):
-    """impl checked for the device, with KERNELGRAD_IMPL applied to "auto", as the
-    public functions resolve it."""
-    return _autotune.check_impl(impl, device)
-
-
 def gemm_shape_class(op, dtype, M, N, K, trans_a=False, trans_b=False):
     """The key under which impl="auto" records its choice for this GEMM ("matmul", or
     "linear" for one with an epilogue); see impl_choices()."""
@@ -141,6 +135,8 @@ def gemm_shape_class(op, dtype, M, N, K, trans_a=False, trans_b=False):
 
 
 impl_choices = _autotune.choices
+# impl checked for the device, with KERNELGRAD_IMPL applied to "auto"
+resolve_impl = _autotune.check_impl
 forget_impl_choices = _autotune.forget
 
 
@@ -183,7 +179,7 @@ def matmul(a, b, trans_a=False, trans_b=False, impl="auto"):
         plan = _plans.find(key)
         if plan is not None:
             return plan(a, b)
-    impl = _autotune.check_impl(impl, "cuda" if on_gpu(a, b) else "cpu")
+    impl = resolve_impl(impl, "cuda" if on_gpu(a, b) else "cpu")
     checked_a, checked_b = _operands(a, b, trans_a, trans_b)
     if checks.is_cupy(checked_a):
         return gemm(checked_a, checked_b, trans_a, trans_b, impl)
@@ -211,6 +207,14 @@ class Linear:
         return activations.forward(z, self.act, self.alpha), z
 
 
+def linear_plan(batch, fan_in, fan_out, dtype, has_bias, act, alpha, return_preact, impl):
+    """The CPU plan of a checked linear signature (what linear() and kg.capture run): the
+    GEMM has an epilogue only when it has a bias or an activation to apply."""
+    gemm_act = 0 if return_preact else act
+    return Linear(Gemm(batch, fan_out, fan_in, False, False, dtype, has_bias or gemm_act != 0,
+                       gemm_act, alpha, impl), act, alpha, return_preact)
+
+
 def _bias_key(b):
     return None if b is None else (b.shape, b.dtype)
 
@@ -228,7 +232,7 @@ def linear(x, w, b=None, activation=None, alpha=0.01, return_preact=False, impl=
         plan = _plans.find(key)
         if plan is not None:
             return plan(x, w, b)
-    impl = _autotune.check_impl(impl, "cuda" if on_gpu(x, w, b) else "cpu")
+    impl = resolve_impl(impl, "cuda" if on_gpu(x, w, b) else "cpu")
     checked_x = checks.float_array(x, "x", 2, 2)
     checked_w = checks.float_array(w, "w", 2, 2)
     checks.same_dtype(checked_x, "x", checked_w, "w")
@@ -250,12 +254,8 @@ def linear(x, w, b=None, activation=None, alpha=0.01, return_preact=False, impl=
             return gemm(checked_x, checked_w, False, False, impl, checked_b, act, alpha_t)
         z = gemm(checked_x, checked_w, False, False, impl, checked_b, 0, alpha_t)
         return activations.forward(z, act, alpha_t), z
-    M, K = checked_x.shape
-    N = checked_w.shape[1]
-    gemm_act = 0 if return_preact else act
-    plan = Linear(Gemm(M, N, K, False, False, checked_x.dtype,
-                       checked_b is not None or gemm_act != 0, gemm_act, alpha_t, impl),
-                  act, alpha_t, return_preact)
+    plan = linear_plan(*checked_x.shape, checked_w.shape[1], checked_x.dtype,
+                       checked_b is not None, act, alpha_t, return_preact, impl)
     if _plain(x, w, b):
         _plans.remember(("linear", x.shape, w.shape, x.dtype, w.dtype, _bias_key(b),
                          activation, alpha, return_preact, impl, _env()), plan)
@@ -273,6 +273,17 @@ class LinearBackward:
         dz = dy if not self.act else activations.backward(dy, saved, self.act, self.alpha)
         dx = self.dx(dz, w) if self.dx is not None else None
         return dx, self.dw(x, dz), column_sums(dz)
+
+
+def linear_backward_plan(batch, fan_in, fan_out, dtype, act, alpha, need_input_grad, impl):
+    """The CPU plan of a checked linear_backward signature (linear_backward and kg.capture):
+    dx = dz @ w.T (when wanted) and dw = x.T @ dz, transposes read in place."""
+    zero = dtype.type(0)
+    return LinearBackward(
+        act, alpha,
+        Gemm(batch, fan_in, fan_out, False, True, dtype, False, 0, zero, impl)
+        if need_input_grad else None,
+        Gemm(fan_in, fan_out, batch, True, False, dtype, False, 0, zero, impl))
 
 
 def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
@@ -294,7 +305,7 @@ def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
     plan = _plans.find(key) if key is not None else None
     if plan is not None:
         return plan(dy, x, w, saved)
-    impl = _autotune.check_impl(impl, "cuda" if on_gpu(dy, x, w, y, preact) else "cpu")
+    impl = resolve_impl(impl, "cuda" if on_gpu(dy, x, w, y, preact) else "cpu")
     x = checks.float_array(x, "x", 2, 2)
     w = checks.float_array(w, "w", 2, 2)
     dy = checks.float_array(dy, "dy", 2, 2)
@@ -317,14 +328,8 @@ def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
         dz = activations.backward(dy, saved, act, alpha_t) if act else dy
         dx = gemm(dz, w, False, True, impl) if need_input_grad else None
         return dx, gemm(x, dz, True, False, impl), column_sums(dz)
-    batch, fan_in = x.shape
-    fan_out = w.shape[1]
-    zero = x.dtype.type(0)
-    plan = LinearBackward(
-        act, alpha_t,
-        Gemm(batch, fan_in, fan_out, False, True, x.dtype, False, 0, zero, impl)
-        if need_input_grad else None,
-        Gemm(fan_in, fan_out, batch, True, False, x.dtype, False, 0, zero, impl))
+    plan = linear_backward_plan(*x.shape, w.shape[1], x.dtype, act, alpha_t,
+                                need_input_grad, impl)
     if key is not None:
         _plans.remember(key, plan)
     return plan(dy, x, w, saved)
