@@ -6,10 +6,10 @@
 #
 # 1. the device (nvidia-smi) and a stop, at once, if CuPy sees no GPU;
 # 2. every GPU test (pytest -m gpu), each kernel against the reference;
-# 3. compute-sanitizer memcheck and racecheck on a reduced set (the small sizes, the op
-#    tests without nn), where the sanitizer supports the device (it says so otherwise);
-# 4. the GPU benchmark (python -m bench --device cuda): ratios against cuBLAS, PyTorch
-#    and the copy bandwidth, as JSON and PNG.
+# 3. the GPU benchmark (python -m bench --device cuda): ratios against cuBLAS, PyTorch
+#    and the copy bandwidth, as JSON and PNG;
+# 4. compute-sanitizer memcheck and racecheck on a reduced set (the small sizes, the op
+#    tests without nn), where the sanitizer supports the device (it says so otherwise).
 # Writes at most 8 files into OUTDIR and prints a summary table last. Uses the Python it
 # finds (CuPy, pytest, hypothesis and PyTorch already installed; nothing is downloaded):
 # kernelgrad runs from this checkout through PYTHONPATH, not installed.
@@ -67,7 +67,11 @@ from kernelgrad import devices; assert devices.cuda_available()" >> "$OUT/device
     exit 1
 fi
 
-step tests 270 tests.txt "$PY" -m pytest -m gpu -q -p no:cacheprovider tests
+step tests 230 tests.txt "$PY" -m pytest -m gpu -q -p no:cacheprovider tests
+
+# The benchmark before the sanitizers: a sanitizer that runs long must not starve it.
+rm -f "$OUT/bench.json" "$OUT/bench.png"
+step bench 170 bench.txt "${BENCH[@]}" --device cuda --out "$OUT/bench.json"
 
 # The sanitizers slow every launch a hundredfold: the small sizes still reach every
 # kernel's edges and both its vector and scalar paths.
@@ -75,22 +79,20 @@ if [ "$REHEARSE" = "--rehearse" ] || ! command -v compute-sanitizer > /dev/null;
     note sanitizers skipped 0 "compute-sanitizer is not on this machine"
 else
     for tool in memcheck racecheck; do
-        probe=$(KERNELGRAD_GPU_TESTS=small timeout 60 compute-sanitizer --tool "$tool" \
+        probe=$(KERNELGRAD_GPU_TESTS=small timeout 30 compute-sanitizer --tool "$tool" \
             "$PY" -c "import cupy; cupy.arange(4).sum()" 2>&1)
         if grep -qi "not supported" <<< "$probe"; then
             echo "$probe" >> "$OUT/sanitizers.txt"
             note "$tool" skipped 0 "compute-sanitizer: $(grep -i -m1 'not supported' <<< "$probe")"
             continue
         fi
-        KERNELGRAD_GPU_TESTS=small step "$tool" 75 sanitizers.txt \
+        KERNELGRAD_GPU_TESTS=small step "$tool" 60 sanitizers.txt \
             compute-sanitizer --tool "$tool" --error-exitcode 1 \
             "$PY" -m pytest -m gpu -q -x -p no:cacheprovider tests --ignore=tests/nn \
             --ignore=tests/cuda_emulator
     done
 fi
 
-rm -f "$OUT/bench.json" "$OUT/bench.png"
-step bench 200 bench.txt "${BENCH[@]}" --device cuda --out "$OUT/bench.json"
 
 {
     echo "gpu_check summary ($(head -n 2 "$OUT/device.txt" | tail -n 1); $((SECONDS - start)) s in all)"
