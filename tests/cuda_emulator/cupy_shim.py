@@ -293,6 +293,7 @@ cuda = types.SimpleNamespace(
         getDeviceCount=lambda: 1,
         getDeviceProperties=lambda device: {"name": b"kernelgrad CUDA emulator (CPU)"}))
 __version__ = "emulator"
+EMULATED = True  # kernelgrad hands the emulator its CUDA source, not a cubin
 
 
 def get_default_memory_pool():

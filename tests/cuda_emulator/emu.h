@@ -92,6 +92,12 @@ inline int __float_as_int(float f) {
 inline float __uint_as_float(unsigned i) { return __int_as_float((int)i); }
 inline unsigned __float_as_uint(float f) { return (unsigned)__float_as_int(f); }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+// A product rounded on its own, as on the GPU: never contracted into an FMA, also when the
+// emulator is built with -ffp-contract=fast (the volatile store forces the rounding).
+inline float __fmul_rn(float a, float b) {
+    volatile float product = a * b;
+    return product;
+}
 
 // Lane ^ lane_mask's value; every lane of `mask` must take part, as on the GPU.
 template <class T>

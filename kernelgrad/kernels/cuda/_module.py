@@ -5,16 +5,19 @@ activations.py, ...); KERNELS lists the extern "C" kernels each must define. `so
 is the file as compiled: the constants of kernels/_spec.py as #define lines, then the file
 with each `#include "x.cuh"` replaced by that header, so the text CuPy compiles, and keys
 its compile cache on, is the whole program. `module(name)` compiles it once per process
-with NVRTC (cupy.RawModule, for the current device's architecture; CuPy also caches the
-binary on disk). Kernels launch on CuPy's current stream and nothing here synchronizes
+with NVRTC for the current device's architecture (the cubin is cached on disk) and loads
+it through cupy.RawModule. Kernels launch on CuPy's current stream and nothing here synchronizes
 with the host, so a training step made of these ops can be captured into a CUDA graph.
 
 Nothing in this file imports CuPy at import time: the package imports, and the CUDA
 sources compile-check (tools/cuda_compile_check.py), on machines with no GPU and no CuPy.
 """
 import functools
+import hashlib
+import os
 import pathlib
 import re
+import tempfile
 
 import numpy as np
 
@@ -68,7 +71,43 @@ def source(name):
 @functools.lru_cache(maxsize=None)
 def module(name):
     import cupy
-    return cupy.RawModule(code=source(name), options=OPTIONS)
+    if getattr(cupy, "EMULATED", False):  # the CPU emulator of CUDA builds the source itself
+        return cupy.RawModule(code=source(name), options=OPTIONS)
+    return cupy.RawModule(path=str(_cubin(name)))
+
+
+def _cubin(name):
+    """The cubin of op family `name` for the current device, compiled by NVRTC with OPTIONS
+    alone and cached on disk beside CuPy's own cache.
+
+    Not cupy.RawModule(code=...): CuPy appends -ftz=true to every NVRTC compile, which
+    flushes subnormal inputs and results to zero, so a ReLU gradient at a saved 1e-40
+    would be 0 on the GPU and the upstream gradient on the CPU and in PyTorch."""
+    import cupy
+    from cupy_backends.cuda.libs import nvrtc
+    code = source(name)
+    options = (*OPTIONS, f"--gpu-architecture=sm_{cupy.cuda.Device().compute_capability}")
+    key = hashlib.sha256(repr((code, options, nvrtc.getVersion())).encode()).hexdigest()
+    cache = pathlib.Path(os.environ.get("CUPY_CACHE_DIR", "~/.cupy/kernel_cache"))
+    path = cache.expanduser() / "kernelgrad" / f"{name}-{key[:32]}.cubin"
+    if path.exists():
+        return path
+    prog = nvrtc.createProgram(code, f"{name}.cu", [], [])
+    try:
+        try:
+            nvrtc.compileProgram(prog, list(options))
+        except nvrtc.NVRTCError:
+            raise RuntimeError(f"{name}.cu does not compile with {' '.join(options)}:\n"
+                               f"{nvrtc.getProgramLog(prog)}") from None
+        cubin = nvrtc.getCUBIN(prog)
+    finally:
+        nvrtc.destroyProgram(prog)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # written whole under a temporary name, then renamed: another process never reads half
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as f:
+        f.write(cubin)
+    os.replace(f.name, path)
+    return path
 
 
 def kernel(module_name, kernel_name):

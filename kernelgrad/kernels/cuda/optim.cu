@@ -94,9 +94,11 @@ extern "C" __global__ void rmsprop_step(TENSOR_PARAMS float lr, float alpha,
         if (centered) {
             float ga = alpha * t.sb[i] + one_minus_alpha * g;
             t.sb[i] = ga;
-            // sq >= ga^2 exactly; rounding (and FMA contraction) can leave the difference a
-            // little negative, whose sqrtf is NaN. A NaN difference stays NaN.
-            float spread = sq - ga * ga;
+            // sq >= ga^2 exactly; rounding can leave the difference a little negative,
+            // whose sqrtf is NaN. A NaN difference stays NaN. __fmul_rn keeps NVRTC from
+            // contracting this into an FMA: the CPU and PyTorch round ga * ga first, and
+            // where it overflows (|g| ~ 3e38) inf - inf is NaN there, not inf.
+            float spread = sq - __fmul_rn(ga, ga);
             avg = sqrtf(spread < 0.0f ? 0.0f : spread) + eps;
         } else {
             avg = sqrtf(sq) + eps;
