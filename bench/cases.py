@@ -67,6 +67,18 @@ def _torch_baseline(backend, fn):
 
 # ---------------------------------------------------------------- GEMMs ------------------
 
+def _with_tf32(backend, fn):
+    """fn run with PyTorch's float32 products allowed on TF32 tensor cores."""
+    def run(d):
+        flags = backend.torch.backends.cuda.matmul
+        before, flags.allow_tf32 = flags.allow_tf32, True
+        try:
+            return fn(d)
+        finally:
+            flags.allow_tf32 = before
+    return run
+
+
 def gemm_case(backend, m, n, k, trans_a=False, trans_b=False, impl="numba"):
     xp = backend.xp
 
@@ -89,12 +101,23 @@ def gemm_case(backend, m, n, k, trans_a=False, trans_b=False, impl="numba"):
         a_rows = op_a(a)[:SAMPLE_ROWS] if be.name == "cuda" else op_a(a)
         return rel_error(head(out, be, rows=True),
                          a_rows.astype(np.float64) @ op_b(be.host(d["b"])).astype(np.float64))
-    blas = "OpenBLAS" if backend.name == "cpu" else "cuBLAS"
-    baselines = {blas: lambda d: xp.matmul(op_a(d["a"]), op_b(d["b"]))}
-    baselines.update(_torch_baseline(backend, lambda d: backend.torch.mm(op_a(d["ta"]),
-                                                                         op_b(d["tb"]))))
+
+    def torch_mm(d):
+        return backend.torch.mm(op_a(d["ta"]), op_b(d["tb"]))
+
+    baselines = {}
+    if impl == "cuda-tf32":
+        # Tensor cores against tensor cores: an SGEMM anchor would compare TF32 with FP32.
+        baselines = _torch_baseline(backend, _with_tf32(backend, torch_mm))
+        baselines = {f"{name} TF32": fn for name, fn in baselines.items()}
+    if not baselines:  # no PyTorch on this device (the emulator): the SGEMM anchors
+        blas = "OpenBLAS" if backend.name == "cpu" else "cuBLAS"
+        baselines = {blas: lambda d: xp.matmul(op_a(d["a"]), op_b(d["b"]))}
+        baselines.update(_torch_baseline(backend, torch_mm))
     name = f"matmul {'A^T' if trans_a else 'A'}@{'B^T' if trans_b else 'B'}"
-    tol = (1e-6 if backend.name == "cpu" else 2e-6) * np.sqrt(k)
+    # TF32 keeps 10 bits of each input's mantissa: 1e-3 of the product's norm, as the tests
+    tol = (1e-3 if impl == "cuda-tf32" else 0.0) + \
+        (1e-6 if backend.name == "cpu" else 2e-6) * np.sqrt(k)
     return Case("matmul", name, f"{m}x{n}x{k}", make,
                 lambda d: K.matmul(d["a"], d["b"], trans_a, trans_b, impl=impl), baselines,
                 check, tol, flops=lambda d: 2 * m * n * k, impl=impl, anchor="fastest",
@@ -426,6 +449,8 @@ def large_cases(backend, quick=False, tiny=False):
         ("cuda-tiled", "cuda-regblock", "cublas", "auto")
     gemms = [g for g in sizes["gemms"] if not (quick and g[0] * g[1] * g[2] >= 2048 ** 3)]
     cases = [gemm_case(backend, *g, impl=impl) for g in gemms for impl in impls]
+    if backend.name == "cuda":
+        cases += [gemm_case(backend, *g, impl="cuda-tf32") for g in gemms]
     cases += [linear_case(backend, *sizes["layer"], impl=impl) for impl in impls]
     if backend.name == "cpu":
         cases += [linear_backward_case(backend, *sizes["layer"], impl=impl) for impl in impls]

@@ -96,7 +96,7 @@ def run(flop_rate, tiny=False):
     status = "ok" if np.isfinite(first) and abs(first - np.log(sizes[-1])) < 1.0 else "FAIL"
     if torch is not None:
         step = torch_step(torch, weights, x, labels)
-        row["torch_first_loss"] = float(step())
+        row["torch_first_loss"] = float(step().detach())
         row["torch_s"] = gpu_time(step, repeats=10)
         row["ratio"] = row["torch_s"] / row["ours_s"]
         if abs(row["torch_first_loss"] - first) > 0.02 * first:  # dropout masks differ

@@ -62,10 +62,13 @@ def steps_table(report):
 
 def describe(report):
     m = report["machine"]
-    text = (f"{m['cpu']}, {m.get('cores', '?')} cores; kernels compiled for "
-            f"{m.get('target', '?')} ({m.get('vector_bytes', '?')}-byte vectors, GEMM tile "
-            f"{m.get('gemm_tile_float32', '?')}), {m.get('threads', '?')} threads; "
-            f"{report['date']}. Copy bandwidth {report['copy_bandwidth_Bps'] / 1e9:.1f} GB/s, "
+    if "target" in m:  # a CPU run
+        text = (f"{m['cpu']}, {m.get('cores', '?')} cores; kernels compiled for "
+                f"{m['target']} ({m.get('vector_bytes', '?')}-byte vectors, GEMM tile "
+                f"{m.get('gemm_tile_float32', '?')}), {m.get('threads', '?')} threads; ")
+    else:
+        text = f"{m['cpu']}; "
+    text += (f"{report['date']}. Copy bandwidth {report['copy_bandwidth_Bps'] / 1e9:.1f} GB/s, "
             f"best float32 GEMM {report['gemm_flops'] / 1e9:.0f} GFLOP/s.")
     blas = ", ".join(f"{name} ({kernel} kernel)" for name, kernel, _ in m.get("blas", []))
     if blas:

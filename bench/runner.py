@@ -171,9 +171,11 @@ def chart(report, path):
                 va="center", fontsize=6.5)
     ax.set_xlabel("speed-up: anchor's time / kernelgrad's time (log scale; > 1: kernelgrad "
                   "is faster)")
-    title = (f"kernelgrad vs {report['baseline_name']} on {report['machine']['cpu']} "
-             f"({report['machine'].get('target', '')}, {report['machine'].get('threads', '')} "
-             f"threads), {report['date']}")
+    where = report["machine"]
+    target = (f" ({where['target']}, {where['threads']} threads)"
+              if "target" in where and "threads" in where else "")  # CPU runs only
+    title = (f"kernelgrad vs {report['baseline_name']} on {where['cpu']}{target}, "
+             f"{report['date']}")
     if report.get("busy_warning"):
         title += "\n" + report["busy_warning"]
     ax.set_title(title, fontsize=9)
@@ -191,9 +193,11 @@ def run(backend, cases, out=None, steps=True, tiny=False):
     """Check and time every case, then the training steps; print and save. Exit status 1
     when any check failed."""
     desc = machine.describe() if backend.name == "cpu" else gpu_describe()
-    print(f"kernelgrad benchmark on {desc['cpu']} ({desc['machine']}), compile target "
-          f"{desc.get('target', '-')}, {desc.get('threads', '-')} threads, "
-          f"BLAS {desc.get('blas', '-')}")
+    line = f"kernelgrad benchmark on {desc['cpu']} ({desc['machine']})"
+    if backend.name == "cpu":
+        line += (f", compile target {desc.get('target', '-')}, {desc.get('threads', '-')} "
+                 f"threads, BLAS {desc.get('blas', '-')}")
+    print(line)
     load, warning = machine.busy_check()
     if warning:
         print(warning)
