@@ -61,13 +61,32 @@ _choices_path = None     # the file _choices was loaded from
 _provisional = {}        # key -> (impl, time it was chosen, medians): not recorded (noisy)
 
 
+# os.environ.get costs about 0.7 us when the variable is unset (a KeyError raised and
+# caught inside); a plan lookup reads it on every small GEMM, so it reads os.environ's own
+# table, which os.environ[...] = and monkeypatch.setenv keep current (CPython's layout
+# since 3.2; anything else falls back to the public call).
+_ENVIRON = getattr(os.environ, "_data", None)
+try:
+    _ENV_IMPL_KEY = os.environ.encodekey(ENV_IMPL)
+except AttributeError:
+    _ENVIRON = None
+
+
+def env_impl():
+    """$KERNELGRAD_IMPL as set now, or None."""
+    if _ENVIRON is None:
+        return os.environ.get(ENV_IMPL)
+    raw = _ENVIRON.get(_ENV_IMPL_KEY)
+    return None if raw is None else os.environ.decodevalue(raw)
+
+
 def check_impl(impl, device="cpu"):
     """The implementation asked for on `device`: impl, else $KERNELGRAD_IMPL, else "auto".
     The environment variable names one device's implementation; on the other it means
     auto."""
     valid = IMPLS if device == "cpu" else CUDA_IMPLS
     if impl is None or impl == "auto":
-        impl = os.environ.get(ENV_IMPL, "auto") or "auto"
+        impl = env_impl() or "auto"
         source = f"environment variable {ENV_IMPL}"
         if impl in IMPLS + CUDA_IMPLS and impl not in valid:
             return "auto"

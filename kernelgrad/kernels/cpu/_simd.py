@@ -81,6 +81,65 @@ def vload(typingctx, arr, i):
     return vec(arr, types.intp), codegen
 
 
+def _first_lanes(context, builder, vec, count):
+    """The mask of lanes j < count (an intp)."""
+    intp = context.get_value_type(types.intp)
+    n, i32 = vec.lanes, ir.IntType(32)
+    lane_ids = ir.Constant(ir.VectorType(intp, n), list(range(n)))
+    bound = builder.insert_element(ir.Constant(ir.VectorType(intp, n), ir.Undefined), count,
+                                   ir.Constant(i32, 0))
+    bound = builder.shuffle_vector(bound, bound, ir.Constant(ir.VectorType(i32, n), [0] * n))
+    return builder.icmp_signed("<", lane_ids, bound)
+
+
+def _masked_suffix(vec):
+    return f"v{vec.lanes}{'f32' if vec.dtype == types.float32 else 'f64'}"
+
+
+@intrinsic
+def vload_first(typingctx, arr, i, count):
+    """A vector of arr[i + j] for lanes j < count and 0 in the others (count <= lanes):
+    a masked load, which reads nothing past arr[i + count - 1]."""
+    _check_array(arr)
+    vec = Vec(arr.dtype)
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(vec)
+        mask = _first_lanes(context, builder, vec, args[2])
+        load = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(vty, [vty.as_pointer(), ir.IntType(32), mask.type, vty]),
+            f"llvm.masked.load.{_masked_suffix(vec)}.p0")
+        ptr = builder.bitcast(_element_pointer(context, builder, arr, args[0], args[1]),
+                              vty.as_pointer())
+        return builder.call(load, [ptr, ir.Constant(ir.IntType(32), arr.dtype.bitwidth // 8),
+                                   mask, ir.Constant(vty, None)])
+    return vec(arr, types.intp, types.intp), codegen
+
+
+@intrinsic
+def vstore_first(typingctx, arr, i, v, count):
+    """arr[i + j] = v[j] for lanes j < count (<= lanes): a masked store, which writes
+    nothing past arr[i + count - 1]."""
+    _check_array(arr)
+    if not (isinstance(v, Vec) and v.dtype == arr.dtype):
+        raise TypeError(f"cannot store {v} into {arr}")
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(v)
+        mask = _first_lanes(context, builder, v, args[3])
+        store = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), ir.IntType(32), mask.type]),
+            f"llvm.masked.store.{_masked_suffix(v)}.p0")
+        ptr = builder.bitcast(_element_pointer(context, builder, arr, args[0], args[1]),
+                              vty.as_pointer())
+        builder.call(store, [args[2], ptr, ir.Constant(ir.IntType(32), arr.dtype.bitwidth // 8),
+                             mask])
+        return context.get_dummy_value()
+    return types.void(arr, types.intp, v, types.intp), codegen
+
+
 @intrinsic
 def vstore(typingctx, arr, i, v):
     """arr[i : i + lanes] = v (unaligned)."""

@@ -27,8 +27,10 @@ from ._simd import (
     vbroadcast,
     vfma,
     vload,
+    vload_first,
     vprefetch,
     vstore,
+    vstore_first,
     vtranspose_copy,
     vzero,
 )
@@ -39,55 +41,102 @@ MR = 12 if VECTOR_REGISTERS >= 32 else 6   # rows: MR * NV accumulators + NV + 1
 KC = 256                                   # depth of a packed block
 MC_MAX = 240                               # most rows of A a thread packs at once (L2)
 DIRECT_A_MAX = 16384                       # elements of an A read in place, unpacked
+DIRECT_B_MAX_M = 128                       # rows of C up to which a small B is read in
+DIRECT_B_MAX = 32768                       # place, and that B's most elements
 
 
-def _micro_kernel_source(name, mr, nv, a_strides):
-    """Source of name(kc, ap, a_off, [a_rs, a_ks,] bp, b_off, c, c_off, ldc, accumulate):
+def _micro_kernel_source(name, mr, nv, a_strides, b_in_place):
+    """Source of
+    name(kc, ap, a_off, [a_rs,] bp, b_off, b_rs, c, c_off, ldc, rows, accumulate):
 
-    C[c_off + i*ldc + (0..NR)] (+)= sum_k A(i, k) * bp[b_off + k*NR + (0..NR)] for i < MR,
-    unrolled so that every accumulator is a local (a register). A(i, k) is
-    ap[a_off + k*MR + i] from a packed panel, or with a_strides ap[a_off + i*a_rs + k*a_ks]
-    read in place (no packing: for a C one panel wide, where packing A would cost more
-    than the product).
+    C[c_off + i*ldc + (0..nv*L)] (+)= sum_k A(i, k) * bp[b_off + k*b_rs + (0..nv*L)] for
+    i < rows <= mr, unrolled so that every accumulator is a local (a register). A(i, k) is
+    ap[a_off + k*mr + i] from a packed panel, or with a_strides ap[a_off + i*a_rs + k] read
+    in place (a row-major A). B's rows are NR apart in a packed panel (a constant: one register
+    fewer in the k loop, which with A read in place has none to spare), or, with
+    b_in_place, b_rs apart: a small row-major B read where it is.
+
+    A short tile (rows < mr: the last rows of C) is computed whole, its missing rows
+    reading the last row of A again (packed panels hold zeros there), and only its rows
+    of C are touched: no packing or scratch tile for the edge, and no access past A or C.
     """
     acc = [[f"c{i}_{v}" for v in range(nv)] for i in range(mr)]
-    args = "kc, ap, a_off, a_rs, a_ks," if a_strides else "kc, ap, a_off,"
-    lines = [f"def {name}({args} bp, b_off, c, c_off, ldc, accumulate):",
-             "    L = lanes(c)",
-             f"    NR = {nv} * L"]
+    args = "kc, ap, a_off, a_rs," if a_strides else "kc, ap, a_off,"
+    lines = [f"def {name}({args} bp, b_off, b_rs, c, c_off, ldc, rows, accumulate):",
+             "    L = lanes(c)"]
     if a_strides:
-        lines += [f"    r{i} = {i} * a_rs" for i in range(mr)]
+        # row i's own base and the k index shared by all rows: with a pointer per row
+        # stepped by a runtime stride, the k loop ran out of general registers
+        lines += [f"    r{i} = a_off + min({i}, rows - 1) * a_rs" for i in range(mr)]
     # the tile's rows, wanted after the k loop: fetched while it runs
-    lines += [f"    vprefetch(c, c_off + {i} * ldc + {v} * L)"
-              for i in range(mr) for v in range(nv)]
+    for i in range(mr):
+        guard = f"    if rows > {i}:\n    " if i else ""
+        lines += [f"{guard}    vprefetch(c, c_off + {i} * ldc + {v} * L)" for v in range(nv)]
     lines += [f"    {acc_name} = vzero(c)" for row in acc for acc_name in row]
     lines += ["    for k in range(kc):",
-              f"        pa = a_off + k * {'a_ks' if a_strides else mr}",
-              "        pb = b_off + k * NR"]
+              f"        pa = {'k' if a_strides else f'a_off + k * {mr}'}",
+              f"        pb = b_off + k * {'b_rs' if b_in_place else f'{NV} * L'}"]
     lines += [f"        b{v} = vload(bp, pb + {v} * L)" for v in range(nv)]
     for i in range(mr):
         lines.append(f"        a = vbroadcast(ap, pa + {f'r{i}' if a_strides else i})")
         lines += [f"        {acc[i][v]} = vfma(a, b{v}, {acc[i][v]})" for v in range(nv)]
-    lines.append("    if accumulate:")
-    lines += [f"        {acc[i][v]} = vadd({acc[i][v]}, vload(c, c_off + {i} * ldc + {v} * L))"
-              for i in range(mr) for v in range(nv)]
-    lines += [f"    vstore(c, c_off + {i} * ldc + {v} * L, {acc[i][v]})"
-              for i in range(mr) for v in range(nv)]
+    for i in range(mr):
+        indent = "    " * (2 if i else 1)
+        if i:
+            lines.append(f"    if rows > {i}:")
+        lines.append(f"{indent}if accumulate:")
+        lines += [f"{indent}    {acc[i][v]} = vadd({acc[i][v]}, "
+                  f"vload(c, c_off + {i} * ldc + {v} * L))" for v in range(nv)]
+        lines += [f"{indent}vstore(c, c_off + {i} * ldc + {v} * L, {acc[i][v]})"
+                  for v in range(nv)]
     return "\n".join(lines) + "\n"
 
 
-def _build_micro_kernel(name, a_strides):
+def _build_micro_kernel(name, nv, a_strides, b_in_place=False):
     namespace = dict(lanes=lanes, vzero=vzero, vload=vload, vstore=vstore, vbroadcast=vbroadcast,
                      vfma=vfma, vadd=vadd, vprefetch=vprefetch)
-    source = _micro_kernel_source(name, MR, NV, a_strides)
-    exec(compile(source, f"<{name} {MR}x{NV}v>", "exec"), namespace)
+    source = _micro_kernel_source(name, MR, nv, a_strides, b_in_place)
+    exec(compile(source, f"<{name} {MR}x{nv}v>", "exec"), namespace)
     # Not cached on its own (generated source has no file); it is compiled into, and
     # cached with, every GEMM that calls it.
     return njit(error_model="numpy")(namespace[name])
 
 
-micro_kernel = _build_micro_kernel("micro_kernel", False)
-micro_kernel_strided = _build_micro_kernel("micro_kernel_strided", True)
+micro_kernel = _build_micro_kernel("micro_kernel", NV, False)
+micro_kernel_strided = _build_micro_kernel("micro_kernel_strided", NV, True)
+# One vector wide, for a last panel of at most one vector's columns (a 10-class output
+# layer): the full-width kernel would do NV times the multiply-adds, most into padding.
+micro_kernel_narrow = _build_micro_kernel("micro_kernel_narrow", 1, False)
+micro_kernel_strided_narrow = _build_micro_kernel("micro_kernel_strided_narrow", 1, True)
+micro_kernel_b_in_place = _build_micro_kernel("micro_kernel_b_in_place", NV, False, True)
+micro_kernel_strided_b_in_place = _build_micro_kernel("micro_kernel_strided_b_in_place", NV,
+                                                      True, True)
+
+
+@njit(error_model="numpy", inline="always")
+def _tile(kc, strided, narrow, a, a_off, a_rs, bp, b_off, b_rs, b_in_place, c, c_off, ldc,
+          rows, accumulate):
+    """One micro-tile of `rows` rows: a row-major A read in place (strided, rows a_rs
+    apart) or from a packed panel (a_rs unused); B read in place (rows b_rs apart; never
+    narrow) or from a packed panel; full width or one vector (narrow)."""
+    if b_in_place:
+        if strided:
+            micro_kernel_strided_b_in_place(kc, a, a_off, a_rs, bp, b_off, b_rs, c,
+                                            c_off, ldc, rows, accumulate)
+        else:
+            micro_kernel_b_in_place(kc, a, a_off, bp, b_off, b_rs, c, c_off, ldc, rows,
+                                    accumulate)
+    elif strided:
+        if narrow:
+            micro_kernel_strided_narrow(kc, a, a_off, a_rs, bp, b_off, b_rs, c, c_off,
+                                        ldc, rows, accumulate)
+        else:
+            micro_kernel_strided(kc, a, a_off, a_rs, bp, b_off, b_rs, c, c_off, ldc,
+                                 rows, accumulate)
+    elif narrow:
+        micro_kernel_narrow(kc, a, a_off, bp, b_off, b_rs, c, c_off, ldc, rows, accumulate)
+    else:
+        micro_kernel(kc, a, a_off, bp, b_off, b_rs, c, c_off, ldc, rows, accumulate)
 
 
 @njit(cache=True, error_model="numpy")
@@ -95,26 +144,32 @@ def _pack_panel(src, base, stride_i, stride_k, n, width, kc, panel):
     """panel[k * width + i] = src[base + i * stride_i + k * stride_k] for i < n, k < kc, and
     0 for n <= i < width: one panel of op(A) (width MR) or op(B) (width NR) from a flat
     row-major operand, whichever way it is transposed."""
+    L = lanes(panel)
     if stride_i == 1:  # each k is a contiguous run of the operand: vectorized copies
-        L = lanes(panel)
         if n == width and width % L == 0:  # a whole panel: vector loads and stores
             for k in range(kc):
                 s, d = base + k * stride_k, k * width
                 for v in range(0, width, L):
                     vstore(panel, d + v, vload(src, s + v))
             return
+        # A ragged panel (the last columns of B), or a row of an A panel (MR, which need not
+        # be a multiple of L): per vector, masked loads read only the valid elements and
+        # give zeros for the padding, and masked stores stay inside the panel's row. (A
+        # scalar loop here cost more than the whole micro-kernel at 12x10x128.)
         for k in range(kc):
-            dst = panel[k * width: (k + 1) * width]
-            run = src[base + k * stride_k: base + k * stride_k + n]
-            for i in range(n):
-                dst[i] = run[i]
-            for i in range(n, width):
-                dst[i] = 0
+            d, s = k * width, base + k * stride_k
+            for v in range(0, width, L):
+                room = min(L, width - v)
+                have = min(max(n - v, 0), room)
+                vec = vload(src, s + v) if have == L else vload_first(src, s + v, have)
+                if room == L:
+                    vstore(panel, d + v, vec)
+                else:
+                    vstore_first(panel, d + v, vec, room)
         return
     # The operand's rows are the panel's k (stride_k == 1, as in both callers): lanes x lanes
     # blocks are transposed in registers, zero padding past n included; a scalar gather
     # down the columns does the last kc % lanes k (and everything for another stride_k).
-    L = lanes(panel)
     k_full = kc - kc % L if stride_k == 1 else 0
     for k0 in range(0, k_full, L):
         for i0 in range(0, width, L):
@@ -126,12 +181,11 @@ def _pack_panel(src, base, stride_i, stride_k, n, width, kc, panel):
                     for i in range(i0, min(i0 + L, width)):
                         panel[k * width + i] = 0
     for k in range(k_full, kc):
-        dst = panel[k * width: (k + 1) * width]
-        col = src[base + k * stride_k:]
+        d, s = k * width, base + k * stride_k
         for i in range(n):
-            dst[i] = col[i * stride_i]
+            panel[d + i] = src[s + i * stride_i]
         for i in range(n, width):
-            dst[i] = 0
+            panel[d + i] = 0
 
 
 @njit(cache=True, error_model="numpy")
@@ -155,7 +209,8 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
     M, N = c.shape
     K = a.shape[0] if trans_a else a.shape[1]
     flat_c = c.reshape(M * N)
-    NR = NV * lanes(flat_c)
+    L = lanes(flat_c)
+    NR = NV * L
     n_panels = (N + NR - 1) // NR
     m_panels = (M + MR - 1) // MR
     k_blocks = (K + KC - 1) // KC
@@ -163,21 +218,27 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
     # block costs a whole pass over C for few multiply-adds)
     kc_step = (K + k_blocks - 1) // k_blocks
     # Packed B: KC-deep blocks one after another, each holding n_panels panels [k][NR].
+    # A small row-major B under a short C is read in place (packing it would cost about
+    # as much as the product) except for a ragged last panel, which is still packed.
+    direct_b = not trans_b and M <= DIRECT_B_MAX_M and K * N <= DIRECT_B_MAX
     bp = scratch[:n_panels * NR * K]
     flat_b = b.reshape(b.size)
     ldb = b.shape[1]
     for job in prange(k_blocks * n_panels):
         p, panel = job // n_panels, job % n_panels
+        if direct_b and (panel + 1) * NR <= N:
+            continue
         k0, j0 = p * kc_step, panel * NR
         kc = min(kc_step, K - k0)
         base, stride_j, stride_k = (j0 * ldb + k0, ldb, 1) if trans_b else (k0 * ldb + j0, 1, ldb)
         start = k0 * n_panels * NR + panel * kc * NR
         _pack_panel(flat_b, base, stride_j, stride_k, min(NR, N - j0), NR, kc,
                     bp[start: start + kc * NR])
-    # A is read in place, unpacked, where packing costs more than it saves: when C is one
-    # panel wide (each row of A meets one micro-tile), or A is small enough to stay in
-    # cache however it is laid out.
-    direct = n_panels == 1 or M * K <= DIRECT_A_MAX
+    # A row-major A is read in place, unpacked, where packing costs more than it saves:
+    # when C is one panel wide (each row of A meets one micro-tile), or A is small enough
+    # to stay in cache. (A transposed A is always packed, by vector copies: read in place
+    # it needed a pointer per row in the micro-kernel, more than x86's registers.)
+    direct = not trans_a and (n_panels == 1 or M * K <= DIRECT_A_MAX)
     flat_a = a.reshape(a.size)
     lda = a.shape[1]
     parts = parts_m * parts_n
@@ -201,37 +262,36 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                 kc = min(kc_step, K - k0)
                 if not direct:
                     _pack_a(a, trans_a, i0, rows, k0, kc, ap)
-                elif rows % MR:  # the last, short row panel: packed once, zero-padded
-                    _pack_a(a, trans_a, i0 + rows - rows % MR, rows % MR, k0, kc, ap)
                 for panel in range(first_panel, end_panel):
                     j0 = panel * NR
                     nr = min(NR, N - j0)
-                    b_off = k0 * n_panels * NR + panel * kc * NR
+                    narrow = nr <= L
+                    in_place = direct_b and nr == NR
+                    b_src = flat_b if in_place else bp
+                    b_off, b_rs = (k0 * ldb + j0, ldb) if in_place else \
+                        (k0 * n_panels * NR + panel * kc * NR, NR)
                     for r0 in range(0, rows, MR):
                         i = i0 + r0
                         mr = min(MR, rows - r0)
-                        full = mr == MR and nr == NR
-                        # An edge tile is computed whole into `tile`, then written where C is.
+                        full = nr == NR
+                        # A tile short of columns is computed whole into `tile`, then
+                        # written where C is (one short of rows writes its rows only).
                         out, out_off, ldc = (flat_c, i * N + j0, N) if full else (tile, 0, NR)
-                        if direct and mr == MR:
-                            a_off, a_rs, a_ks = (k0 * lda + i, 1, lda) if trans_a else \
-                                (i * lda + k0, lda, 1)
-                            micro_kernel_strided(kc, flat_a, a_off, a_rs, a_ks, bp, b_off, out,
-                                                 out_off, ldc, full and p > 0)
+                        if direct:
+                            _tile(kc, True, narrow, flat_a, i * lda + k0, lda, b_src, b_off,
+                                  b_rs, in_place, out, out_off, ldc, mr, full and p > 0)
                         else:
-                            a_off = 0 if direct else r0 * kc
-                            micro_kernel(kc, ap, a_off, bp, b_off, out, out_off, ldc,
-                                         full and p > 0)
-                        if not full:
+                            _tile(kc, False, narrow, ap, r0 * kc, 0, b_src, b_off, b_rs,
+                                  in_place, out, out_off, ldc, mr, full and p > 0)
+                        if not full:  # its nr columns, by masked vector stores
                             for r in range(mr):
-                                dst = c[i + r, j0: j0 + nr]
-                                src = tile[r * NR: r * NR + nr]
-                                if p > 0:
-                                    for j in range(nr):
-                                        dst[j] += src[j]
-                                else:
-                                    for j in range(nr):
-                                        dst[j] = src[j]
+                                d, t = (i + r) * N + j0, r * NR
+                                for v in range(0, nr, L):
+                                    count = min(L, nr - v)
+                                    vec = vload(tile, t + v)
+                                    if p > 0:
+                                        vec = vadd(vec, vload_first(flat_c, d + v, count))
+                                    vstore_first(flat_c, d + v, vec, count)
                         if has_epilogue and p == k_blocks - 1:  # the tile is done
                             epilogue(c, i, mr, j0, nr, bias, act, alpha)
 

@@ -5,13 +5,13 @@ On the CPU each call signature (shapes, dtype, transposes, activation, impl) is 
 once and kept as a plan (its sizes, shape class, thread partition and scratch size), so a
 training step's repeated GEMMs pay a dictionary lookup, not the checks again.
 """
-import os
 
 import numpy as np
 
 from .. import _autotune, checks
 from ..cpu import activations as cpu_activations
 from ..cpu import matmul as cpu_kernels
+from ..cpu._jit import PARALLEL_MIN_WORK
 from . import activations
 from ._common import Plans, activation_id, alpha_of, cuda, empty, on_gpu
 from .bias_grad import column_sums
@@ -60,6 +60,10 @@ class Gemm:
             impl = "numba"
         self.impl = impl
         self.work = M * N * K // MACS_PER_WORK
+        self.shape = (M, N)
+        # below the parallel threshold: the serial build, no thread count to look up
+        self.serial = self.work < PARALLEL_MIN_WORK
+        self.serial_size = cpu_kernels.scratch_size(M, N, K, dtype, 1)
         # what the epilogue adds when there is no bias: one zero per column of C
         self.zero_bias = np.zeros(N if has_epilogue else 1, dtype)
         self._layouts = {}  # threads -> ((parts_m, parts_n), scratch size)
@@ -75,9 +79,14 @@ class Gemm:
         return layout
 
     def numba(self, a, b, bias):
-        c = empty((self.M, self.N), self.dtype)
-        parts, size = self._layout()
+        c = empty(self.shape, self.dtype)
         bias = self.zero_bias if bias is None else bias
+        if self.serial:
+            cpu_kernels.gemm.serial(a, b, c, bias, self.has_epilogue, self.act, self.alpha,
+                                    self.trans_a, self.trans_b, 1, 1,
+                                    _scratch(self.serial_size, self.dtype))
+            return c
+        parts, size = self._layout()
         cpu_kernels.gemm(self.work, a, b, c, bias, self.has_epilogue, self.act, self.alpha,
                          self.trans_a, self.trans_b, *parts, _scratch(size, self.dtype))
         return c
@@ -161,8 +170,7 @@ def _plain(*arrays):
     return True
 
 
-def _env():
-    return os.environ.get(_autotune.ENV_IMPL)
+_env = _autotune.env_impl
 
 
 def matmul(a, b, trans_a=False, trans_b=False, impl="auto"):
