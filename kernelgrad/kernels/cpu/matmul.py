@@ -9,9 +9,13 @@ Design (docs/gemm.md has the measurements):
   row panels MR tall (about 240 KiB, in L2), then sweeps its B panels over it.
 - The micro-kernel keeps an MR x NR tile of C in MR * 2 vector registers (24 of the 32
   zmm with AVX-512) and does one broadcast and two FMAs per row per k.
-- Transposes are absorbed by the packing (no copy of the operand), and ragged edges by
-  zero padding in the packed panels: an edge tile is computed into a scratch tile and
-  only its valid part is written, so no kernel touches memory outside C.
+- Transposes are absorbed by the packing (no copy of the operand). A tile short of rows
+  is computed with its missing rows repeating A's last one and only its rows stored; one
+  short of columns (zero padding in the packed B panel) is computed into a scratch tile
+  and its columns written by masked stores: no kernel touches memory outside A, B or C.
+- Small operands are read in place where packing would cost about as much as the
+  product: a row-major A of at most DIRECT_A_MAX elements (or under a C one panel wide),
+  a row-major B under a short C.
 - On the last KC block the bias and activation are applied to each finished tile while
   it is in L1: the linear layer's epilogue.
 """
