@@ -58,7 +58,7 @@ out = {}
 for name, nb in (("float32", types.float32), ("float64", types.float64)):
     arr = types.Array(nb, 1, "C")
     i = types.int64
-    sig = (i, arr, i, arr, i, i, arr, i, i, i, types.boolean)  # packed A and B
+    sig = (i, arr, i, arr, i, arr, i, i, i, types.boolean)
     mm.micro_kernel.compile(sig)
     blocks = re.split(r"\n(?=\.LBB)", mm.micro_kernel.inspect_asm(sig))
     ops = r"\b(vfmadd\w*|mulp[sd]|vmulp[sd])\b"

@@ -13,9 +13,8 @@ Design (docs/gemm.md has the measurements):
   is computed with its missing rows repeating A's last one and only its rows stored; one
   short of columns (zero padding in the packed B panel) is computed into a scratch tile
   and its columns written by masked stores: no kernel touches memory outside A, B or C.
-- Small operands are read in place where packing would cost about as much as the
-  product: a row-major A of at most DIRECT_A_MAX elements (or under a C one panel wide),
-  a row-major B under a short C.
+- A small row-major A (at most DIRECT_A_MAX elements, or under a C one panel wide) is
+  read in place, where packing it would cost about as much as the product.
 - On the last KC block the bias and activation are applied to each finished tile while
   it is in L1: the linear layer's epilogue.
 """
@@ -45,20 +44,16 @@ MR = 12 if VECTOR_REGISTERS >= 32 else 6   # rows: MR * NV accumulators + NV + 1
 KC = 256                                   # depth of a packed block
 MC_MAX = 240                               # most rows of A a thread packs at once (L2)
 DIRECT_A_MAX = 16384                       # elements of an A read in place, unpacked
-DIRECT_B_MAX_M = 128                       # rows of C up to which a small B is read in
-DIRECT_B_MAX = 32768                       # place, and that B's most elements
 
 
-def _micro_kernel_source(name, mr, nv, a_strides, b_in_place):
+def _micro_kernel_source(name, mr, nv, a_strides):
     """Source of
-    name(kc, ap, a_off, [a_rs,] bp, b_off, b_rs, c, c_off, ldc, rows, accumulate):
+    name(kc, ap, a_off, [a_rs,] bp, b_off, c, c_off, ldc, rows, accumulate):
 
-    C[c_off + i*ldc + (0..nv*L)] (+)= sum_k A(i, k) * bp[b_off + k*b_rs + (0..nv*L)] for
+    C[c_off + i*ldc + (0..nv*L)] (+)= sum_k A(i, k) * bp[b_off + k*NR + (0..nv*L)] for
     i < rows <= mr, unrolled so that every accumulator is a local (a register). A(i, k) is
     ap[a_off + k*mr + i] from a packed panel, or with a_strides ap[a_off + i*a_rs + k] read
-    in place (a row-major A). B's rows are NR apart in a packed panel (a constant: one register
-    fewer in the k loop, which with A read in place has none to spare), or, with
-    b_in_place, b_rs apart: a small row-major B read where it is.
+    in place (a row-major A). B comes from a packed panel, rows NR apart.
 
     A short tile (rows < mr: the last rows of C) is computed whole, its missing rows
     reading the last row of A again (packed panels hold zeros there), and only its rows
@@ -66,7 +61,7 @@ def _micro_kernel_source(name, mr, nv, a_strides, b_in_place):
     """
     acc = [[f"c{i}_{v}" for v in range(nv)] for i in range(mr)]
     args = "kc, ap, a_off, a_rs," if a_strides else "kc, ap, a_off,"
-    lines = [f"def {name}({args} bp, b_off, b_rs, c, c_off, ldc, rows, accumulate):",
+    lines = [f"def {name}({args} bp, b_off, c, c_off, ldc, rows, accumulate):",
              "    L = lanes(c)"]
     if a_strides:
         # row i's own base and the k index shared by all rows: with a pointer per row
@@ -79,7 +74,7 @@ def _micro_kernel_source(name, mr, nv, a_strides, b_in_place):
     lines += [f"    {acc_name} = vzero(c)" for row in acc for acc_name in row]
     lines += ["    for k in range(kc):",
               f"        pa = {'k' if a_strides else f'a_off + k * {mr}'}",
-              f"        pb = b_off + k * {'b_rs' if b_in_place else f'{NV} * L'}"]
+              f"        pb = b_off + k * {NV} * L"]
     lines += [f"        b{v} = vload(bp, pb + {v} * L)" for v in range(nv)]
     for i in range(mr):
         lines.append(f"        a = vbroadcast(ap, pa + {f'r{i}' if a_strides else i})")
@@ -96,10 +91,10 @@ def _micro_kernel_source(name, mr, nv, a_strides, b_in_place):
     return "\n".join(lines) + "\n"
 
 
-def _build_micro_kernel(name, nv, a_strides, b_in_place=False):
+def _build_micro_kernel(name, nv, a_strides):
     namespace = dict(lanes=lanes, vzero=vzero, vload=vload, vstore=vstore, vbroadcast=vbroadcast,
                      vfma=vfma, vadd=vadd, vprefetch=vprefetch)
-    source = _micro_kernel_source(name, MR, nv, a_strides, b_in_place)
+    source = _micro_kernel_source(name, MR, nv, a_strides)
     exec(compile(source, f"<{name} {MR}x{nv}v>", "exec"), namespace)
     # Not cached on its own (generated source has no file); it is compiled into, and
     # cached with, every GEMM that calls it.
@@ -112,35 +107,23 @@ micro_kernel_strided = _build_micro_kernel("micro_kernel_strided", NV, True)
 # layer): the full-width kernel would do NV times the multiply-adds, most into padding.
 micro_kernel_narrow = _build_micro_kernel("micro_kernel_narrow", 1, False)
 micro_kernel_strided_narrow = _build_micro_kernel("micro_kernel_strided_narrow", 1, True)
-micro_kernel_b_in_place = _build_micro_kernel("micro_kernel_b_in_place", NV, False, True)
-micro_kernel_strided_b_in_place = _build_micro_kernel("micro_kernel_strided_b_in_place", NV,
-                                                      True, True)
 
 
 @njit(error_model="numpy", inline="always")
-def _tile(kc, strided, narrow, a, a_off, a_rs, bp, b_off, b_rs, b_in_place, c, c_off, ldc,
-          rows, accumulate):
+def _tile(kc, strided, narrow, a, a_off, a_rs, bp, b_off, c, c_off, ldc, rows, accumulate):
     """One micro-tile of `rows` rows: a row-major A read in place (strided, rows a_rs
-    apart) or from a packed panel (a_rs unused); B read in place (rows b_rs apart; never
-    narrow) or from a packed panel; full width or one vector (narrow)."""
-    if b_in_place:
-        if strided:
-            micro_kernel_strided_b_in_place(kc, a, a_off, a_rs, bp, b_off, b_rs, c,
-                                            c_off, ldc, rows, accumulate)
-        else:
-            micro_kernel_b_in_place(kc, a, a_off, bp, b_off, b_rs, c, c_off, ldc, rows,
-                                    accumulate)
-    elif strided:
+    apart) or from a packed panel (a_rs unused); full width or one vector (narrow)."""
+    if strided:
         if narrow:
-            micro_kernel_strided_narrow(kc, a, a_off, a_rs, bp, b_off, b_rs, c, c_off,
-                                        ldc, rows, accumulate)
+            micro_kernel_strided_narrow(kc, a, a_off, a_rs, bp, b_off, c, c_off, ldc, rows,
+                                        accumulate)
         else:
-            micro_kernel_strided(kc, a, a_off, a_rs, bp, b_off, b_rs, c, c_off, ldc,
-                                 rows, accumulate)
+            micro_kernel_strided(kc, a, a_off, a_rs, bp, b_off, c, c_off, ldc, rows,
+                                 accumulate)
     elif narrow:
-        micro_kernel_narrow(kc, a, a_off, bp, b_off, b_rs, c, c_off, ldc, rows, accumulate)
+        micro_kernel_narrow(kc, a, a_off, bp, b_off, c, c_off, ldc, rows, accumulate)
     else:
-        micro_kernel(kc, a, a_off, bp, b_off, b_rs, c, c_off, ldc, rows, accumulate)
+        micro_kernel(kc, a, a_off, bp, b_off, c, c_off, ldc, rows, accumulate)
 
 
 @njit(cache=True, error_model="numpy")
@@ -222,16 +205,11 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
     # block costs a whole pass over C for few multiply-adds)
     kc_step = (K + k_blocks - 1) // k_blocks
     # Packed B: KC-deep blocks one after another, each holding n_panels panels [k][NR].
-    # A small row-major B under a short C is read in place (packing it would cost about
-    # as much as the product) except for a ragged last panel, which is still packed.
-    direct_b = not trans_b and M <= DIRECT_B_MAX_M and K * N <= DIRECT_B_MAX
     bp = scratch[:n_panels * NR * K]
     flat_b = b.reshape(b.size)
     ldb = b.shape[1]
     for job in prange(k_blocks * n_panels):
         p, panel = job // n_panels, job % n_panels
-        if direct_b and (panel + 1) * NR <= N:
-            continue
         k0, j0 = p * kc_step, panel * NR
         kc = min(kc_step, K - k0)
         base, stride_j, stride_k = (j0 * ldb + k0, ldb, 1) if trans_b else (k0 * ldb + j0, 1, ldb)
@@ -270,10 +248,7 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                     j0 = panel * NR
                     nr = min(NR, N - j0)
                     narrow = nr <= L
-                    in_place = direct_b and nr == NR
-                    b_src = flat_b if in_place else bp
-                    b_off, b_rs = (k0 * ldb + j0, ldb) if in_place else \
-                        (k0 * n_panels * NR + panel * kc * NR, NR)
+                    b_off = k0 * n_panels * NR + panel * kc * NR
                     for r0 in range(0, rows, MR):
                         i = i0 + r0
                         mr = min(MR, rows - r0)
@@ -282,11 +257,11 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                         # written where C is (one short of rows writes its rows only).
                         out, out_off, ldc = (flat_c, i * N + j0, N) if full else (tile, 0, NR)
                         if direct:
-                            _tile(kc, True, narrow, flat_a, i * lda + k0, lda, b_src, b_off,
-                                  b_rs, in_place, out, out_off, ldc, mr, full and p > 0)
+                            _tile(kc, True, narrow, flat_a, i * lda + k0, lda, bp, b_off, out,
+                                  out_off, ldc, mr, full and p > 0)
                         else:
-                            _tile(kc, False, narrow, ap, r0 * kc, 0, b_src, b_off, b_rs,
-                                  in_place, out, out_off, ldc, mr, full and p > 0)
+                            _tile(kc, False, narrow, ap, r0 * kc, 0, bp, b_off, out, out_off,
+                                  ldc, mr, full and p > 0)
                         if not full:  # its nr columns, by masked vector stores
                             for r in range(mr):
                                 d, t = (i + r) * N + j0, r * NR
