@@ -170,10 +170,7 @@ def linear_backward_case(backend, batch, fan_in, fan_out, impl="numba"):
                 lambda d: K.linear_backward(d["dy"], d["x"], d["w"], d["y"], "relu", impl=impl),
                 {backend.array_library: by_hand}, check, 2e-6 * np.sqrt(batch),
                 flops=lambda d: 4 * batch * fan_in * fan_out, impl=impl,
-                shape_class=(K.gemm_shape_class("matmul", F32, batch, fan_in, fan_out, False,
-                                                True),
-                             K.gemm_shape_class("matmul", F32, fan_in, fan_out, batch, True,
-                                                False)))
+                shape_class=(K.linear_backward_shape_class(F32, batch, fan_in, fan_out),))
 
 
 # ---------------------------------------------------------------- activations ------------

@@ -90,6 +90,34 @@ def test_auto_follows_a_recorded_choice(auto, rng, monkeypatch):
     assert used, "the recorded choice (blas) was not used"
 
 
+def test_linear_backward_takes_one_library_for_both_gemms(auto, rng, monkeypatch):
+    """dx's and dw's GEMMs recorded for different libraries one by one: linear_backward
+    still runs both through one, measured as a pair under its own key (two thread pools
+    inside one call fought and took 1.6x either library alone)."""
+    x = rng.standard_normal((70, 50)).astype(np.float32)
+    w = rng.standard_normal((50, 40)).astype(np.float32)
+    dy = rng.standard_normal((70, 40)).astype(np.float32)
+    dx_key = K.gemm_shape_class("matmul", np.float32, 70, 50, 40, False, True)
+    dw_key = K.gemm_shape_class("matmul", np.float32, 50, 40, 70, True, False)
+    with open(_autotune.cache_path(), "w") as f:
+        json.dump({dx_key: {"impl": "numba", "seconds": {"numba": 1.0, "blas": 2.0}},
+                   dw_key: {"impl": "blas", "seconds": {"numba": 2.0, "blas": 1.0}}}, f)
+    ran = []
+    for impl in ("numba", "blas"):
+        real = getattr(ops_matmul.Gemm, impl)
+        monkeypatch.setattr(ops_matmul.Gemm, impl,
+                            lambda self, *args, impl=impl, real=real: ran.append(impl) or
+                            real(self, *args))
+    dx, dw, db = K.linear_backward(dy, x, w, None)
+    assert_close(dx, dy.astype(np.float64) @ w.T, 1e-5, what="dx")
+    assert_close(dw, x.T.astype(np.float64) @ dy, 1e-5, what="dw")
+    joint = K.linear_backward_shape_class(np.float32, 70, 50, 40)
+    pick = K.impl_choices()[joint]["impl"]
+    ran.clear()
+    K.linear_backward(dy, x, w, None)
+    assert ran == [pick, pick]
+
+
 def test_unreadable_cache_is_measured_again(auto, rng):
     (auto / os.path.basename(_autotune.cache_path())).write_text("{not json")
     a, b = operands(rng)

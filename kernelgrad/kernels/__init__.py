@@ -15,18 +15,20 @@ from .ops.dropout import dropout, dropout_backward
 from .ops.losses import binary_cross_entropy_with_logits, mse
 from .ops.machine import check_device_errors, cpu_info
 from .ops.matmul import (
-                         forget_impl_choices,
-                         gemm_shape_class,
-                         impl_choices,
-                         linear,
-                         linear_backward,
-                         matmul,
+    forget_impl_choices,
+    gemm_shape_class,
+    impl_choices,
+    linear,
+    linear_backward,
+    linear_backward_shape_class,
+    matmul,
 )
 from .ops.optim import adagrad_step, adam_step, rmsprop_step, sgd_step
 from .ops.softmax_cross_entropy import softmax_cross_entropy
 
 __all__ = ["ACTIVATIONS", "matmul", "linear", "linear_backward", "gemm_shape_class",
-           "impl_choices", "forget_impl_choices", "activation", "activation_backward",
-           "softmax_cross_entropy", "binary_cross_entropy_with_logits", "mse", "dropout",
-           "dropout_backward", "bias_grad", "sgd_step", "adagrad_step", "rmsprop_step",
-           "adam_step", "check_device_errors", "cpu_info", "checks", "reference"]
+           "linear_backward_shape_class", "impl_choices", "forget_impl_choices",
+           "activation", "activation_backward", "softmax_cross_entropy",
+           "binary_cross_entropy_with_logits", "mse", "dropout", "dropout_backward",
+           "bias_grad", "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
+           "check_device_errors", "cpu_info", "checks", "reference"]
