@@ -23,6 +23,7 @@ any rank prints its traceback with the rank and aborts every process (MPI_Abort)
 rank waits forever in a collective for a peer that has died.
 """
 import sys
+import time
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from . import _backends
 from ._backends import launched_size
 
 _world = None  # the backend once init() has run
+ABORT_GRACE_SECONDS = 0.5  # a failing rank's wait between printing and MPI_Abort
 
 __all__ = ["init", "is_initialized", "rank", "world_size", "launched_size", "all_reduce",
            "broadcast", "barrier", "sum_floats", "shard_loader", "DataParallel"]
@@ -144,6 +146,10 @@ def _install_abort_on_error(world):
         previous(kind, value, traceback)
         sys.stderr.flush()
         sys.stdout.flush()
+        # MPI_Abort has the launcher kill every rank, and output it has not yet forwarded
+        # dies with them: on a loaded 2-core CI machine a job whose ranks all failed at
+        # once ended with exit 1 and no message at all. A moment lets the message through.
+        time.sleep(ABORT_GRACE_SECONDS)
         world.abort(1)
     sys.excepthook = abort_on_error
 
