@@ -173,7 +173,7 @@ def chart(report, path):
                   "is faster)")
     where = report["machine"]
     target = (f" ({where['target']}, {where['threads']} threads)"
-              if "target" in where and "threads" in where else "")  # CPU runs only
+              if "target" in where else "")  # CPU runs only
     title = (f"kernelgrad vs {report['baseline_name']} on {where['cpu']}{target}, "
              f"{report['date']}")
     if report.get("busy_warning"):

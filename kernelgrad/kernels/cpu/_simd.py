@@ -96,6 +96,14 @@ def _masked_suffix(vec):
     return f"v{vec.lanes}{'f32' if vec.dtype == types.float32 else 'f64'}"
 
 
+def _masked_store(builder, vec, vty, mask):
+    """LLVM's masked store for vector type vty: (value, pointer, alignment, mask)."""
+    return cgutils.get_or_insert_function(
+        builder.module,
+        ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), ir.IntType(32), mask.type]),
+        f"llvm.masked.store.{_masked_suffix(vec)}.p0")
+
+
 @intrinsic
 def vload_first(typingctx, arr, i, count):
     """A vector of arr[i + j] for lanes j < count and 0 in the others (count <= lanes):
@@ -128,10 +136,7 @@ def vstore_first(typingctx, arr, i, v, count):
     def codegen(context, builder, sig, args):
         vty = context.get_value_type(v)
         mask = _first_lanes(context, builder, v, args[3])
-        store = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), ir.IntType(32), mask.type]),
-            f"llvm.masked.store.{_masked_suffix(v)}.p0")
+        store = _masked_store(builder, v, vty, mask)
         ptr = builder.bitcast(_element_pointer(context, builder, arr, args[0], args[1]),
                               vty.as_pointer())
         builder.call(store, [args[2], ptr, ir.Constant(ir.IntType(32), arr.dtype.bitwidth // 8),
@@ -273,7 +278,6 @@ def vtranspose_copy(typingctx, src, src_off, src_ld, rows, dst, dst_off, dst_ld,
     low = ir.Constant(ir.VectorType(i32, n), [x for j in range(half) for x in (j, n + j)])
     high = ir.Constant(ir.VectorType(i32, n),
                        [x for j in range(half, n) for x in (j, n + j)])
-    suffix = f"v{n}{'f32' if src.dtype == types.float32 else 'f64'}"
 
     def codegen(context, builder, sig, args):
         src_arr, s_off, s_ld, n_rows, dst_arr, d_off, d_ld, n_store = args
@@ -299,15 +303,8 @@ def vtranspose_copy(typingctx, src, src_off, src_ld, rows, dst, dst_off, dst_ld,
                 paired.append(builder.shuffle_vector(vectors[j], vectors[j + half], low))
                 paired.append(builder.shuffle_vector(vectors[j], vectors[j + half], high))
             vectors = paired
-        lane_ids = ir.Constant(ir.VectorType(intp, n), list(range(n)))
-        bound = builder.insert_element(ir.Constant(ir.VectorType(intp, n), ir.Undefined),
-                                       n_store, ir.Constant(i32, 0))
-        bound = builder.shuffle_vector(bound, bound, ir.Constant(ir.VectorType(i32, n), [0] * n))
-        mask = builder.icmp_signed("<", lane_ids, bound)
-        store = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), i32, mask.type]),
-            f"llvm.masked.store.{suffix}.p0")
+        mask = _first_lanes(context, builder, vec, n_store)
+        store = _masked_store(builder, vec, vty, mask)
         pointers = [builder.bitcast(_element_pointer(
             context, builder, dst, dst_arr,
             builder.add(d_off, builder.mul(d_ld, ir.Constant(intp, c)))), vty.as_pointer())

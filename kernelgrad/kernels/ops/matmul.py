@@ -306,9 +306,13 @@ class LinearBackward:
     def __call__(self, dy, x, w, saved):
         dz = dy if not self.act else activations.backward(dy, saved, self.act, self.alpha)
         if self.joint:
-            dx, dw = _autotune.run(self.key, "auto", {
-                impl: (lambda impl=impl: self._gemms(dz, x, w, impl))
-                for impl in _autotune.IMPLS})
+            impl = _autotune.known(self.key)  # None until this pair is measured
+            if impl is not None:
+                dx, dw = self._gemms(dz, x, w, impl)
+            else:
+                dx, dw = _autotune.run(self.key, "auto", {
+                    name: (lambda name=name: self._gemms(dz, x, w, name))
+                    for name in _autotune.IMPLS})
         else:
             dx = self.dx(dz, w) if self.dx is not None else None
             dw = self.dw(x, dz)
