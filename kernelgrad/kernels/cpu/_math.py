@@ -2,9 +2,9 @@
 
 libm's exp is a call LLVM cannot vectorize (Numba's SVML path needs a patched LLVM this
 build lacks), so exp is written out: n = round(x / ln 2), r = x - n ln 2 in two parts
-(Cody-Waite), exp(r) by a Taylor polynomial on |r| <= ln2 / 2, and 2^n built from its
-bits. Error: about 1 ulp in float32 (degree 7) and float64 (degree 12). Results saturate
-to 0 and inf outside the finite range; NaN propagates.
+(Cody-Waite), exp(r) by a polynomial on |r| <= ln2 / 2 (float32: degree 6, fitted;
+float64: Taylor, degree 12), and 2^n built from its bits. Error: about 1 ulp. Results
+saturate to 0 and inf outside the finite range; NaN propagates.
 """
 import numpy as np
 from llvmlite import ir
@@ -20,6 +20,20 @@ def _float32_from_bits(typingctx, bits):
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.FloatType())
     return types.float32(types.int32), codegen
+
+
+@intrinsic
+def _int32_from_float(typingctx, value):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _int64_from_float(typingctx, value):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
 
 
 @intrinsic
@@ -40,34 +54,53 @@ def horner(coeffs):
     return njit(inline="always")(namespace["p"])
 
 
+# exp(r) on |r| <= ln2 / 2 for float32: degree 6, fitted for relative error (Lawson's
+# iteration toward minimax, c0 = 1 fixed): 2e-9 in exact arithmetic, so the float32
+# rounding of the Horner chain is the whole error. Taylor needs degree 7 for the same.
+_EXP_FLOAT32 = (1.0, 1.0, 0.4999999403953552, 0.16666431725025177, 0.04166800156235695,
+                0.00837415549904108, 0.0013843653723597527)
+
+
 def _exp_factory(T):
     single = T is np.float32
     log2e = T(1.4426950408889634)
     ln2_hi = T(0.693145751953125 if single else 0.6931471803691238)
     ln2_lo = T(1.428606765330187e-06 if single else 1.9082149292705877e-10)
-    degree = 7 if single else 12
-    coeffs = [T(1.0 / np.prod(np.arange(1, k + 1, dtype=np.float64))) for k in range(degree + 1)]
-    poly = horner(coeffs)
-    hi = T(88.72 if single else 709.78)
-    lo = T(-87.3 if single else -708.39)
-    half, zero, inf = T(0.5), T(0), T(np.inf)
     if single:
-        def scale(n):
-            return _float32_from_bits(np.int32(np.int32(n) + np.int32(127)) << np.int32(23))
+        coeffs = [T(c) for c in _EXP_FLOAT32]
     else:
-        def scale(n):
-            return _float64_from_bits(np.int64(np.int64(n) + np.int64(1023)) << np.int64(52))
+        coeffs = [T(1.0 / np.prod(np.arange(1, k + 1, dtype=np.float64))) for k in range(13)]
+    poly = horner(coeffs)
+    mantissa = 23 if single else 52
+    bias = 127 if single else 1023
+    # x * log2e + magic rounds to an integer in the low mantissa bits (the ulp of magic is
+    # 1), with the exponent bias already added: those bits shifted into the exponent field
+    # are 2^n, and magic subtracted back gives n. One FMA, one subtraction and one shift
+    # where floor, convert, add and shift were four conversions and integer operations.
+    magic = T(1.5 * 2.0 ** mantissa + bias)
+    # above hi, n = 2^(exponent bits) - 1 - bias, whose scale is inf: x is clamped to hi
+    # and the product overflows to inf; below lo the result is 0 (a select). Between
+    # them n + bias stays in [1, 2^bits - 1] (1: the smallest normal, not a subnormal).
+    hi = T(88.8 if single else 709.8)
+    lo = np.nextafter(T(np.log(np.finfo(T).tiny)), T(-np.inf))  # below ln(smallest normal)
+    zero = T(0)
+    if single:
+        def scale(k):
+            return _float32_from_bits(_int32_from_float(k) << np.int32(mantissa))
+    else:
+        def scale(k):
+            return _float64_from_bits(_int64_from_float(k) << np.int64(mantissa))
     scale = njit(inline="always")(scale)
 
     def fast_exp(x):
-        n = np.floor(x * log2e + half)
-        r = x - n * ln2_hi
+        # comparisons, not min/max, so that NaN passes through
+        c = hi if x > hi else x
+        k = c * log2e + magic
+        n = k - magic
+        r = c - n * ln2_hi
         r = r - n * ln2_lo
-        p = poly(r)
-        n_safe = n if (x < hi and x > lo) else zero
-        result = p * scale(n_safe)
-        result = inf if x >= hi else result
-        return zero if x <= lo else result
+        result = poly(r) * scale(k)
+        return zero if x < lo else result
     return fast_exp
 
 

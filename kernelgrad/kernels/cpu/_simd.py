@@ -229,15 +229,14 @@ def vadd(typingctx, a, b):
 
 @intrinsic
 def vmax(typingctx, a, b):
-    """Lane-wise maximum; a NaN lane yields the other operand (llvm.maxnum)."""
+    """Lane-wise b > a ? b : a: one max instruction on x86. A lane where b is NaN keeps
+    a; a lane where a is NaN stays NaN (llvm.maxnum, which returns the number, costs a
+    compare and a blend more per vector on AVX2)."""
     sig = _binary_vector_signature(a, b)
 
     def codegen(context, builder, sig, args):
-        vty = context.get_value_type(a)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vty, [vty, vty]),
-            f"llvm.maxnum.v{a.lanes}{'f32' if a.dtype == types.float32 else 'f64'}")
-        return builder.call(fn, args)
+        greater = builder.fcmp_ordered(">", args[1], args[0])
+        return builder.select(greater, args[1], args[0])
     return sig, codegen
 
 

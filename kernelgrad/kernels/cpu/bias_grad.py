@@ -13,7 +13,7 @@ from numba import prange
 
 from ._jit import kernel
 
-BAND_ROWS = 512   # rows a band takes at least
+BAND_ROWS = 128   # rows a band takes at least (a batch of 512 is 4 bands: both cores work)
 MAX_BANDS = 16    # enough to share among the threads of any machine we run on
 
 

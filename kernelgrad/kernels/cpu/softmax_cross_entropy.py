@@ -16,19 +16,23 @@ from ._simd import lanes, vload, vmax, vreduce_max
 
 @njit(cache=True)
 def _row_max(row):
-    """max(row), NaN ignored (the exp sweep carries a NaN to the loss). Written with
+    """max(row) when the row has no NaN; with a NaN, any value (the exp sweep carries
+    the NaN to the loss and every gradient of the row, whatever the shift). Written with
     explicit vectors: LLVM vectorizes no form of a scalar max loop here, and the scalar
     loop's compare-select chain cost about 3 cycles per element, most of the op's time."""
     n, width = row.size, lanes(row)
     m = row[0]
-    if n >= 2 * width:
+    if n >= 4 * width:
         a, b = vload(row, 0), vload(row, width)
-        j = 2 * width
-        while j + 2 * width <= n:  # two chains hide vmax's latency
+        c, d = vload(row, 2 * width), vload(row, 3 * width)
+        j = 4 * width
+        while j + 4 * width <= n:  # four chains hide the max's latency
             a = vmax(a, vload(row, j))
             b = vmax(b, vload(row, j + width))
-            j += 2 * width
-        m = vreduce_max(vmax(a, b))
+            c = vmax(c, vload(row, j + 2 * width))
+            d = vmax(d, vload(row, j + 3 * width))
+            j += 4 * width
+        m = vreduce_max(vmax(vmax(a, b), vmax(c, d)))
         start = j
     else:
         start = 1
