@@ -140,7 +140,12 @@ class Tensor:
 
     @grad.setter
     def grad(self, value):
-        if value is not None and not isinstance(value, Tensor):
+        if type(value) is np.ndarray:  # a backward's own result: Tensor(value), unchecked
+            wrapped = Tensor.__new__(Tensor)
+            wrapped.data, wrapped.requires_grad = value, False
+            wrapped._grad = wrapped._node = wrapped._hooks = None
+            value = wrapped
+        elif value is not None and not isinstance(value, Tensor):
             value = Tensor(value if device_of(value) == "cuda" else np.asarray(value))
         self._grad = value
 

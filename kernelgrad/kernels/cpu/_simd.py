@@ -48,6 +48,27 @@ def _check_array(arr):
 
 
 @intrinsic
+def borrowed(typingctx, arr):
+    """arr without its reference count: the same data, shape and strides, no meminfo.
+    Every array variable a Numba loop assigns (a slice, a branch's pick, an inlined
+    call's parameter) takes an atomic increment and decrement of its meminfo's count, a
+    locked instruction that also waits for the store buffer to drain; on a view with none
+    they test a null pointer. For views used only while the caller holds arr."""
+    if not isinstance(arr, types.Array):
+        raise TypeError(f"borrowed needs an array, got {arr}")
+
+    def codegen(context, builder, sig, args):
+        src = context.make_array(arr)(context, builder, args[0])
+        view = context.make_array(arr)(context, builder)
+        for field in ("data", "shape", "strides", "itemsize", "nitems"):
+            setattr(view, field, getattr(src, field))
+        view.meminfo = ir.Constant(view.meminfo.type, None)
+        view.parent = ir.Constant(view.parent.type, None)
+        return view._getvalue()
+    return arr(arr), codegen
+
+
+@intrinsic
 def lanes(typingctx, arr):
     """The number of elements in one vector of arr's dtype (a compile-time constant)."""
     _check_array(arr)

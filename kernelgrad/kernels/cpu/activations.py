@@ -9,6 +9,7 @@ from numba import njit, prange
 from .._spec import ACT_GELU, ACT_LEAKY_RELU, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH
 from ._jit import Specialized, kernel
 from ._math import activate, activate_grad
+from ._simd import borrowed
 
 
 @Specialized
@@ -60,5 +61,6 @@ def epilogue(c, i, rows, j0, cols, bias, act, alpha):
 @kernel
 def bias_activation(z, bias, act, alpha):
     """z[i, :] = act(z[i, :] + bias) in place: the epilogue of a GEMM done elsewhere (BLAS)."""
+    z_view, bias_view = borrowed(z), borrowed(bias)  # no atomics per row's call
     for i in prange(z.shape[0]):
-        epilogue(z, i, 1, 0, z.shape[1], bias, act, alpha)
+        epilogue(z_view, i, 1, 0, z.shape[1], bias_view, act, alpha)

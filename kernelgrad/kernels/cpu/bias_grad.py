@@ -12,21 +12,24 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel
+from ._simd import borrowed
 
 BAND_ROWS = 128   # rows a band takes at least (a batch of 512 is 4 bands: both cores work)
 MAX_BANDS = 16    # enough to share among the threads of any machine we run on
 
 
 def band_count(rows):
-    return max(1, min(MAX_BANDS, rows // BAND_ROWS))
+    bands = rows // BAND_ROWS  # comparisons, not max/min: this runs on every call
+    return 1 if bands < 1 else (MAX_BANDS if bands > MAX_BANDS else bands)
 
 
 @kernel
 def bias_grad(dy, out, bands):
     rows, cols = dy.shape
     partial = np.zeros((bands, cols), dtype=np.float64)
+    dy, partial_rows = borrowed(dy), borrowed(partial)  # row slices without atomics
     for band in prange(bands):
-        acc = partial[band]
+        acc = partial_rows[band]
         i, end = band * rows // bands, (band + 1) * rows // bands
         while i + 4 <= end:
             r0, r1, r2, r3 = dy[i], dy[i + 1], dy[i + 2], dy[i + 3]

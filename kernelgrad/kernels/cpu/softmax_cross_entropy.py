@@ -11,7 +11,7 @@ from numba import njit, prange
 
 from ._jit import kernel
 from ._math import cast_like, fast_exp
-from ._simd import lanes, vload, vmax, vreduce_max
+from ._simd import borrowed, lanes, vload, vmax, vreduce_max
 
 
 @njit(cache=True)
@@ -67,6 +67,8 @@ def _scale(row, factor):
 
 @kernel
 def softmax_cross_entropy(logits, labels, losses, dlogits):
+    # row slices of views without reference counts: no atomic operations per row
+    logits, dlogits = borrowed(logits), borrowed(dlogits)
     for i in prange(logits.shape[0]):
         row, drow = logits[i], dlogits[i]
         shift = _row_max(row)
