@@ -17,15 +17,12 @@ from contextlib import contextmanager
 
 import numpy as np
 
-import kernelgrad as kg
-from kernelgrad import nn
-from kernelgrad.cli import build_mlp
 from kernelgrad.kernels.ops import activations as activation_ops
 from kernelgrad.kernels.ops import matmul as matmul_ops
 from kernelgrad.kernels.ops import softmax_cross_entropy as softmax_ops
 from kernelgrad.nn import capture
 
-from .steps import MLPS, _data, gemm_floor
+from .steps import MLPS, capture_mlp, gemm_floor
 
 
 @contextmanager
@@ -66,9 +63,7 @@ def _timed(totals):
 
 
 def profile(name, batch, widths, p, steps=30):
-    model = build_mlp(widths[0], widths[1:-1], widths[-1], "relu", p)
-    captured = kg.capture(model, nn.CrossEntropyLoss(), kg.optim.Adam(model.parameters()))
-    x, y = _data(batch, widths)
+    captured, x, y = capture_mlp(batch, widths, p)
 
     def step():
         captured(x, y)

@@ -48,11 +48,16 @@ def kernelgrad_step(batch, widths, p):
                           kg.tensor(x), kg.tensor(y))
 
 
-def captured_step(batch, widths, p):
-    """The same step through kg.capture: recorded on its first call, replayed after."""
+def capture_mlp(batch, widths, p):
+    """(the kg.capture step of the MLP, its batch x, its labels y)."""
     model = build_mlp(widths[0], widths[1:-1], widths[-1], "relu", p)
     x, y = _data(batch, widths)
-    step = kg.capture(model, nn.CrossEntropyLoss(), kg.optim.Adam(model.parameters()))
+    return kg.capture(model, nn.CrossEntropyLoss(), kg.optim.Adam(model.parameters())), x, y
+
+
+def captured_step(batch, widths, p):
+    """The same step through kg.capture: recorded on its first call, replayed after."""
+    step, x, y = capture_mlp(batch, widths, p)
     return lambda: step(x, y)
 
 

@@ -14,7 +14,8 @@ import sys
 
 import numpy as np
 
-_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+from .checks import F32, F64
+
 POOL_MIN_BYTES = 1 << 20    # smaller arrays come from malloc's heap, without page faults
 POOL_MAX_BYTES = 1 << 30    # idle buffers kept for reuse, at most
 _pool = []                  # uint8 buffers handed out, oldest first
@@ -37,7 +38,7 @@ def _idle(i):
 
 def empty(shape, dtype):
     """np.empty(shape, dtype), from a reused buffer when an idle one of this size exists."""
-    if dtype is not _F32 and dtype is not _F64 and not isinstance(dtype, np.dtype):
+    if dtype is not F32 and dtype is not F64 and not isinstance(dtype, np.dtype):
         dtype = np.dtype(dtype)  # (isinstance on a dtype costs 70 ns: tested last)
     if type(shape) is int:  # first: np.ndim below costs a microsecond
         shape = (shape,)

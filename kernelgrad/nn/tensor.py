@@ -99,7 +99,9 @@ class Tensor:
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
-        if device_of(data) == "cpu":
+        if type(data) is np.ndarray and dtype is None:
+            pass  # kept as it is (what _default_dtype does with one), without the tests
+        elif device_of(data) == "cpu":
             data = _default_dtype(data) if dtype is None else np.asarray(data, dtype=dtype)
         elif dtype is not None:
             data = data.astype(dtype, copy=False)
@@ -140,11 +142,8 @@ class Tensor:
 
     @grad.setter
     def grad(self, value):
-        if type(value) is np.ndarray:  # a backward's own result: Tensor(value), unchecked
-            wrapped = Tensor.__new__(Tensor)
-            wrapped.data, wrapped.requires_grad = value, False
-            wrapped._grad = wrapped._node = wrapped._hooks = None
-            value = wrapped
+        if type(value) is np.ndarray:  # a backward's own result
+            value = Tensor(value)
         elif value is not None and not isinstance(value, Tensor):
             value = Tensor(value if device_of(value) == "cuda" else np.asarray(value))
         self._grad = value

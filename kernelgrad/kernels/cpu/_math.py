@@ -7,7 +7,6 @@ float64: Taylor, degree 12), and 2^n built from its bits. Error: about 1 ulp. Re
 saturate to 0 and inf outside the finite range; NaN propagates.
 """
 import numpy as np
-from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
@@ -15,32 +14,20 @@ from .._spec import ACT_GELU, ACT_LEAKY_RELU, ACT_RELU, ACT_SIGMOID, ACT_TANH
 from ._jit import typed
 
 
-@intrinsic
-def _float32_from_bits(typingctx, bits):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.int32), codegen
+def _bitcast(source, target):
+    """An intrinsic reinterpreting a `source` scalar's bits as a `target` scalar."""
+    @intrinsic
+    def cast(typingctx, value):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(target))
+        return target(source), codegen
+    return cast
 
 
-@intrinsic
-def _int32_from_float(typingctx, value):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-    return types.int32(types.float32), codegen
-
-
-@intrinsic
-def _int64_from_float(typingctx, value):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-    return types.int64(types.float64), codegen
-
-
-@intrinsic
-def _float64_from_bits(typingctx, bits):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-    return types.float64(types.int64), codegen
+_float32_from_bits = _bitcast(types.int32, types.float32)
+_float64_from_bits = _bitcast(types.int64, types.float64)
+_int32_from_float = _bitcast(types.float32, types.int32)
+_int64_from_float = _bitcast(types.float64, types.int64)
 
 
 def horner(coeffs):

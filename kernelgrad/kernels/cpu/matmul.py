@@ -194,13 +194,14 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
     one compiled GEMM per dtype. C is cut into parts_m x parts_n parts, one per thread:
     rows in whole MR panels and columns in whole NR panels, as evenly as they go.
     `scratch` holds the packed operands: at least scratch_size(...) elements."""
-    M, N = c.shape
-    K = a.shape[0] if trans_a else a.shape[1]
-    # Views without reference counts for everything the tile loops pass around or slice:
+    # Views without reference counts, so that every slice and reshape below is one too:
     # otherwise each micro-tile takes a dozen atomic increments and decrements of the
     # arrays' counts (the caller holds the arrays for the call).
-    c_view, bias_view = borrowed(c), borrowed(bias)
-    flat_c = borrowed(c.reshape(M * N))
+    a, b, c, bias, scratch = borrowed(a), borrowed(b), borrowed(c), borrowed(bias), \
+        borrowed(scratch)
+    M, N = c.shape
+    K = a.shape[0] if trans_a else a.shape[1]
+    flat_c = c.reshape(M * N)
     L = lanes(flat_c)
     NR = NV * L
     n_panels = (N + NR - 1) // NR
@@ -210,7 +211,7 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
     # block costs a whole pass over C for few multiply-adds)
     kc_step = (K + k_blocks - 1) // k_blocks
     # Packed B: KC-deep blocks one after another, each holding n_panels panels [k][NR].
-    bp = borrowed(scratch[:n_panels * NR * K])
+    bp = scratch[:n_panels * NR * K]
     flat_b = b.reshape(b.size)
     ldb = b.shape[1]
     for job in prange(k_blocks * n_panels):
@@ -226,15 +227,15 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
     # to stay in cache. (A transposed A is always packed, by vector copies: read in place
     # it needed a pointer per row in the micro-kernel, more than x86's registers.)
     direct = not trans_a and (n_panels == 1 or M * K <= DIRECT_A_MAX)
-    flat_a = borrowed(a.reshape(a.size))
+    flat_a = a.reshape(a.size)
     lda = a.shape[1]
     parts = parts_m * parts_n
     a_size = min(MC_MAX, (M + MR - 1) // MR * MR) * min(KC, K)
     for part in prange(parts):
         pm, pn = part // parts_n, part % parts_n
         start = bp.size + part * (a_size + MR * NR)
-        ap = borrowed(scratch[start: start + a_size])
-        tile = borrowed(scratch[start + a_size: start + a_size + MR * NR])
+        ap = scratch[start: start + a_size]
+        tile = scratch[start + a_size: start + a_size + MR * NR]
         first_panel, end_panel = pn * n_panels // parts_n, (pn + 1) * n_panels // parts_n
         row_start = pm * m_panels // parts_m * MR
         row_end = min(M, (pm + 1) * m_panels // parts_m * MR)
@@ -277,7 +278,7 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                                         vec = vadd(vec, vload_first(flat_c, d + v, count))
                                     vstore_first(flat_c, d + v, vec, count)
                         if has_epilogue and p == k_blocks - 1:  # the tile is done
-                            epilogue(c_view, i, mr, j0, nr, bias_view, act, alpha)
+                            epilogue(c, i, mr, j0, nr, bias, act, alpha)
 
 
 def micro_tile(dtype):
