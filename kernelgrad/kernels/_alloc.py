@@ -70,7 +70,7 @@ def empty(shape, dtype):
 def empty_like(array):
     """empty(array.shape, array.dtype) for a C-contiguous NumPy array (the ops' outputs)."""
     if array.nbytes < POOL_MIN_BYTES:
-        return np.empty_like(array)
+        return np.empty(array.shape, array.dtype)  # (np.empty_like: 30 ns more)
     return empty(array.shape, array.dtype)
 
 

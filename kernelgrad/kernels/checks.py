@@ -6,7 +6,7 @@ What an array argument may be:
 - an array a kernel only reads: a NumPy array of float32 or float64 (a subclass such as
   np.matrix or np.memmap is read as the plain ndarray it views; a list or a scalar is
   converted), or a float32 CuPy array. A masked array is refused: its mask would be lost.
-  A non-contiguous array is copied.
+  A non-contiguous array, or one whose elements are not aligned, is copied.
 - an array a kernel updates in place (optimizer state): exactly numpy.ndarray (or a CuPy
   array), C-contiguous, writeable, float; the arrays one call writes may not share memory
   with each other or with any array the call reads.
@@ -61,6 +61,8 @@ def float_array(x, name, min_ndim=0, max_ndim=None):
         raise ValueError(f"{name} is empty (shape {x.shape}): this op needs data")
     if not x.flags.c_contiguous:
         x = xp_of(x).ascontiguousarray(x)
+    elif not x.flags.aligned:  # a byte-offset view: the kernels take aligned elements
+        x = x.copy()
     return x
 
 

@@ -5,7 +5,7 @@ import numpy as np
 from .. import _alloc, checks
 from ..cpu import activations as cpu_kernels
 from ..cpu._jit import PARALLEL_MIN_WORK
-from ._common import Plans, activation_id, alpha_of, cuda, empty_like, on_gpu, plain
+from ._common import Plans, activation_id, alpha_of, cuda, empty_like, on_gpu
 
 _forward_plans, _backward_plans = Plans(), Plans()
 
@@ -31,37 +31,61 @@ def backward(dy, saved, act, alpha):
     return dx
 
 
+def _plan(kernel, alpha_t, dtype, size, arrays):
+    """(kernel, alpha, small): `small` runs an input below the parallel threshold, the
+    serial build bound to the checked types when this first call is one (see _jit.entry),
+    else through its dispatcher (a large-input plan then compiles no serial code)."""
+    if size >= PARALLEL_MIN_WORK:
+        return kernel, alpha_t, kernel.serial
+    sample = np.empty(1, dtype)
+    return kernel, alpha_t, kernel.serial_entry(*[sample] * arrays, alpha_t)
+
+
+def _plain(x):
+    """The fast paths' layout test (dtype is in the plan's key): a C-contiguous, aligned
+    numpy.ndarray with data, what the plan's bound kernel takes."""
+    if type(x) is not np.ndarray:
+        return False
+    flags = x.flags
+    return flags.c_contiguous and flags.aligned and x.size > 0
+
+
 def activation(x, name, alpha=0.01):
     """name(x) elementwise for name in ACTIVATIONS (gelu is the tanh form)."""
-    if type(x) is np.ndarray and x.flags.c_contiguous and x.size:  # plain(), inlined
+    if type(x) is np.ndarray and x.size:  # _plain, inlined: a call is a tenth of relu 64x128
+        flags = x.flags
         try:
             plan = _forward_plans.get((name, alpha, x.dtype))  # only float dtypes are in it
         except TypeError:
             plan = None
-        if plan is not None:
-            kernel, alpha_t = plan
+        if plan is not None and flags.c_contiguous and flags.aligned:
+            kernel, alpha_t, small = plan
             out = _alloc.empty_like(x)
             if x.size < PARALLEL_MIN_WORK:
-                kernel.serial(x.ravel(), out.ravel(), alpha_t)
+                small(x.ravel(), out.ravel(), alpha_t)
             else:
                 kernel(x.size, x.ravel(), out.ravel(), alpha_t)
             return out
     x = checks.float_array(x, "x")
     act, alpha_t = activation_id(name), alpha_of(alpha, x.dtype)
     if not checks.is_cupy(x):
-        _forward_plans.remember((name, alpha, x.dtype),
-                                (cpu_kernels.activation_forward[act], alpha_t))
+        _forward_plans.remember((name, alpha, x.dtype), _plan(
+            cpu_kernels.activation_forward[act], alpha_t, x.dtype, x.size, 2))
     return forward(x, act, alpha_t)
 
 
 def activation_backward(dy, saved, name, alpha=0.01):
     """dL/dx from dL/dy; `saved` is the forward output y (the input x for gelu)."""
-    if plain(dy) and plain(saved) and dy.shape == saved.shape and dy.dtype is saved.dtype:
+    if (_plain(dy) and _plain(saved) and dy.shape == saved.shape
+            and dy.dtype is saved.dtype):
         plan = _backward_plans.find((name, alpha, dy.dtype))
         if plan is not None:
-            kernel, alpha_t = plan
+            kernel, alpha_t, small = plan
             dx = _alloc.empty_like(dy)
-            kernel(dy.size, dy.ravel(), saved.ravel(), dx.ravel(), alpha_t)
+            if dy.size < PARALLEL_MIN_WORK:
+                small(dy.ravel(), saved.ravel(), dx.ravel(), alpha_t)
+            else:
+                kernel(dy.size, dy.ravel(), saved.ravel(), dx.ravel(), alpha_t)
             return dx
     dy = checks.float_array(dy, "dy")
     saved = checks.float_array(saved, "saved")
@@ -70,6 +94,6 @@ def activation_backward(dy, saved, name, alpha=0.01):
     on_gpu(dy, saved)
     act, alpha_t = activation_id(name), alpha_of(alpha, dy.dtype)
     if not checks.is_cupy(dy):
-        _backward_plans.remember((name, alpha, dy.dtype),
-                                 (cpu_kernels.activation_backward[act], alpha_t))
+        _backward_plans.remember((name, alpha, dy.dtype), _plan(
+            cpu_kernels.activation_backward[act], alpha_t, dy.dtype, dy.size, 3))
     return backward(dy, saved, act, alpha_t)

@@ -71,6 +71,8 @@ class Gemm:
         # what the epilogue adds when there is no bias: one zero per column of C
         self.zero_bias = np.zeros(N if has_epilogue else 1, dtype)
         self._layouts = {}  # threads -> ((parts_m, parts_n), scratch size)
+        self._flags = (has_epilogue, act, alpha, self.trans_a, self.trans_b)
+        self._serial = None  # the serial build bound to this signature (on its first call)
 
     def _layout(self):
         threads = cpu_kernels.gemm.threads(self.work)
@@ -86,9 +88,12 @@ class Gemm:
         c = empty(self.shape, self.dtype)
         bias = self.zero_bias if bias is None else bias
         if self.serial:
-            cpu_kernels.gemm.serial(a, b, c, bias, self.has_epilogue, self.act, self.alpha,
-                                    self.trans_a, self.trans_b, 1, 1,
-                                    _scratch(self.serial_size, self.dtype))
+            scratch = _scratch(self.serial_size, self.dtype)
+            run = self._serial
+            if run is None:  # every call of the plan passes arrays of these types
+                run = self._serial = cpu_kernels.gemm.serial_entry(a, b, c, bias, *self._flags,
+                                                                   1, 1, scratch)
+            run(a, b, c, bias, *self._flags, 1, 1, scratch)
             return c
         parts, size = self._layout()
         cpu_kernels.gemm(self.work, a, b, c, bias, self.has_epilogue, self.act, self.alpha,
@@ -175,10 +180,15 @@ def _operands(a, b, trans_a, trans_b):
 
 
 def _plain(*arrays):
-    """The fast path's test: C-contiguous numpy.ndarrays (dtype and shapes are in the key)."""
+    """The fast path's test: C-contiguous, aligned numpy.ndarrays (dtype and shapes are in
+    the key), what a plan's bound kernel takes."""
     for a in arrays:
-        if a is not None and (type(a) is not np.ndarray or not a.flags.c_contiguous):
-            return False
+        if a is not None:
+            if type(a) is not np.ndarray:
+                return False
+            flags = a.flags
+            if not (flags.c_contiguous and flags.aligned):
+                return False
     return True
 
 
@@ -276,6 +286,8 @@ def linear(x, w, b=None, activation=None, alpha=0.01, return_preact=False, impl=
         return activations.forward(z, act, alpha_t), z
     plan = linear_plan(*checked_x.shape, checked_w.shape[1], checked_x.dtype,
                        checked_b is not None, act, alpha_t, return_preact, impl)
+    if not return_preact:
+        plan = plan.gemm  # the call it would make, without the call around it
     if _plain(x, w, b):
         _plans.remember(("linear", x.shape, w.shape, x.dtype, w.dtype, _bias_key(b),
                          activation, alpha, return_preact, impl, _env()), plan)
