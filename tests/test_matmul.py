@@ -81,6 +81,20 @@ def test_matmul_blocks_and_edges(rng, m, n, k, dtype, trans_a, trans_b):
     check_matmul(rng, m, n, k, dtype, trans_a, trans_b)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+def test_every_short_last_row_panel(rng, dtype, trans_a):
+    """Every count of rows a last row panel can have (1 .. MR), each run by the micro-kernel
+    with the fewest rows that covers it: A read in place and packed, a full-width and a
+    one-vector last column panel, several KC blocks (the accumulating path)."""
+    from kernelgrad.kernels.cpu.matmul import KC, MR, panel_width
+    nr = panel_width(dtype)
+    for m in range(MR + 1, 2 * MR + 1):
+        for n in (2 * nr, nr + 3):
+            for k in (5, KC + 7):
+                check_matmul(rng, m, n, k, dtype, trans_a, False)
+
+
 @pytest.mark.parametrize("m,n,k", [(33, 127, 1000), (1, 1, 1)])
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)])
 def test_matmul_blas_impl(rng, m, n, k, trans_a, trans_b):

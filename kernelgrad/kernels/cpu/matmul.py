@@ -53,8 +53,9 @@ def _micro_kernel_source(name, mr, nv, a_strides):
 
     C[c_off + i*ldc + (0..nv*L)] (+)= sum_k A(i, k) * bp[b_off + k*NR + (0..nv*L)] for
     i < rows <= mr, unrolled so that every accumulator is a local (a register). A(i, k) is
-    ap[a_off + k*mr + i] from a packed panel, or with a_strides ap[a_off + i*a_rs + k] read
-    in place (a row-major A). B comes from a packed panel, rows NR apart.
+    ap[a_off + k*MR + i] from a packed panel (MR rows, whatever mr is), or with a_strides
+    ap[a_off + i*a_rs + k] read in place (a row-major A). B comes from a packed panel, rows
+    NR apart.
 
     A short tile (rows < mr: the last rows of C) is computed whole, its missing rows
     reading the last row of A again (packed panels hold zeros there), and only its rows
@@ -74,7 +75,7 @@ def _micro_kernel_source(name, mr, nv, a_strides):
         lines += [f"{guard}    vprefetch(c, c_off + {i} * ldc + {v} * L)" for v in range(nv)]
     lines += [f"    {acc_name} = vzero(c)" for row in acc for acc_name in row]
     lines += ["    for k in range(kc):",
-              f"        pa = {'k' if a_strides else f'a_off + k * {mr}'}",
+              f"        pa = {'k' if a_strides else f'a_off + k * {MR}'}",
               f"        pb = b_off + k * {NV} * L"]
     lines += [f"        b{v} = vload(bp, pb + {v} * L)" for v in range(nv)]
     for i in range(mr):
@@ -92,39 +93,58 @@ def _micro_kernel_source(name, mr, nv, a_strides):
     return "\n".join(lines) + "\n"
 
 
-def _build_micro_kernel(name, nv, a_strides):
+def _build_micro_kernel(name, mr, nv, a_strides):
     namespace = dict(lanes=lanes, vzero=vzero, vload=vload, vstore=vstore, vbroadcast=vbroadcast,
                      vfma=vfma, vadd=vadd, vprefetch=vprefetch)
-    source = _micro_kernel_source(name, MR, nv, a_strides)
-    exec(compile(source, f"<{name} {MR}x{nv}v>", "exec"), namespace)
+    source = _micro_kernel_source(name, mr, nv, a_strides)
+    exec(compile(source, f"<{name} {mr}x{nv}v>", "exec"), namespace)
     # Not cached on its own (generated source has no file); it is compiled into, and
     # cached with, every GEMM that calls it.
     return njit(error_model="numpy")(namespace[name])
 
 
-micro_kernel = _build_micro_kernel("micro_kernel", NV, False)
-micro_kernel_strided = _build_micro_kernel("micro_kernel_strided", NV, True)
-# One vector wide, for a last panel of at most one vector's columns (a 10-class output
-# layer): the full-width kernel would do NV times the multiply-adds, most into padding.
-micro_kernel_narrow = _build_micro_kernel("micro_kernel_narrow", 1, False)
-micro_kernel_strided_narrow = _build_micro_kernel("micro_kernel_strided_narrow", 1, True)
+# Row counts of the micro-kernels: MR, and two shorter ones for a last row panel short of
+# rows. The full kernel computes all MR rows whatever `rows` is, so a batch of 64 (5 x 12
+# + 4 on AVX-512) did 72 rows' work; the tail's kernel has the next count at or above it.
+TAIL_ROWS = (MR // 3, 2 * MR // 3)
+# One vector wide (narrow), for a last panel of at most one vector's columns (a 10-class
+# output layer): the full-width kernel would do NV times the multiply-adds, most into
+# padding.
+_KERNELS = {(mr, strided, nv): _build_micro_kernel(
+    f"micro_kernel_{mr}x{nv}{'_strided' if strided else ''}", mr, nv, strided)
+    for mr in (MR,) + TAIL_ROWS for strided in (False, True) for nv in (NV, 1)}
 
 
-@njit(error_model="numpy", inline="always")
-def _tile(kc, strided, narrow, a, a_off, a_rs, bp, b_off, c, c_off, ldc, rows, accumulate):
-    """One micro-tile of `rows` rows: a row-major A read in place (strided, rows a_rs
-    apart) or from a packed panel (a_rs unused); full width or one vector (narrow)."""
-    if strided:
-        if narrow:
-            micro_kernel_strided_narrow(kc, a, a_off, a_rs, bp, b_off, c, c_off, ldc, rows,
-                                        accumulate)
-        else:
-            micro_kernel_strided(kc, a, a_off, a_rs, bp, b_off, c, c_off, ldc, rows,
-                                 accumulate)
-    elif narrow:
-        micro_kernel_narrow(kc, a, a_off, bp, b_off, c, c_off, ldc, rows, accumulate)
-    else:
-        micro_kernel(kc, a, a_off, bp, b_off, c, c_off, ldc, rows, accumulate)
+def _tile_source():
+    """_tile's body: one branch per (strided, narrow, row count) calling its kernel."""
+    lines = ["def _tile(kc, strided, narrow, a, a_off, a_rs, bp, b_off, c, c_off, ldc, rows,",
+             "          accumulate):"]
+    for strided in (True, False):
+        lines.append(f"    {'if' if strided else 'else'}{' strided' if strided else ''}:")
+        for narrow in (True, False):
+            lines.append(f"        {'if narrow' if narrow else 'else'}:")
+            nv = 1 if narrow else NV
+            for j, mr in enumerate(TAIL_ROWS + (MR,)):
+                test = f"if rows <= {mr}" if j == 0 else (
+                    "else" if mr == MR else f"elif rows <= {mr}")
+                a_args = "a, a_off, a_rs" if strided else "a, a_off"
+                lines += [f"            {test}:",
+                          f"                K_{mr}_{int(strided)}_{nv}(kc, {a_args}, bp, b_off, "
+                          "c, c_off, ldc, rows, accumulate)"]
+    return "\n".join(lines) + "\n"
+
+
+def _build_tile():
+    namespace = {f"K_{mr}_{int(strided)}_{nv}": fn
+                 for (mr, strided, nv), fn in _KERNELS.items()}
+    exec(compile(_tile_source(), "<_tile>", "exec"), namespace)
+    return njit(error_model="numpy", inline="always")(namespace["_tile"])
+
+
+# One micro-tile of `rows` rows: a row-major A read in place (strided, rows a_rs apart)
+# or from a packed panel (a_rs unused); full width or one vector (narrow); the kernel
+# with the fewest rows that covers `rows`.
+_tile = _build_tile()
 
 
 @njit(cache=True, error_model="numpy")

@@ -9,6 +9,7 @@ training step's repeated GEMMs pay a dictionary lookup, not the checks again.
 import numpy as np
 
 from .. import _autotune, checks
+from .._alloc import POOL_MIN_BYTES
 from ..cpu import activations as cpu_activations
 from ..cpu import matmul as cpu_kernels
 from ..cpu._jit import PARALLEL_MIN_WORK
@@ -73,6 +74,7 @@ class Gemm:
         self._layouts = {}  # threads -> ((parts_m, parts_n), scratch size)
         self._flags = (has_epilogue, act, alpha, self.trans_a, self.trans_b)
         self._serial = None  # the serial build bound to this signature (on its first call)
+        self.small_out = M * N * np.dtype(dtype).itemsize < POOL_MIN_BYTES
 
     def _layout(self):
         threads = cpu_kernels.gemm.threads(self.work)
@@ -84,17 +86,28 @@ class Gemm:
             layout = self._layouts[threads] = (parts, size)
         return layout
 
-    def numba(self, a, b, bias):
+    def numba(self, a, b, bias=None):
+        if self.serial:
+            return self._numba_serial(a, b, bias)
+        return self._numba_parallel(a, b, bias)
+
+    def _numba_serial(self, a, b, bias=None):
+        # (an output under the pool's size straight from NumPy: _alloc.empty's tests of
+        # its arguments cost a fortieth of a 64x128x128 product)
+        c = np.empty(self.shape, self.dtype) if self.small_out else empty(self.shape,
+                                                                           self.dtype)
+        bias = self.zero_bias if bias is None else bias
+        scratch = _scratch(self.serial_size, self.dtype)
+        run = self._serial
+        if run is None:  # every call of the plan passes arrays of these types
+            run = self._serial = cpu_kernels.gemm.serial_entry(a, b, c, bias, *self._flags,
+                                                               1, 1, scratch)
+        run(a, b, c, bias, *self._flags, 1, 1, scratch)
+        return c
+
+    def _numba_parallel(self, a, b, bias=None):
         c = empty(self.shape, self.dtype)
         bias = self.zero_bias if bias is None else bias
-        if self.serial:
-            scratch = _scratch(self.serial_size, self.dtype)
-            run = self._serial
-            if run is None:  # every call of the plan passes arrays of these types
-                run = self._serial = cpu_kernels.gemm.serial_entry(a, b, c, bias, *self._flags,
-                                                                   1, 1, scratch)
-            run(a, b, c, bias, *self._flags, 1, 1, scratch)
-            return c
         parts, size = self._layout()
         cpu_kernels.gemm(self.work, a, b, c, bias, self.has_epilogue, self.act, self.alpha,
                          self.trans_a, self.trans_b, *parts, _scratch(size, self.dtype))
@@ -107,6 +120,13 @@ class Gemm:
             bias = self.zero_bias if bias is None else bias
             cpu_activations.bias_activation(c.size, c, bias, self.act, self.alpha)
         return c
+
+    def fast(self):
+        """What a call of this plan runs, with the choice of implementation made: the
+        plans' tables keep it (a Python call level less per call)."""
+        if self.impl == "numba":
+            return self._numba_serial if self.serial else self._numba_parallel
+        return self.blas if self.impl == "blas" else self
 
     def __call__(self, a, b, bias=None):
         impl = self.impl
@@ -218,7 +238,7 @@ def matmul(a, b, trans_a=False, trans_b=False, impl="auto"):
                 checked_a.dtype.type(0), impl)
     if _plain(a, b):
         _plans.remember(("matmul", a.shape, b.shape, a.dtype, b.dtype, trans_a, trans_b,
-                         impl, _env()), plan)
+                         impl, _env()), plan.fast())
     return plan(checked_a, checked_b)
 
 
@@ -287,7 +307,7 @@ def linear(x, w, b=None, activation=None, alpha=0.01, return_preact=False, impl=
     plan = linear_plan(*checked_x.shape, checked_w.shape[1], checked_x.dtype,
                        checked_b is not None, act, alpha_t, return_preact, impl)
     if not return_preact:
-        plan = plan.gemm  # the call it would make, without the call around it
+        plan = plan.gemm.fast()  # the call it would make, without the calls around it
     if _plain(x, w, b):
         _plans.remember(("linear", x.shape, w.shape, x.dtype, w.dtype, _bias_key(b),
                          activation, alpha, return_preact, impl, _env()), plan)
