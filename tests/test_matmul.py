@@ -101,6 +101,24 @@ def test_matmul_blas_impl(rng, m, n, k, trans_a, trans_b):
     check_matmul(rng, m, n, k, np.float32, trans_a, trans_b, impl="blas")
 
 
+@pytest.mark.parametrize("impl", ["numba", "blas", "auto"])
+@pytest.mark.parametrize("m,n,k", [(64, 128, 128), (300, 200, 400)])  # serial, parallel
+def test_a_repeated_call_runs_its_plan(rng, m, n, k, impl):
+    """The second call of a signature takes the plan the first one recorded (no checks
+    again): the same results as the first, through every implementation, for matmul
+    and for linear with and without a bias."""
+    for _ in range(3):
+        check_matmul(rng, m, n, k, np.float32, False, False, impl=impl)
+        x, w = operands(rng, m, n, k, np.float32, False, False)
+        b = rng.standard_normal(n).astype(np.float32)
+        for bias in (b, None):
+            want = R.linear(x, w, bias, "relu")[0]
+            scale = np.abs(x).astype(np.float64) @ np.abs(w) + np.abs(b)
+            assert_close(K.linear(x, w, bias, activation="relu", impl=impl), want,
+                         gemm_tolerance(np.float32, k), scale,
+                         f"linear {impl} bias={bias is b}")
+
+
 @settings(max_examples=30, deadline=None)
 @given(m=st.integers(1, 300), n=st.integers(1, 300), k=st.integers(1, 600),
        trans_a=st.booleans(), trans_b=st.booleans(), single=st.booleans(),

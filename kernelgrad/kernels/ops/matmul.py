@@ -113,7 +113,7 @@ class Gemm:
                          self.trans_a, self.trans_b, *parts, _scratch(size, self.dtype))
         return c
 
-    def blas(self, a, b, bias):
+    def blas(self, a, b, bias=None):
         c = empty((self.M, self.N), self.dtype)
         np.matmul(a.T if self.trans_a else a, b.T if self.trans_b else b, out=c)
         if self.has_epilogue:
