@@ -36,12 +36,21 @@ class _VecModel(models.PrimitiveModel):
         super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.lanes))
 
 
-def _element_pointer(context, builder, arrty, arr, index):
+def element_pointer(context, builder, arrty, arr, index):
     data = context.make_array(arrty)(context, builder, arr).data
     return builder.gep(data, [index], inbounds=True)
 
 
-def _check_array(arr):
+def splat(builder, value, lanes):
+    """An LLVM vector of `lanes` copies of the scalar `value`."""
+    vty = ir.VectorType(value.type, lanes)
+    one = builder.insert_element(ir.Constant(vty, ir.Undefined), value,
+                                 ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, one, ir.Constant(ir.VectorType(ir.IntType(32), lanes),
+                                                        [0] * lanes))
+
+
+def check_array(arr):
     if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C"
             and arr.dtype in (types.float32, types.float64)):
         raise TypeError(f"SIMD operations need a 1-D contiguous float array, got {arr}")
@@ -71,7 +80,7 @@ def borrowed(typingctx, arr):
 @intrinsic
 def lanes(typingctx, arr):
     """The number of elements in one vector of arr's dtype (a compile-time constant)."""
-    _check_array(arr)
+    check_array(arr)
 
     def codegen(context, builder, sig, args):
         return context.get_constant(types.intp, lanes_of(arr.dtype))
@@ -81,7 +90,7 @@ def lanes(typingctx, arr):
 @intrinsic
 def vzero(typingctx, arr):
     """A vector of zeros of arr's dtype."""
-    _check_array(arr)
+    check_array(arr)
     vec = Vec(arr.dtype)
 
     def codegen(context, builder, sig, args):
@@ -92,11 +101,11 @@ def vzero(typingctx, arr):
 @intrinsic
 def vload(typingctx, arr, i):
     """arr[i : i + lanes] as a vector (unaligned)."""
-    _check_array(arr)
+    check_array(arr)
     vec = Vec(arr.dtype)
 
     def codegen(context, builder, sig, args):
-        ptr = _element_pointer(context, builder, arr, args[0], args[1])
+        ptr = element_pointer(context, builder, arr, args[0], args[1])
         vty = context.get_value_type(vec)
         return builder.load(builder.bitcast(ptr, vty.as_pointer()), align=arr.dtype.bitwidth // 8)
     return vec(arr, types.intp), codegen
@@ -129,7 +138,7 @@ def _masked_store(builder, vec, vty, mask):
 def vload_first(typingctx, arr, i, count):
     """A vector of arr[i + j] for lanes j < count and 0 in the others (count <= lanes):
     a masked load, which reads nothing past arr[i + count - 1]."""
-    _check_array(arr)
+    check_array(arr)
     vec = Vec(arr.dtype)
 
     def codegen(context, builder, sig, args):
@@ -139,7 +148,7 @@ def vload_first(typingctx, arr, i, count):
             builder.module,
             ir.FunctionType(vty, [vty.as_pointer(), ir.IntType(32), mask.type, vty]),
             f"llvm.masked.load.{_masked_suffix(vec)}.p0")
-        ptr = builder.bitcast(_element_pointer(context, builder, arr, args[0], args[1]),
+        ptr = builder.bitcast(element_pointer(context, builder, arr, args[0], args[1]),
                               vty.as_pointer())
         return builder.call(load, [ptr, ir.Constant(ir.IntType(32), arr.dtype.bitwidth // 8),
                                    mask, ir.Constant(vty, None)])
@@ -150,7 +159,7 @@ def vload_first(typingctx, arr, i, count):
 def vstore_first(typingctx, arr, i, v, count):
     """arr[i + j] = v[j] for lanes j < count (<= lanes): a masked store, which writes
     nothing past arr[i + count - 1]."""
-    _check_array(arr)
+    check_array(arr)
     if not (isinstance(v, Vec) and v.dtype == arr.dtype):
         raise TypeError(f"cannot store {v} into {arr}")
 
@@ -158,7 +167,7 @@ def vstore_first(typingctx, arr, i, v, count):
         vty = context.get_value_type(v)
         mask = _first_lanes(context, builder, v, args[3])
         store = _masked_store(builder, v, vty, mask)
-        ptr = builder.bitcast(_element_pointer(context, builder, arr, args[0], args[1]),
+        ptr = builder.bitcast(element_pointer(context, builder, arr, args[0], args[1]),
                               vty.as_pointer())
         builder.call(store, [args[2], ptr, ir.Constant(ir.IntType(32), arr.dtype.bitwidth // 8),
                              mask])
@@ -169,12 +178,12 @@ def vstore_first(typingctx, arr, i, v, count):
 @intrinsic
 def vstore(typingctx, arr, i, v):
     """arr[i : i + lanes] = v (unaligned)."""
-    _check_array(arr)
+    check_array(arr)
     if not (isinstance(v, Vec) and v.dtype == arr.dtype):
         raise TypeError(f"cannot store {v} into {arr}")
 
     def codegen(context, builder, sig, args):
-        ptr = _element_pointer(context, builder, arr, args[0], args[1])
+        ptr = element_pointer(context, builder, arr, args[0], args[1])
         vty = context.get_value_type(v)
         builder.store(args[2], builder.bitcast(ptr, vty.as_pointer()),
                       align=arr.dtype.bitwidth // 8)
@@ -185,16 +194,12 @@ def vstore(typingctx, arr, i, v):
 @intrinsic
 def vbroadcast(typingctx, arr, i):
     """A vector with every lane arr[i] (one broadcast load)."""
-    _check_array(arr)
+    check_array(arr)
     vec = Vec(arr.dtype)
 
     def codegen(context, builder, sig, args):
-        scalar = builder.load(_element_pointer(context, builder, arr, args[0], args[1]))
-        vty = context.get_value_type(vec)
-        one = builder.insert_element(ir.Constant(vty, ir.Undefined), scalar,
-                                     ir.Constant(ir.IntType(32), 0))
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), vec.lanes), [0] * vec.lanes)
-        return builder.shuffle_vector(one, one, mask)
+        scalar = builder.load(element_pointer(context, builder, arr, args[0], args[1]))
+        return splat(builder, scalar, vec.lanes)
     return vec(arr, types.intp), codegen
 
 
@@ -203,10 +208,10 @@ def vprefetch(typingctx, arr, i):
     """A hint to bring the cache line of arr[i] into L1 for writing (llvm.prefetch): the
     GEMM asks for its C tile before the k loop, so the tile's update at the end does not
     wait for memory. A hint never faults, so i needs no bounds."""
-    _check_array(arr)
+    check_array(arr)
 
     def codegen(context, builder, sig, args):
-        ptr = builder.bitcast(_element_pointer(context, builder, arr, args[0], args[1]),
+        ptr = builder.bitcast(element_pointer(context, builder, arr, args[0], args[1]),
                               ir.IntType(8).as_pointer())
         i32 = ir.IntType(32)
         fn = cgutils.get_or_insert_function(
@@ -286,8 +291,8 @@ def vtranspose_copy(typingctx, src, src_off, src_ld, rows, dst, dst_off, dst_ld,
     scalar transpose does a load and a store per element. Packing a GEMM operand whose rows
     run along k (op(A) = A, op(B) = B^T) is this block by block, zero padding included.
     Nothing outside the `rows` source rows is read and nothing outside the block written."""
-    _check_array(src)
-    _check_array(dst)
+    check_array(src)
+    check_array(dst)
     if src.dtype != dst.dtype:
         raise TypeError(f"vtranspose_copy between {src} and {dst}")
     vec = Vec(src.dtype)
@@ -312,7 +317,7 @@ def vtranspose_copy(typingctx, src, src_off, src_ld, rows, dst, dst_off, dst_ld,
             r_const = ir.Constant(intp, r)
             valid = builder.icmp_signed("<", r_const, n_rows)
             row = builder.select(valid, r_const, last)
-            ptr = _element_pointer(context, builder, src, src_arr,
+            ptr = element_pointer(context, builder, src, src_arr,
                                    builder.add(s_off, builder.mul(s_ld, row)))
             loaded = builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align)
             vectors.append(builder.select(valid, loaded, zero))
@@ -325,7 +330,7 @@ def vtranspose_copy(typingctx, src, src_off, src_ld, rows, dst, dst_off, dst_ld,
             vectors = paired
         mask = _first_lanes(context, builder, vec, n_store)
         store = _masked_store(builder, vec, vty, mask)
-        pointers = [builder.bitcast(_element_pointer(
+        pointers = [builder.bitcast(element_pointer(
             context, builder, dst, dst_arr,
             builder.add(d_off, builder.mul(d_ld, ir.Constant(intp, c)))), vty.as_pointer())
             for c in range(n)]
