@@ -36,9 +36,11 @@ class _VecModel(models.PrimitiveModel):
         super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.lanes))
 
 
-def element_pointer(context, builder, arrty, arr, index):
+def element_pointer(context, builder, arrty, arr, index, inbounds=True):
+    """The address of arr[index]; inbounds=False for one that may lie past the array (a
+    prefetch's: an inbounds address outside its object is poison to LLVM)."""
     data = context.make_array(arrty)(context, builder, arr).data
-    return builder.gep(data, [index], inbounds=True)
+    return builder.gep(data, [index], inbounds=inbounds)
 
 
 def splat(builder, value, lanes):
@@ -48,6 +50,18 @@ def splat(builder, value, lanes):
                                  ir.Constant(ir.IntType(32), 0))
     return builder.shuffle_vector(one, one, ir.Constant(ir.VectorType(ir.IntType(32), lanes),
                                                         [0] * lanes))
+
+
+def prefetch(builder, ptr, write):
+    """llvm.prefetch of the cache line at ptr into every level, for reading or writing: a
+    hint, which never faults, so ptr may lie past an array's end."""
+    i32 = ir.IntType(32)
+    ptr = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
+        "llvm.prefetch.p0")
+    builder.call(fn, [ptr, ir.Constant(i32, int(write)), ir.Constant(i32, 3),
+                      ir.Constant(i32, 1)])
 
 
 def check_array(arr):
@@ -211,13 +225,7 @@ def vprefetch(typingctx, arr, i):
     check_array(arr)
 
     def codegen(context, builder, sig, args):
-        ptr = builder.bitcast(element_pointer(context, builder, arr, args[0], args[1]),
-                              ir.IntType(8).as_pointer())
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
-            "llvm.prefetch.p0")
-        builder.call(fn, [ptr, ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        prefetch(builder, element_pointer(context, builder, arr, args[0], args[1]), True)
         return context.get_dummy_value()
     return types.void(arr, types.intp), codegen
 

@@ -15,7 +15,7 @@ from numba.extending import intrinsic
 
 from ..philox import PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1, ROUNDS
 from ._jit import kernel
-from ._simd import VECTOR_BYTES, check_array, element_pointer, splat
+from ._simd import VECTOR_BYTES, check_array, element_pointer, prefetch, splat
 
 _M0, _M1 = np.uint64(PHILOX_M0), np.uint64(PHILOX_M1)
 _W0, _W1 = np.uint64(PHILOX_W0), np.uint64(PHILOX_W1)
@@ -44,6 +44,14 @@ def _keep(word, x, threshold, scale, zero):
 W = max(2, VECTOR_BYTES // 8)
 
 
+# How far ahead of the group being computed its input and output lines are requested.
+# Each group is ten dependent rounds (about 80 cycles of latency), so the out-of-order
+# window reaches only a few groups ahead and the hardware prefetcher alone left the AVX2
+# and SSE2 builds waiting on memory at 16M elements (haswell 10.5-11 ms, 8.2-8.9 with the
+# scalar loop; 7.6-7.8 with this; x86-64 23-24 -> 12.4-12.6).
+PREFETCH_BYTES = 4096
+
+
 @intrinsic
 def _dropout_vector(typingctx, x, out, local_block, block, o0, o1, k0, k1, threshold, scale):
     """out[4*local_block + e] = x[...] * scale or 0, for e < 4W: Philox blocks block ..
@@ -56,8 +64,9 @@ def _dropout_vector(typingctx, x, out, local_block, block, o0, o1, k0, k1, thres
     low 32 bits are ever read: by the next multiply, masked there, and by the words).
     The words are truncated to 32 bits and interleaved into element order (element 4b + j
     takes word j of block b) by two levels of shuffles, compared unsigned with the
-    threshold, and select the scaled input or zero. Callers guarantee that all 4W
-    elements exist."""
+    threshold, and select the scaled input (loaded before the rounds, with the lines
+    PREFETCH_BYTES ahead requested) or zero. Callers guarantee that all 4W elements
+    exist."""
     check_array(x)
     check_array(out)
     if x != out:
@@ -70,6 +79,18 @@ def _dropout_vector(typingctx, x, out, local_block, block, o0, o1, k0, k1, thres
                for v, t in zip(args[4:9], sig.args[4:9])]
         o0_, o1_, k0_, k1_, thr = u64
         scale_ = context.cast(builder, args[9], sig.args[9], x.dtype)
+        fty = ir.VectorType(context.get_value_type(x.dtype), 4 * W)
+        first = builder.mul(local, ir.Constant(local.type, 4))
+        src = builder.bitcast(element_pointer(context, builder, x, x_arr, first), fty.as_pointer())
+        dst = builder.bitcast(element_pointer(context, builder, out, out_arr, first),
+                              fty.as_pointer())
+        align = x.dtype.bitwidth // 8
+        ahead = ir.Constant(local.type, PREFETCH_BYTES // (x.dtype.bitwidth // 8))
+        for arr_t, arr_v, write in ((x, x_arr, False), (out, out_arr, True)):
+            prefetch(builder, element_pointer(context, builder, arr_t, arr_v,
+                                              builder.add(first, ahead), inbounds=False),
+                     write)
+        scaled = builder.fmul(builder.load(src, align=align), splat(builder, scale_, 4 * W))
         vec = ir.VectorType(i64, W)
         mask32 = ir.Constant(vec, [0xFFFFFFFF] * W)
         shift = ir.Constant(vec, [32] * W)
@@ -103,13 +124,6 @@ def _dropout_vector(typingctx, x, out, local_block, block, o0, o1, k0, k1, thres
         words = builder.shuffle_vector(w01, w23, order)
         threshold_v = splat(builder, builder.trunc(thr, i32), 4 * W)
         keep = builder.icmp_unsigned(">=", words, threshold_v)
-        fty = ir.VectorType(context.get_value_type(x.dtype), 4 * W)
-        first = builder.mul(local, ir.Constant(local.type, 4))
-        src = builder.bitcast(element_pointer(context, builder, x, x_arr, first), fty.as_pointer())
-        dst = builder.bitcast(element_pointer(context, builder, out, out_arr, first),
-                              fty.as_pointer())
-        align = x.dtype.bitwidth // 8
-        scaled = builder.fmul(builder.load(src, align=align), splat(builder, scale_, 4 * W))
         builder.store(builder.select(keep, scaled, ir.Constant(fty, None)), dst, align=align)
         return context.get_dummy_value()
     return types.void(x, out, types.intp, block, o0, o1, k0, k1, threshold, scale), codegen
