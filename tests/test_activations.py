@@ -23,7 +23,8 @@ from conftest import (
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", K.ACTIVATIONS)
-@pytest.mark.parametrize("shape", [(n,) for n in AWKWARD] + [(33, 127), (3, 7, 1000), (1 << 16,)])
+@pytest.mark.parametrize("shape", [(n,) for n in AWKWARD] + [(33, 127), (3, 7, 1000), (1 << 16,),
+                                   ((1 << 18) + 37,)])  # past PREFETCH_MIN, ragged
 def test_forward_and_backward(rng, dtype, name, shape):
     x = (rng.standard_normal(shape) * 4).astype(dtype)
     y = K.activation(x, name, alpha=0.05)

@@ -217,17 +217,24 @@ def vbroadcast(typingctx, arr, i):
     return vec(arr, types.intp), codegen
 
 
-@intrinsic
-def vprefetch(typingctx, arr, i):
-    """A hint to bring the cache line of arr[i] into L1 for writing (llvm.prefetch): the
-    GEMM asks for its C tile before the k loop, so the tile's update at the end does not
-    wait for memory. A hint never faults, so i needs no bounds."""
-    check_array(arr)
+def _prefetch_intrinsic(write):
+    def vprefetch_(typingctx, arr, i):
+        check_array(arr)
 
-    def codegen(context, builder, sig, args):
-        prefetch(builder, element_pointer(context, builder, arr, args[0], args[1]), True)
-        return context.get_dummy_value()
-    return types.void(arr, types.intp), codegen
+        def codegen(context, builder, sig, args):
+            prefetch(builder, element_pointer(context, builder, arr, args[0], args[1],
+                                              inbounds=False), write)
+            return context.get_dummy_value()
+        return types.void(arr, types.intp), codegen
+    return intrinsic(vprefetch_)
+
+
+# A hint to bring the cache line of arr[i] into L1, for writing (the GEMM asks for its C
+# tile before the k loop, so that the tile's update at the end does not wait for memory)
+# or for reading (elementwise kernels ask for their input a few KiB ahead). A hint never
+# faults, so i needs no bounds.
+vprefetch = _prefetch_intrinsic(True)
+vprefetch_read = _prefetch_intrinsic(False)
 
 
 def _binary_vector_signature(a, b):

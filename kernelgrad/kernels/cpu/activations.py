@@ -9,13 +9,52 @@ from numba import njit, prange
 from .._spec import ACT_GELU, ACT_LEAKY_RELU, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH
 from ._jit import Specialized, kernel
 from ._math import activate, activate_grad
-from ._simd import borrowed
+from ._simd import borrowed, vprefetch, vprefetch_read
+
+# The loops run over blocks of BLOCK elements and ask, per block, for the cache lines
+# PREFETCH_BYTES ahead of it. A loop whose body is compute bound (sigmoid, tanh, GELU; on
+# AVX2 or SSE2 most of them) otherwise took about the sum of its compute time and its
+# memory time at 16M elements: the out-of-order window holds only a few hundred bytes of
+# such a loop, and the hardware prefetcher did not run far enough ahead. Measured at 16M
+# float32, 2 threads: haswell GELU 7.6 -> 6.0 ms, tanh 5.7 -> 4.6, sigmoid 5.4 -> 4.5;
+# AVX-512 5.5 -> 4.7, 5.6 -> 4.1, 5.6 -> 4.1.
+# Below PREFETCH_MIN elements the arrays sit in L2 and the requests cost without helping
+# (ReLU at 64x128: 1.6-1.8 us a call against 1.8).
+BLOCK = 64
+PREFETCH_BYTES = 4096
+PREFETCH_MIN = 1 << 18
+
+
+@njit(inline="always")
+def _prefetch_input(arr, start):
+    """Request the lines PREFETCH_BYTES ahead of block `start` of an array read."""
+    ahead = start + PREFETCH_BYTES // arr.itemsize
+    for j in range(0, BLOCK, 64 // arr.itemsize):
+        vprefetch_read(arr, ahead + j)
+
+
+@njit(inline="always")
+def _prefetch_output(arr, start):
+    """Request, for writing, the lines PREFETCH_BYTES ahead of block `start`."""
+    ahead = start + PREFETCH_BYTES // arr.itemsize
+    for j in range(0, BLOCK, 64 // arr.itemsize):
+        vprefetch(arr, ahead + j)
 
 
 @Specialized
 def activation_forward(act):
     def activation_forward(x, out, alpha):
-        for i in prange(x.size):
+        x, out = borrowed(x), borrowed(out)  # block slices without reference counts
+        blocks, far = x.size // BLOCK, x.size >= PREFETCH_MIN
+        for b in prange(blocks):
+            start = b * BLOCK
+            if far:
+                _prefetch_input(x, start)
+                _prefetch_output(out, start)
+            xs, os = x[start: start + BLOCK], out[start: start + BLOCK]
+            for i in range(BLOCK):
+                os[i] = activate(xs[i], act, alpha)
+        for i in range(blocks * BLOCK, x.size):
             out[i] = activate(x[i], act, alpha)
     return activation_forward
 
@@ -23,7 +62,19 @@ def activation_forward(act):
 @Specialized
 def activation_backward(act):
     def activation_backward(dy, saved, dx, alpha):
-        for i in prange(dy.size):
+        dy, saved, dx = borrowed(dy), borrowed(saved), borrowed(dx)
+        blocks, far = dy.size // BLOCK, dy.size >= PREFETCH_MIN
+        for b in prange(blocks):
+            start = b * BLOCK
+            if far:
+                _prefetch_input(dy, start)
+                _prefetch_input(saved, start)
+                _prefetch_output(dx, start)
+            dys, ss, dxs = (dy[start: start + BLOCK], saved[start: start + BLOCK],
+                            dx[start: start + BLOCK])
+            for i in range(BLOCK):
+                dxs[i] = activate_grad(dys[i], ss[i], act, alpha)
+        for i in range(blocks * BLOCK, dy.size):
             dx[i] = activate_grad(dy[i], saved[i], act, alpha)
     return activation_backward
 
