@@ -46,10 +46,10 @@ def test_the_compile_target_sets_the_vector_width(name, width, registers, fma):
     assert info["lanes_float64"] == width // 8  # 0 here once crashed every float64 GEMM
 
 
-# Compiles the GEMM's micro-kernel for a target (in a fresh process and cache: Numba shows
-# no assembly for a cached function) and prints, for its k loop (the block with the most
-# multiplies, up to its jump back), the vector registers it uses and how often it touches
-# the stack (a spill).
+# Compiles the GEMM's micro-kernels for a target (in a fresh process and cache: Numba
+# shows no assembly for a cached function) and prints, for each one's k loop (the block
+# with the most multiplies, up to its jump back), the vector registers it uses and how
+# often it moves one to or from the stack (a spill).
 ASSEMBLY_PROBE = r"""
 import json, re
 from numba import types
@@ -58,16 +58,24 @@ out = {}
 for name, nb in (("float32", types.float32), ("float64", types.float64)):
     arr = types.Array(nb, 1, "C")
     i = types.int64
-    sig = (i, arr, i, arr, i, arr, i, i, i, types.boolean)
-    mm.micro_kernel.compile(sig)
-    blocks = re.split(r"\n(?=\.LBB)", mm.micro_kernel.inspect_asm(sig))
-    ops = r"\b(vfmadd\w*|mulp[sd]|vmulp[sd])\b"
-    hot = max(blocks, key=lambda b: len(re.findall(ops, b)))
-    label = hot.split(":", 1)[0]
-    hot = hot[:hot.find(label, len(label))]  # up to the jump back to the loop's label
-    out[name] = {"multiplies": len(re.findall(ops, hot)),
-                 "registers": sorted(set(re.findall(r"%(zmm|ymm|xmm)\d+", hot))),
-                 "stack": len(re.findall(r"\(%rsp\)", hot))}
+    for (rows, strided, vectors), kernel in mm.MICRO_KERNELS.items():
+        a = (arr, i, i) if strided else (arr, i)
+        sig = (i,) + a + (arr, i, arr, i, i, i, types.boolean)
+        kernel.compile(sig)
+        blocks = re.split(r"\n(?=\.LBB)", kernel.inspect_asm(sig))
+        ops = r"\b(vfmadd\w*|mulp[sd]|vmulp[sd])\b"
+        hot = max(blocks, key=lambda b: len(re.findall(ops, b)))
+        label = hot.split(":", 1)[0]
+        hot = hot[:hot.find(label, len(label))]  # up to the jump back to the loop's label
+        out[f"{name} {rows}x{vectors}{' in place' if strided else ''}"] = {
+            "tile_vectors": rows * vectors,
+            "multiplies": len(re.findall(ops, hot)),
+            "registers": sorted(set(re.findall(r"%(zmm|ymm|xmm)\d+", hot))),
+            # vector spills: a stack slot read or written with a vector register (the 12
+            # row pointers of an A read in place may leave one general register on the
+            # stack in a target's unrolled loop: one load per two k steps)
+            "stack": len([line for line in hot.splitlines()
+                          if "(%rsp)" in line and re.search(r"%[xyz]mm", line)])}
 print(json.dumps(out))
 """
 
@@ -77,17 +85,20 @@ print(json.dumps(out))
 @pytest.mark.parametrize("name, width, registers, fma", X86_TARGETS)
 def test_the_micro_kernel_fills_the_target_registers_without_spilling(tmp_path, name, width,
                                                                       registers, fma):
-    """Compiled, not run (a host without AVX-512 still checks the AVX-512 build): the
-    micro-kernel's k loop does its multiply-adds on the target's widest registers and
-    never touches the stack."""
+    """Compiled, not run (a host without AVX-512 still checks the AVX-512 build): every
+    micro-kernel's k loop (each row count, packed or in place, full or one vector wide)
+    does its multiply-adds on the target's widest registers and never touches the
+    stack."""
     env = dict(os.environ, NUMBA_CPU_NAME=name, NUMBA_CPU_FEATURES="",
                NUMBA_CACHE_DIR=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", ASSEMBLY_PROBE], env=env, capture_output=True,
                          text=True, check=True).stdout
     register = {64: "zmm", 32: "ymm", 16: "xmm"}[width]
-    for dtype, loop in json.loads(out).items():
-        rows, columns = map(int, info_for(name)[f"gemm_tile_{dtype}"].split("x"))
-        vectors = rows * columns * np.dtype(dtype).itemsize // width
-        assert loop["multiplies"] >= vectors, (dtype, loop)  # a whole tile's worth at least
-        assert loop["registers"] == [register], (dtype, loop)
-        assert loop["stack"] == 0, (dtype, loop)
+    loops = json.loads(out)
+    rows, columns = map(int, info_for(name)["gemm_tile_float32"].split("x"))
+    assert f"float32 {rows}x{columns * 4 // width}" in loops, loops.keys()  # the tile's kernel
+    for kernel, loop in loops.items():
+        # a whole tile's worth of multiply-adds at least
+        assert loop["multiplies"] >= loop["tile_vectors"], (kernel, loop)
+        assert loop["registers"] == [register], (kernel, loop)
+        assert loop["stack"] == 0, (kernel, loop)

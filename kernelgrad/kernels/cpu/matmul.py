@@ -109,8 +109,8 @@ def _build_micro_kernel(name, mr, nv, a_strides):
 TAIL_ROWS = (MR // 3, 2 * MR // 3)
 # One vector wide (narrow), for a last panel of at most one vector's columns (a 10-class
 # output layer): the full-width kernel would do NV times the multiply-adds, most into
-# padding.
-_KERNELS = {(mr, strided, nv): _build_micro_kernel(
+# padding. Keyed by (rows, A read in place, vectors per row).
+MICRO_KERNELS = {(mr, strided, nv): _build_micro_kernel(
     f"micro_kernel_{mr}x{nv}{'_strided' if strided else ''}", mr, nv, strided)
     for mr in (MR,) + TAIL_ROWS for strided in (False, True) for nv in (NV, 1)}
 
@@ -136,7 +136,7 @@ def _tile_source():
 
 def _build_tile():
     namespace = {f"K_{mr}_{int(strided)}_{nv}": fn
-                 for (mr, strided, nv), fn in _KERNELS.items()}
+                 for (mr, strided, nv), fn in MICRO_KERNELS.items()}
     exec(compile(_tile_source(), "<_tile>", "exec"), namespace)
     return njit(error_model="numpy", inline="always")(namespace["_tile"])
 
