@@ -87,7 +87,7 @@ def test_the_micro_kernel_fills_the_target_registers_without_spilling(tmp_path, 
                                                                       registers, fma):
     """Compiled, not run (a host without AVX-512 still checks the AVX-512 build): every
     micro-kernel's k loop (each row count, packed or in place, full or one vector wide)
-    does its multiply-adds on the target's widest registers and never touches the
+    does its multiply-adds on the target's widest registers and never spills one to the
     stack."""
     env = dict(os.environ, NUMBA_CPU_NAME=name, NUMBA_CPU_FEATURES="",
                NUMBA_CACHE_DIR=str(tmp_path))

@@ -9,36 +9,15 @@ from numba import njit, prange
 from .._spec import ACT_GELU, ACT_LEAKY_RELU, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH
 from ._jit import Specialized, kernel
 from ._math import activate, activate_grad
-from ._simd import borrowed, vprefetch, vprefetch_read
+from ._simd import PREFETCH_BYTES, borrowed, prefetch_lines_read, prefetch_lines_write
 
-# The loops run over blocks of BLOCK elements and ask, per block, for the cache lines
-# PREFETCH_BYTES ahead of it. A loop whose body is compute bound (sigmoid, tanh, GELU; on
-# AVX2 or SSE2 most of them) otherwise took about the sum of its compute time and its
-# memory time at 16M elements: the out-of-order window holds only a few hundred bytes of
-# such a loop, and the hardware prefetcher did not run far enough ahead. Measured at 16M
-# float32, 2 threads: haswell GELU 7.6 -> 6.0 ms, tanh 5.7 -> 4.6, sigmoid 5.4 -> 4.5;
-# AVX-512 5.5 -> 4.7, 5.6 -> 4.1, 5.6 -> 4.1.
-# Below PREFETCH_MIN elements the arrays sit in L2: one plain loop, no requests (the
+# Arrays of at least PREFETCH_MIN elements are swept in blocks of BLOCK, each asking for
+# the lines PREFETCH_BYTES ahead of it (_simd.PREFETCH_BYTES). Measured at 16M float32, 2
+# threads: haswell GELU 7.6 -> 6.0 ms, tanh 5.7 -> 4.6, sigmoid 5.4 -> 4.5; AVX-512 5.5 ->
+# 4.7, 5.6 -> 4.1, 5.6 -> 4.1. Smaller arrays sit in L2: one plain loop, no requests (the
 # blocks cost ReLU at 64x128 about 0.1 us a call).
 BLOCK = 64
-PREFETCH_BYTES = 4096
 PREFETCH_MIN = 1 << 18
-
-
-@njit(inline="always")
-def _prefetch_input(arr, start):
-    """Request the lines PREFETCH_BYTES ahead of block `start` of an array read."""
-    ahead = start + PREFETCH_BYTES // arr.itemsize
-    for j in range(0, BLOCK, 64 // arr.itemsize):
-        vprefetch_read(arr, ahead + j)
-
-
-@njit(inline="always")
-def _prefetch_output(arr, start):
-    """Request, for writing, the lines PREFETCH_BYTES ahead of block `start`."""
-    ahead = start + PREFETCH_BYTES // arr.itemsize
-    for j in range(0, BLOCK, 64 // arr.itemsize):
-        vprefetch(arr, ahead + j)
 
 
 @Specialized
@@ -52,8 +31,9 @@ def activation_forward(act):
         blocks = x.size // BLOCK
         for b in prange(blocks):
             start = b * BLOCK
-            _prefetch_input(x, start)
-            _prefetch_output(out, start)
+            ahead = start + PREFETCH_BYTES // x.itemsize
+            prefetch_lines_read(x, ahead, BLOCK)
+            prefetch_lines_write(out, ahead, BLOCK)
             xs, os = x[start: start + BLOCK], out[start: start + BLOCK]
             for i in range(BLOCK):
                 os[i] = activate(xs[i], act, alpha)
@@ -74,9 +54,10 @@ def activation_backward(act):
         blocks = dy.size // BLOCK
         for b in prange(blocks):
             start = b * BLOCK
-            _prefetch_input(dy, start)
-            _prefetch_input(saved, start)
-            _prefetch_output(dx, start)
+            ahead = start + PREFETCH_BYTES // dy.itemsize
+            prefetch_lines_read(dy, ahead, BLOCK)
+            prefetch_lines_read(saved, ahead, BLOCK)
+            prefetch_lines_write(dx, ahead, BLOCK)
             dys, ss, dxs = (dy[start: start + BLOCK], saved[start: start + BLOCK],
                             dx[start: start + BLOCK])
             for i in range(BLOCK):

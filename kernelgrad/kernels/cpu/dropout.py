@@ -15,7 +15,7 @@ from numba.extending import intrinsic
 
 from ..philox import PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1, ROUNDS
 from ._jit import kernel
-from ._simd import VECTOR_BYTES, check_array, element_pointer, prefetch, splat
+from ._simd import PREFETCH_BYTES, VECTOR_BYTES, check_array, element_pointer, prefetch, splat
 
 _M0, _M1 = np.uint64(PHILOX_M0), np.uint64(PHILOX_M1)
 _W0, _W1 = np.uint64(PHILOX_W0), np.uint64(PHILOX_W1)
@@ -44,14 +44,6 @@ def _keep(word, x, threshold, scale, zero):
 W = max(2, VECTOR_BYTES // 8)
 
 
-# How far ahead of the group being computed its input and output lines are requested.
-# Each group is ten dependent rounds (about 80 cycles of latency), so the out-of-order
-# window reaches only a few groups ahead and the hardware prefetcher alone left the AVX2
-# and SSE2 builds waiting on memory at 16M elements (haswell 10.5-11 ms, 8.2-8.9 with the
-# scalar loop; 7.6-7.8 with this; x86-64 23-24 -> 12.4-12.6).
-PREFETCH_BYTES = 4096
-
-
 @intrinsic
 def _dropout_vector(typingctx, x, out, local_block, block, o0, o1, k0, k1, threshold, scale):
     """out[4*local_block + e] = x[...] * scale or 0, for e < 4W: Philox blocks block ..
@@ -64,9 +56,11 @@ def _dropout_vector(typingctx, x, out, local_block, block, o0, o1, k0, k1, thres
     low 32 bits are ever read: by the next multiply, masked there, and by the words).
     The words are truncated to 32 bits and interleaved into element order (element 4b + j
     takes word j of block b) by two levels of shuffles, compared unsigned with the
-    threshold, and select the scaled input (loaded before the rounds, with the lines
-    PREFETCH_BYTES ahead requested) or zero. Callers guarantee that all 4W elements
-    exist."""
+    threshold, and select the scaled input or zero. The input is loaded before the rounds
+    and the lines PREFETCH_BYTES ahead are requested: each group is ten dependent rounds
+    (about 80 cycles), so the out-of-order window reaches few groups ahead (16M elements,
+    2 threads: haswell 10.5-11 ms without the requests, 7.6-7.8 with; x86-64 23-24 with
+    the scalar loop, 12.4-12.6). Callers guarantee that all 4W elements exist."""
     check_array(x)
     check_array(out)
     if x != out:
