@@ -53,15 +53,16 @@ def splat(builder, value, lanes):
                                                         [0] * lanes))
 
 
-def prefetch(builder, ptr, write):
-    """llvm.prefetch of the cache line at ptr into every level, for reading or writing: a
-    hint, which never faults, so ptr may lie past an array's end."""
+def prefetch(builder, ptr, write, locality=3):
+    """llvm.prefetch of the cache line at ptr, for reading or writing, into every level
+    (locality 3) or into L2 and below (2): a hint, which never faults, so ptr may lie
+    past an array's end."""
     i32 = ir.IntType(32)
     ptr = builder.bitcast(ptr, ir.IntType(8).as_pointer())
     fn = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
         "llvm.prefetch.p0")
-    builder.call(fn, [ptr, ir.Constant(i32, int(write)), ir.Constant(i32, 3),
+    builder.call(fn, [ptr, ir.Constant(i32, int(write)), ir.Constant(i32, locality),
                       ir.Constant(i32, 1)])
 
 
@@ -218,13 +219,13 @@ def vbroadcast(typingctx, arr, i):
     return vec(arr, types.intp), codegen
 
 
-def _prefetch_intrinsic(write):
+def _prefetch_intrinsic(write, locality=3):
     def vprefetch_(typingctx, arr, i):
         check_array(arr)
 
         def codegen(context, builder, sig, args):
             prefetch(builder, element_pointer(context, builder, arr, args[0], args[1],
-                                              inbounds=False), write)
+                                              inbounds=False), write, locality)
             return context.get_dummy_value()
         return types.void(arr, types.intp), codegen
     return intrinsic(vprefetch_)
@@ -236,6 +237,8 @@ def _prefetch_intrinsic(write):
 # faults, so i needs no bounds.
 vprefetch = _prefetch_intrinsic(True)
 vprefetch_read = _prefetch_intrinsic(False)
+# ... or into L2 only, for data wanted a while from now that must not evict L1's
+vprefetch_l2 = _prefetch_intrinsic(False, locality=2)
 
 # How far ahead of the data being computed a stream requests its lines. A loop that is
 # compute bound in cache (an activation, the softmax's exp sweep, Philox) holds only a
@@ -257,6 +260,7 @@ def _lines(request):
 # the lines of a block an elementwise loop will read, or write, PREFETCH_BYTES from now
 prefetch_lines_read = _lines(vprefetch_read)
 prefetch_lines_write = _lines(vprefetch)
+prefetch_lines_l2 = _lines(vprefetch_l2)
 
 
 def _binary_vector_signature(a, b):

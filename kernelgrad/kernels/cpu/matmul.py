@@ -27,6 +27,7 @@ from ._simd import (
     VECTOR_REGISTERS,
     borrowed,
     lanes,
+    prefetch_lines_l2,
     vadd,
     vbroadcast,
     vfma,
@@ -44,6 +45,7 @@ NV = 2                                     # vectors per micro-tile row
 MR = 12 if VECTOR_REGISTERS >= 32 else 6   # rows: MR * NV accumulators + NV + 1 in use
 KC = 256                                   # depth of a packed block
 MC_MAX = 240                               # most rows of A a thread packs at once (L2)
+LOCAL_MC_MAX = 480                         # ... when it packs its own B panels
 DIRECT_A_MAX = 16384                       # elements of an A read in place, unpacked
 
 
@@ -196,6 +198,32 @@ def _pack_panel(src, base, stride_i, stride_k, n, width, kc, panel):
             panel[d + i] = 0
 
 
+@njit(cache=True)
+def _b_panel_source(trans_b, ldb, k0, j0):
+    """(base, stride_j, stride_k) of op(B)'s element (k0, j0) in B's flat row-major data."""
+    return (j0 * ldb + k0, ldb, 1) if trans_b else (k0 * ldb + j0, 1, ldb)
+
+
+@njit(cache=True)
+def _scratch_layout(M, N, K, nr, parts_m, parts_n):
+    """(local_b, b_size, a_size, part_size): how gemm carves its scratch, in elements.
+
+    B is packed once for all parts (b_size elements) unless every part's rows make one
+    block of A (local_b): then each part packs the panel it is about to sweep, into a
+    panel of its own. Packing all of B first writes it out and reads it back from memory
+    when it outgrows L2 (784 x 512 float32 took 0.11 ms, a tenth of the product), and a
+    part that sweeps B once gains nothing from the shared copy. Each part has an A block
+    (a_size), an edge tile and that panel; every piece starts on a 128-byte boundary."""
+    mr = MR
+    m_panels = -(-M // mr)
+    part_rows = -(-m_panels // parts_m) * mr
+    local_b = part_rows <= LOCAL_MC_MAX or parts_n > 1
+    b_size = 0 if local_b else -(-N // nr) * nr * K
+    a_size = -(-(part_rows if local_b else min(MC_MAX, part_rows)) * min(KC, K) // nr) * nr
+    part_size = a_size + mr * nr + (min(KC, K) * nr if local_b else 0)
+    return local_b, b_size, a_size, part_size
+
+
 @njit(cache=True, error_model="numpy")
 def _pack_a(a, trans_a, i0, rows, k0, kc, ap):
     """Rows i0..i0+rows, columns k0..k0+kc of op(A) into MR-row panels [k][MR]."""
@@ -230,18 +258,21 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
     # K cut into equal blocks of at most KC (784 = 4 x 196, not 3 x 256 + 16: a thin last
     # block costs a whole pass over C for few multiply-adds)
     kc_step = (K + k_blocks - 1) // k_blocks
-    # Packed B: KC-deep blocks one after another, each holding n_panels panels [k][NR].
-    bp = scratch[:n_panels * NR * K]
     flat_b = b.reshape(b.size)
     ldb = b.shape[1]
-    for job in prange(k_blocks * n_panels):
-        p, panel = job // n_panels, job % n_panels
-        k0, j0 = p * kc_step, panel * NR
-        kc = min(kc_step, K - k0)
-        base, stride_j, stride_k = (j0 * ldb + k0, ldb, 1) if trans_b else (k0 * ldb + j0, 1, ldb)
-        start = k0 * n_panels * NR + panel * kc * NR
-        _pack_panel(flat_b, base, stride_j, stride_k, min(NR, N - j0), NR, kc,
-                    bp[start: start + kc * NR])
+    local_b, b_size, a_size, part_size = _scratch_layout(M, N, K, NR, parts_m, parts_n)
+    # Packed B, shared: KC-deep blocks one after another, each holding n_panels panels
+    # [k][NR]. (With local_b each part packs a panel just before sweeping it instead.)
+    bp = scratch[:b_size]
+    if not local_b:
+        for job in prange(k_blocks * n_panels):
+            p, panel = job // n_panels, job % n_panels
+            k0 = p * kc_step
+            kc = min(kc_step, K - k0)
+            base, stride_j, stride_k = _b_panel_source(trans_b, ldb, k0, panel * NR)
+            start = k0 * n_panels * NR + panel * kc * NR
+            _pack_panel(flat_b, base, stride_j, stride_k, min(NR, N - panel * NR), NR, kc,
+                        bp[start: start + kc * NR])
     # A row-major A is read in place, unpacked, where packing costs more than it saves:
     # when C is one panel wide (each row of A meets one micro-tile), or A is small enough
     # to stay in cache. (A transposed A is always packed, by vector copies: read in place
@@ -250,18 +281,18 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
     flat_a = a.reshape(a.size)
     lda = a.shape[1]
     parts = parts_m * parts_n
-    a_size = min(MC_MAX, (M + MR - 1) // MR * MR) * min(KC, K)
     for part in prange(parts):
         pm, pn = part // parts_n, part % parts_n
-        start = bp.size + part * (a_size + MR * NR)
+        start = b_size + part * part_size
         ap = scratch[start: start + a_size]
         tile = scratch[start + a_size: start + a_size + MR * NR]
+        bl = scratch[start + a_size + MR * NR: start + part_size]
         first_panel, end_panel = pn * n_panels // parts_n, (pn + 1) * n_panels // parts_n
         row_start = pm * m_panels // parts_m * MR
         row_end = min(M, (pm + 1) * m_panels // parts_m * MR)
         # Blocks of at most MC_MAX rows (A's block must fit L2), equal in size.
         part_panels = (row_end - row_start + MR - 1) // MR
-        n_blocks = (part_panels * MR + MC_MAX - 1) // MC_MAX
+        n_blocks = 1 if local_b else (part_panels * MR + MC_MAX - 1) // MC_MAX
         for blk in range(n_blocks):
             i0 = row_start + blk * part_panels // n_blocks * MR
             rows = min(row_end, row_start + (blk + 1) * part_panels // n_blocks * MR) - i0
@@ -270,24 +301,55 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                 kc = min(kc_step, K - k0)
                 if not direct:
                     _pack_a(a, trans_a, i0, rows, k0, kc, ap)
+                n_tiles = (rows + MR - 1) // MR
                 for panel in range(first_panel, end_panel):
                     j0 = panel * NR
                     nr = min(NR, N - j0)
                     narrow = nr <= L
-                    b_off = k0 * n_panels * NR + panel * kc * NR
+                    # The panel swept next (after the last, the next KC block's first) is
+                    # requested into L2 a slice per tile: else its first tile waits for
+                    # memory, as the hardware prefetcher only follows the current panel.
+                    k1, j1 = (k0, j0 + NR) if panel + 1 < end_panel else (
+                        (p + 1) % k_blocks * kc_step, first_panel * NR)
+                    kc1 = min(kc_step, K - k1)
+                    if local_b:
+                        base, stride_j, stride_k = _b_panel_source(trans_b, ldb, k0, j0)
+                        _pack_panel(flat_b, base, stride_j, stride_k, nr, NR, kc, bl)
+                        panel_b, b_off = bl, 0
+                        # the next panel's source: runs of B's rows, one per k or per column
+                        next_off, _, _ = _b_panel_source(trans_b, ldb, k1, j1)
+                        n1 = min(NR, N - j1)
+                        runs, run, run_stride = (n1, kc1, ldb) if trans_b else (kc1, n1, ldb)
+                    else:
+                        panel_b, b_off = bp, k0 * n_panels * NR + panel * kc * NR
+                        next_off = k1 * n_panels * NR + j1 // NR * kc1 * NR
+                        # one contiguous run, cut into a slice per tile
+                        run = (kc1 * NR + n_tiles - 1) // n_tiles
+                        runs, run_stride = n_tiles, run
+                    per_tile = (runs + n_tiles - 1) // n_tiles
                     for r0 in range(0, rows, MR):
                         i = i0 + r0
+                        first_run = r0 // MR * per_tile
+                        for r in range(first_run, min(runs, first_run + per_tile)):
+                            if local_b:
+                                prefetch_lines_l2(flat_b, next_off + r * run_stride, run)
+                            else:
+                                prefetch_lines_l2(bp, next_off + r * run_stride, run)
+                        # and the next tile's rows of C, which a wide C holds in memory
+                        ni, nj = (i + MR, j0) if r0 + MR < rows else (i0, j0 + NR)
+                        for r in range(min(MR, M - ni)):
+                            prefetch_lines_l2(flat_c, (ni + r) * N + nj, NR)
                         mr = min(MR, rows - r0)
                         full = nr == NR
                         # A tile short of columns is computed whole into `tile`, then
                         # written where C is (one short of rows writes its rows only).
                         out, out_off, ldc = (flat_c, i * N + j0, N) if full else (tile, 0, NR)
                         if direct:
-                            _tile(kc, True, narrow, flat_a, i * lda + k0, lda, bp, b_off, out,
-                                  out_off, ldc, mr, full and p > 0)
+                            _tile(kc, True, narrow, flat_a, i * lda + k0, lda, panel_b, b_off,
+                                  out, out_off, ldc, mr, full and p > 0)
                         else:
-                            _tile(kc, False, narrow, ap, r0 * kc, 0, bp, b_off, out, out_off,
-                                  ldc, mr, full and p > 0)
+                            _tile(kc, False, narrow, ap, r0 * kc, 0, panel_b, b_off, out,
+                                  out_off, ldc, mr, full and p > 0)
                         if not full:  # its nr columns, by masked vector stores
                             for r in range(mr):
                                 d, t = (i + r) * N + j0, r * NR
@@ -311,12 +373,11 @@ def panel_width(dtype):
     return NV * VECTOR_BYTES // np.dtype(dtype).itemsize
 
 
-def scratch_size(M, N, K, dtype, parts):
-    """Elements of scratch a gemm call needs: packed B, and per part a packed A block and
-    an edge tile (the kernel carves it up with the same formulas)."""
-    nr = panel_width(dtype)
-    a_size = min(MC_MAX, -(-M // MR) * MR) * min(KC, K)
-    return -(-N // nr) * nr * K + parts * (a_size + MR * nr)
+def scratch_size(M, N, K, dtype, parts_m, parts_n):
+    """Elements of scratch a gemm call with this partition needs (the kernel carves it up
+    by the same _scratch_layout)."""
+    _, b_size, _, part_size = _scratch_layout(M, N, K, panel_width(dtype), parts_m, parts_n)
+    return b_size + parts_m * parts_n * part_size
 
 
 def partition(M, N, dtype, threads):

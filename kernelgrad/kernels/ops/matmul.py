@@ -68,7 +68,7 @@ class Gemm:
         self.shape = (M, N)
         # below the parallel threshold: the serial build, no thread count to look up
         self.serial = self.work < PARALLEL_MIN_WORK
-        self.serial_size = cpu_kernels.scratch_size(M, N, K, dtype, 1)
+        self.serial_size = cpu_kernels.scratch_size(M, N, K, dtype, 1, 1)
         # what the epilogue adds when there is no bias: one zero per column of C
         self.zero_bias = np.zeros(N if has_epilogue else 1, dtype)
         self._layouts = {}  # threads -> ((parts_m, parts_n), scratch size)
@@ -81,8 +81,7 @@ class Gemm:
         layout = self._layouts.get(threads)
         if layout is None:
             parts = cpu_kernels.partition(self.M, self.N, self.dtype, threads)
-            size = cpu_kernels.scratch_size(self.M, self.N, self.K, self.dtype,
-                                            parts[0] * parts[1])
+            size = cpu_kernels.scratch_size(self.M, self.N, self.K, self.dtype, *parts)
             layout = self._layouts[threads] = (parts, size)
         return layout
 
