@@ -82,6 +82,31 @@ def test_matmul_blocks_and_edges(rng, m, n, k, dtype, trans_a, trans_b):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("m,n,k,parts_m,parts_n,local", [
+    (257, 100, 300, 2, 1, True),     # each part's rows one block: parts pack their panels
+    (2000, 100, 300, 2, 1, False),   # taller parts: B packed once, shared, several blocks
+    (2000, 100, 300, 1, 1, False),
+    (20, 300, 40, 1, 3, True),       # a short C cut by columns
+])
+def test_both_ways_of_packing_b(rng, m, n, k, parts_m, parts_n, local, dtype, trans_a,
+                                trans_b):
+    """The GEMM kernel with a given partition (parts run one after another where the pool
+    has fewer threads): B packed once for all parts, or a panel at a time by each part,
+    ragged last panels and KC blocks included. The shapes pick the layout they name."""
+    from kernelgrad.kernels.cpu.matmul import _scratch_layout, gemm, scratch_size
+    assert _scratch_layout(m, n, k, np.dtype(dtype).itemsize, parts_m, parts_n)[0] == local
+    a, b = operands(rng, m, n, k, dtype, trans_a, trans_b)
+    c = np.full((m, n), np.nan, dtype)
+    scratch = np.full(scratch_size(m, n, k, dtype, parts_m, parts_n), np.nan, dtype)
+    gemm(m * n * k, a, b, c, np.zeros(n, dtype), False, 0, 0.0, trans_a, trans_b, parts_m,
+         parts_n, scratch)
+    scale = R.matmul(np.abs(a), np.abs(b), trans_a, trans_b)
+    assert_close(c, R.matmul(a, b, trans_a, trans_b), gemm_tolerance(dtype, k), scale,
+                 f"gemm {m}x{n}x{k} parts {parts_m}x{parts_n}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a", [False, True])
 def test_every_short_last_row_panel(rng, dtype, trans_a):
     """Every count of rows a last row panel can have (1 .. MR), each run by the micro-kernel

@@ -45,7 +45,8 @@ NV = 2                                     # vectors per micro-tile row
 MR = 12 if VECTOR_REGISTERS >= 32 else 6   # rows: MR * NV accumulators + NV + 1 in use
 KC = 256                                   # depth of a packed block
 MC_MAX = 240                               # most rows of A a thread packs at once (L2)
-LOCAL_MC_MAX = 480                         # ... when it packs its own B panels
+LOCAL_A_BYTES = 480 << 10                  # most bytes of A a part packs at once when
+                                           # it packs its own B panels (one block)
 DIRECT_A_MAX = 16384                       # elements of an A read in place, unpacked
 
 
@@ -205,22 +206,24 @@ def _b_panel_source(trans_b, ldb, k0, j0):
 
 
 @njit(cache=True)
-def _scratch_layout(M, N, K, nr, parts_m, parts_n):
+def _scratch_layout(M, N, K, itemsize, parts_m, parts_n):
     """(local_b, b_size, a_size, part_size): how gemm carves its scratch, in elements.
 
     B is packed once for all parts (b_size elements) unless every part's rows make one
-    block of A (local_b): then each part packs the panel it is about to sweep, into a
-    panel of its own. Packing all of B first writes it out and reads it back from memory
-    when it outgrows L2 (784 x 512 float32 took 0.11 ms, a tenth of the product), and a
-    part that sweeps B once gains nothing from the shared copy. Each part has an A block
-    (a_size), an edge tile and that panel; every piece starts on a 128-byte boundary."""
-    mr = MR
+    block of A of at most LOCAL_A_BYTES (local_b): then each part packs the panel it is
+    about to sweep, into a panel of its own, and meets each panel once. Packing all of B
+    first writes it out and reads it back from memory when it outgrows L2 (784 x 512
+    float32 took 0.11 ms, a tenth of the product on one core). Each part has an A block
+    (a_size), an edge tile and that panel, each a whole number of NR-wide rows long (so
+    every piece starts on a cache line)."""
+    mr, kc = MR, min(KC, K)
+    nr = NV * VECTOR_BYTES // itemsize
     m_panels = -(-M // mr)
     part_rows = -(-m_panels // parts_m) * mr
-    local_b = part_rows <= LOCAL_MC_MAX or parts_n > 1
+    local_b = part_rows * kc * itemsize <= LOCAL_A_BYTES or parts_n > 1
     b_size = 0 if local_b else -(-N // nr) * nr * K
-    a_size = -(-(part_rows if local_b else min(MC_MAX, part_rows)) * min(KC, K) // nr) * nr
-    part_size = a_size + mr * nr + (min(KC, K) * nr if local_b else 0)
+    a_size = -(-(part_rows if local_b else min(MC_MAX, part_rows)) * kc // nr) * nr
+    part_size = a_size + mr * nr + (kc * nr if local_b else 0)
     return local_b, b_size, a_size, part_size
 
 
@@ -260,7 +263,7 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
     kc_step = (K + k_blocks - 1) // k_blocks
     flat_b = b.reshape(b.size)
     ldb = b.shape[1]
-    local_b, b_size, a_size, part_size = _scratch_layout(M, N, K, NR, parts_m, parts_n)
+    local_b, b_size, a_size, part_size = _scratch_layout(M, N, K, flat_c.itemsize, parts_m, parts_n)
     # Packed B, shared: KC-deep blocks one after another, each holding n_panels panels
     # [k][NR]. (With local_b each part packs a panel just before sweeping it instead.)
     bp = scratch[:b_size]
@@ -376,7 +379,8 @@ def panel_width(dtype):
 def scratch_size(M, N, K, dtype, parts_m, parts_n):
     """Elements of scratch a gemm call with this partition needs (the kernel carves it up
     by the same _scratch_layout)."""
-    _, b_size, _, part_size = _scratch_layout(M, N, K, panel_width(dtype), parts_m, parts_n)
+    _, b_size, _, part_size = _scratch_layout(M, N, K, np.dtype(dtype).itemsize, parts_m,
+                                             parts_n)
     return b_size + parts_m * parts_n * part_size
 
 
