@@ -41,6 +41,15 @@ def checks(dtype):
                 yield (f"matmul {m}x{n}x{k} ta={ta:d} tb={tb:d}",
                        close(K.matmul(a, b, ta, tb, impl="numba"), R.matmul(a, b, ta, tb),
                              rtol * np.sqrt(k), scale))
+    # Larger GEMMs: B and C past the cache threshold where tiles request what comes next
+    # (all but 300 rows in float32), B packed by each part or once for all (by rows,
+    # dtype and threads)
+    for m in (300, 600):
+        a, b = arr(m, 300), arr(300, 300)
+        scale = R.matmul(np.abs(a), np.abs(b), False, False)
+        yield (f"matmul {m}x300x300", close(K.matmul(a, b, impl="numba"),
+                                            R.matmul(a, b, False, False),
+                                            rtol * np.sqrt(300), scale))
     x, w, bias = arr(33, 70), arr(70, 21), arr(21)
     scale = np.abs(x).astype(np.float64) @ np.abs(w) + np.abs(bias)
     for act in ("relu", "gelu", "tanh"):
