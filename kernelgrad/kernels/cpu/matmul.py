@@ -1,12 +1,15 @@
 """GEMM C = act(op(A) @ op(B) + bias), BLIS-style, for row-major arrays.
 
 Design (docs/gemm.md has the measurements):
-- B is packed once per call into column panels NR wide (NR = 2 host vectors: 32 floats
-  with AVX-512), cut into KC-deep blocks: each micro-kernel reads its B panel (KC x NR,
-  32 KiB) from L1, contiguously.
+- B is packed into column panels NR wide (NR = 2 host vectors: 32 floats with AVX-512)
+  and KC deep: each micro-kernel reads its B panel (KC x NR, 32 KiB) from L1,
+  contiguously. Either each thread packs a panel just before sweeping it (when its rows
+  make one A block) or all threads pack the whole of B first and share it
+  (_scratch_layout says which and why).
 - Each thread takes an equal part of C (whole MR-row panels, or NR-column panels when C is
-  short) and, per block of at most MC_MAX rows and per KC block, packs its A block into
-  row panels MR tall (about 240 KiB, in L2), then sweeps its B panels over it.
+  short) and, per block of A rows and per KC block, packs its A block into row panels MR
+  tall (in L2), then sweeps its B panels over it. With operands past FAR_BYTES each tile
+  also requests the next B panel and the next tile's C rows into L2.
 - The micro-kernel keeps an MR x NR tile of C in MR * 2 vector registers (24 of the 32
   zmm with AVX-512) and does one broadcast and two FMAs per row per k.
 - Transposes are absorbed by the packing (no copy of the operand). A tile short of rows
