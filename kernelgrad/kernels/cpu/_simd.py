@@ -246,6 +246,8 @@ vprefetch_l2 = _prefetch_intrinsic(False, locality=2)
 # far enough ahead: at 16M elements such loops took about the sum of their compute and
 # memory times until they asked for the lines 4 KiB ahead.
 PREFETCH_BYTES = 4096
+# Elements per block of such a stream: each block requests its lines once.
+STREAM_BLOCK = 64
 
 
 def _lines(request):

@@ -10,13 +10,13 @@ from .._spec import ACT_GELU, ACT_LEAKY_RELU, ACT_NONE, ACT_RELU, ACT_SIGMOID, A
 from ._jit import Specialized, kernel
 from ._math import activate, activate_grad
 from ._simd import PREFETCH_BYTES, borrowed, prefetch_lines_read, prefetch_lines_write
+from ._simd import STREAM_BLOCK as BLOCK
 
-# Arrays of at least PREFETCH_MIN elements are swept in blocks of BLOCK, each asking for
-# the lines PREFETCH_BYTES ahead of it (_simd.PREFETCH_BYTES). Measured at 16M float32, 2
-# threads: haswell GELU 7.6 -> 6.0 ms, tanh 5.7 -> 4.6, sigmoid 5.4 -> 4.5; AVX-512 5.5 ->
-# 4.7, 5.6 -> 4.1, 5.6 -> 4.1. Smaller arrays sit in L2: one plain loop, no requests (the
-# blocks cost ReLU at 64x128 about 0.1 us a call).
-BLOCK = 64
+# Arrays of at least PREFETCH_MIN elements are swept in blocks of BLOCK (_simd's
+# STREAM_BLOCK), each asking for the lines PREFETCH_BYTES ahead of it. Measured at 16M
+# float32, 2 threads: haswell GELU 7.6 -> 6.0 ms, tanh 5.7 -> 4.6, sigmoid 5.4 -> 4.5;
+# AVX-512 5.5 -> 4.7, 5.6 -> 4.1, 5.6 -> 4.1. Smaller arrays sit in L2: one plain loop, no
+# requests (the blocks cost ReLU at 64x128 about 0.1 us a call).
 PREFETCH_MIN = 1 << 18
 
 

@@ -316,27 +316,31 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                     j0 = panel * NR
                     nr = min(NR, N - j0)
                     narrow = nr <= L
-                    # The panel swept next (after the last, the next KC block's first) is
-                    # requested into L2 a slice per tile: else its first tile waits for
-                    # memory, as the hardware prefetcher only follows the current panel.
-                    k1, j1 = (k0, j0 + NR) if panel + 1 < end_panel else (
-                        (p + 1) % k_blocks * kc_step, first_panel * NR)
-                    kc1 = min(kc_step, K - k1)
                     if local_b:
                         base, stride_j, stride_k = _b_panel_source(trans_b, ldb, k0, j0)
                         _pack_panel(flat_b, base, stride_j, stride_k, nr, NR, kc, bl)
                         panel_b, b_off = bl, 0
-                        # the next panel's source: runs of B's rows, one per k or per column
-                        next_off, _, _ = _b_panel_source(trans_b, ldb, k1, j1)
-                        n1 = min(NR, N - j1)
-                        runs, run, run_stride = (n1, kc1, ldb) if trans_b else (kc1, n1, ldb)
                     else:
                         panel_b, b_off = bp, k0 * n_panels * NR + panel * kc * NR
-                        next_off = k1 * n_panels * NR + j1 // NR * kc1 * NR
-                        # one contiguous run, cut into a slice per tile
-                        run = (kc1 * NR + n_tiles - 1) // n_tiles
-                        runs, run_stride = n_tiles, run
-                    per_tile = (runs + n_tiles - 1) // n_tiles if far else 0
+                    # The panel swept next (after the last, the next KC block's first) is
+                    # requested into L2 a slice per tile: else its first tile waits for
+                    # memory, as the hardware prefetcher only follows the current panel.
+                    # As runs of `run` elements, run_stride apart: B's rows (one per k or
+                    # per column) where parts pack their own panels, else the packed panel.
+                    runs = run = run_stride = next_off = 0
+                    if far:
+                        k1, j1 = (k0, j0 + NR) if panel + 1 < end_panel else (
+                            (p + 1) % k_blocks * kc_step, first_panel * NR)
+                        kc1 = min(kc_step, K - k1)
+                        if local_b:
+                            next_off = _b_panel_source(trans_b, ldb, k1, j1)[0]
+                            n1 = min(NR, N - j1)
+                            runs, run, run_stride = (n1, kc1, ldb) if trans_b else (kc1, n1, ldb)
+                        else:
+                            next_off = k1 * n_panels * NR + j1 // NR * kc1 * NR
+                            run = (kc1 * NR + n_tiles - 1) // n_tiles
+                            runs, run_stride = n_tiles, run
+                    per_tile = (runs + n_tiles - 1) // n_tiles
                     for r0 in range(0, rows, MR):
                         i = i0 + r0
                         first_run = r0 // MR * per_tile
@@ -345,10 +349,10 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                                 prefetch_lines_l2(flat_b, next_off + r * run_stride, run)
                             else:
                                 prefetch_lines_l2(bp, next_off + r * run_stride, run)
-                        # and the next tile's rows of C, which a wide C holds in memory
-                        ni, nj = (i + MR, j0) if r0 + MR < rows else (i0, j0 + NR)
-                        for r in range(min(MR, M - ni) if far else 0):
-                            prefetch_lines_l2(flat_c, (ni + r) * N + nj, NR)
+                        if far:  # and the next tile's rows of C, held in memory
+                            ni, nj = (i + MR, j0) if r0 + MR < rows else (i0, j0 + NR)
+                            for r in range(min(MR, M - ni)):
+                                prefetch_lines_l2(flat_c, (ni + r) * N + nj, NR)
                         mr = min(MR, rows - r0)
                         full = nr == NR
                         # A tile short of columns is computed whole into `tile`, then
