@@ -112,6 +112,7 @@ def nan_outputs(monkeypatch):
     def nan_empty(shape, dtype):
         return np.full(shape, np.nan, dtype=dtype)
     monkeypatch.setattr(_alloc, "empty", nan_empty)
+    monkeypatch.setattr(_alloc, "empty_small", nan_empty)
     monkeypatch.setattr(_alloc, "empty_like", lambda a: nan_empty(a.shape, a.dtype))
     if CUDA:
         monkeypatch.setattr(cuda_module, "empty", lambda shape: cp.full(shape, cp.nan,

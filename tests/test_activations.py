@@ -40,6 +40,38 @@ def test_forward_and_backward(rng, dtype, name, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["relu", "gelu"])
+def test_every_output_offset_in_a_cache_line(rng, dtype, name):
+    """The in-cache loops write a head up to the output's first 64-byte boundary, then the
+    rest: outputs starting at every element of a line, shorter and longer than that head,
+    are written in full and nowhere else."""
+    from kernelgrad.kernels.cpu import activations as cpu
+    from kernelgrad.kernels.ops._common import activation_id
+    act, alpha = activation_id(name), dtype(0.05)
+    line = 64 // np.dtype(dtype).itemsize
+    base = np.empty(4096, np.uint8)
+    start = -base.ctypes.data % 64  # bytes to the first boundary
+    for offset in range(line):
+        for n in (1, line - 1, line + 3, 100):
+            x = (rng.standard_normal(n) * 4).astype(dtype)
+            dy = rng.standard_normal(n).astype(dtype)
+            buf = base[start:].view(dtype)
+            buf[:] = np.nan
+            out = buf[offset: offset + n]
+            cpu.activation_forward[act].serial(x, out, alpha)
+            assert_close(out, R.activation(x, name, 0.05), ELEMENTWISE_RTOL[dtype],
+                         **activation_tolerances(x, dy, name, 0.05)[0], what=name)
+            saved = x if name == "gelu" else out.copy()
+            out[:] = np.nan
+            cpu.activation_backward[act].serial(dy, saved, out, alpha)
+            assert_close(out, R.activation_backward(dy, saved, name, 0.05),
+                         ELEMENTWISE_RTOL[dtype] * 2,
+                         **activation_tolerances(x, dy, name, 0.05)[1], what=name)
+            outside = np.r_[buf[:offset], buf[offset + n:]]
+            assert np.isnan(outside).all(), f"wrote outside the output at offset {offset}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", K.ACTIVATIONS)
 def test_dense_grid(dtype, name):
     """Every x in [-30, 30] at a step of 3e-5, so the tails and the zeros of f' are always

@@ -9,7 +9,7 @@ from numba import njit, prange
 from .._spec import ACT_GELU, ACT_LEAKY_RELU, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH
 from ._jit import Specialized, kernel
 from ._math import activate, activate_grad
-from ._simd import PREFETCH_BYTES, borrowed, prefetch_lines_read, prefetch_lines_write
+from ._simd import PREFETCH_BYTES, borrowed, line_head, prefetch_lines_read, prefetch_lines_write
 from ._simd import STREAM_BLOCK as BLOCK
 
 # Arrays of at least PREFETCH_MIN elements are swept in blocks of BLOCK (_simd's
@@ -23,9 +23,13 @@ PREFETCH_MIN = 1 << 18
 @Specialized
 def activation_forward(act):
     def activation_forward(x, out, alpha):
-        if x.size < PREFETCH_MIN:  # in cache: one plain loop
-            for i in prange(x.size):
+        if x.size < PREFETCH_MIN:  # in cache: a plain loop, stores from a line boundary
+            head = line_head(out)
+            for i in range(head):
                 out[i] = activate(x[i], act, alpha)
+            xs, os = x[head:], out[head:]
+            for i in prange(xs.size):
+                os[i] = activate(xs[i], act, alpha)
             return
         x, out = borrowed(x), borrowed(out)  # block slices without reference counts
         blocks = x.size // BLOCK
@@ -47,8 +51,12 @@ def activation_forward(act):
 def activation_backward(act):
     def activation_backward(dy, saved, dx, alpha):
         if dy.size < PREFETCH_MIN:
-            for i in prange(dy.size):
+            head = line_head(dx)
+            for i in range(head):
                 dx[i] = activate_grad(dy[i], saved[i], act, alpha)
+            dys, ss, dxs = dy[head:], saved[head:], dx[head:]
+            for i in prange(dys.size):
+                dxs[i] = activate_grad(dys[i], ss[i], act, alpha)
             return
         dy, saved, dx = borrowed(dy), borrowed(saved), borrowed(dx)
         blocks = dy.size // BLOCK

@@ -8,6 +8,9 @@ from ..cpu._jit import PARALLEL_MIN_WORK
 from ._common import Plans, activation_id, alpha_of, cuda, empty_like, on_gpu
 
 _forward_plans, _backward_plans = Plans(), Plans()
+# Inputs this small run the plan's serial entry on an output from np.empty (under the
+# pool's size, float64 included); larger ones go through the launcher and the pool.
+SMALL = min(PARALLEL_MIN_WORK, _alloc.POOL_MIN_BYTES // 8)
 
 
 def forward(x, act, alpha):
@@ -60,11 +63,13 @@ def activation(x, name, alpha=0.01):
             plan = None
         if plan is not None and flags.c_contiguous and flags.aligned:
             kernel, alpha_t, small = plan
-            out = _alloc.empty_like(x)
-            if x.size < PARALLEL_MIN_WORK:
+            n = x.size
+            if n < SMALL:
+                out = _alloc.empty_small(x.shape, x.dtype)
                 small(x.ravel(), out.ravel(), alpha_t)
             else:
-                kernel(x.size, x.ravel(), out.ravel(), alpha_t)
+                out = _alloc.empty_like(x)
+                kernel(n, x.ravel(), out.ravel(), alpha_t)
             return out
     x = checks.float_array(x, "x")
     act, alpha_t = activation_id(name), alpha_of(alpha, x.dtype)
@@ -81,11 +86,13 @@ def activation_backward(dy, saved, name, alpha=0.01):
         plan = _backward_plans.find((name, alpha, dy.dtype))
         if plan is not None:
             kernel, alpha_t, small = plan
-            dx = _alloc.empty_like(dy)
-            if dy.size < PARALLEL_MIN_WORK:
+            n = dy.size
+            if n < SMALL:
+                dx = _alloc.empty_small(dy.shape, dy.dtype)
                 small(dy.ravel(), saved.ravel(), dx.ravel(), alpha_t)
             else:
-                kernel(dy.size, dy.ravel(), saved.ravel(), dx.ravel(), alpha_t)
+                dx = _alloc.empty_like(dy)
+                kernel(n, dy.ravel(), saved.ravel(), dx.ravel(), alpha_t)
             return dx
     dy = checks.float_array(dy, "dy")
     saved = checks.float_array(saved, "saved")
