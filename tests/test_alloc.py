@@ -30,6 +30,17 @@ def test_an_idle_buffer_is_reused_and_a_live_one_is_not():
     del view, b, d
 
 
+def test_buffers_start_on_a_page_boundary():
+    """(malloc's start 16 bytes past one: vector stores then straddle cache lines)"""
+    arrays = [POOLED_EMPTY(shape, dtype) for shape, dtype in
+              [(BIG, np.float32), ((333, 1001), np.float64), ((1 << 20) + 3, np.float32)]]
+    for a in arrays:
+        assert a.ctypes.data % _alloc.PAGE == 0 and a.flags.c_contiguous and a.flags.aligned
+        assert _alloc.is_pooled(a)
+        a[...] = 1  # the whole array is inside its buffer
+    del arrays
+
+
 def test_same_size_other_shape_and_dtype():
     a = POOLED_EMPTY((2048, 512), np.float64)  # 8 MiB
     address = a.ctypes.data
