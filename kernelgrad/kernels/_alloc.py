@@ -13,12 +13,13 @@ Each buffer is handed out from its first page boundary. malloc's large blocks st
 bytes past one, so every 64-byte vector store into them straddled two cache lines (and
 every other 32-byte one): MSE at 16M float32 elements took 12.8-13.8 ms that way and
 9.2-9.6 from a boundary, and GEMMs whose C is past 1 MiB took 3-11% longer
-(4096x1024x1024 on two threads 27.7-29.9 against 24.4-29.2 ms, alternated runs). A page, not a line: NumPy's own
-large arrays (the caller's inputs) start 16 bytes past a page, and an output starting 64
-bytes past one put each input load 48 bytes behind a store modulo 4 KiB, which the core
-takes for a dependence (binary cross-entropy 10.0-11.4 -> 11.8-12.0 ms); from the page
-start the store it matches was 4 KiB earlier and long gone (9.9-11.3 ms against
-10.0-10.9 in the same rounds).
+(4096x1024x1024 on two threads 27.7-29.9 against 24.4-29.2 ms, alternated runs).
+
+A page, not a line: NumPy's own large arrays (the caller's inputs) start 16 bytes past a
+page, and an output starting 64 bytes past one put each input load 48 bytes behind a
+store modulo 4 KiB, which the core takes for a dependence (binary cross-entropy
+10.0-11.4 -> 11.8-12.0 ms); from the page start the store it matches was 4 KiB earlier
+and long gone (9.9-11.3 ms against 10.0-10.9 in the same rounds).
 """
 import math
 import sys
