@@ -32,24 +32,21 @@ def checks(dtype):
 
     def arr(*shape):
         return rng.standard_normal(shape).astype(dtype)
+    def gemm(label, m, n, k, ta=False, tb=False):
+        a, b = arr(*((k, m) if ta else (m, k))), arr(*((n, k) if tb else (k, n)))
+        scale = R.matmul(np.abs(a), np.abs(b), ta, tb)
+        return label, close(K.matmul(a, b, ta, tb, impl="numba"), R.matmul(a, b, ta, tb),
+                            rtol * np.sqrt(k), scale)
     n, k = 45, 300
     for m in (37, 43):  # last row panels of 1 and 7 rows with MR = 12, 1 and 1 with 6
         for ta in (False, True):
             for tb in (False, True):
-                a, b = arr(*((k, m) if ta else (m, k))), arr(*((n, k) if tb else (k, n)))
-                scale = R.matmul(np.abs(a), np.abs(b), ta, tb)
-                yield (f"matmul {m}x{n}x{k} ta={ta:d} tb={tb:d}",
-                       close(K.matmul(a, b, ta, tb, impl="numba"), R.matmul(a, b, ta, tb),
-                             rtol * np.sqrt(k), scale))
+                yield gemm(f"matmul {m}x{n}x{k} ta={ta:d} tb={tb:d}", m, n, k, ta, tb)
     # Larger GEMMs: B and C past the cache threshold where tiles request what comes next
     # (all but 300 rows in float32), B packed by each part or once for all (by rows,
     # dtype and threads)
     for m in (300, 600):
-        a, b = arr(m, 300), arr(300, 300)
-        scale = R.matmul(np.abs(a), np.abs(b), False, False)
-        yield (f"matmul {m}x300x300", close(K.matmul(a, b, impl="numba"),
-                                            R.matmul(a, b, False, False),
-                                            rtol * np.sqrt(300), scale))
+        yield gemm(f"matmul {m}x300x300", m, 300, 300)
     x, w, bias = arr(33, 70), arr(70, 21), arr(21)
     scale = np.abs(x).astype(np.float64) @ np.abs(w) + np.abs(bias)
     for act in ("relu", "gelu", "tanh"):

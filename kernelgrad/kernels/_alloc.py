@@ -31,17 +31,17 @@ from .checks import F32, F64
 POOL_MIN_BYTES = 1 << 20    # smaller arrays come from malloc's heap, without page faults
 POOL_MAX_BYTES = 1 << 30    # idle buffers kept for reuse, at most
 PAGE = 4096
-_pool = []                  # uint8 buffers handed out, oldest first (each PAGE bytes over)
-_starts = []                # the offset of each one's first page boundary
+_pool = []                  # (uint8 buffer PAGE bytes over, offset of its first page
+                            # boundary) for each buffer handed out, oldest first
 
 
 def _references(i):
-    return sys.getrefcount(_pool[i])
+    return sys.getrefcount(_pool[i][0])
 
 
-# The count _references reports for a buffer only the pool holds (the list slot and the
+# The count _references reports for a buffer only the pool holds (its pair's slot and the
 # call's argument on CPython; measured so that another interpreter's counting still works).
-_pool.append(np.empty(1, np.uint8))
+_pool.append((np.empty(1, np.uint8), 0))
 _IDLE_REFERENCES = _references(0)
 _pool.clear()
 
@@ -62,25 +62,23 @@ def empty(shape, dtype):
     if nbytes < POOL_MIN_BYTES:  # the common small case, first and cheap
         return np.empty(shape, dtype)
     idle = [i for i in range(len(_pool)) if _idle(i)]
-    match = next((i for i in idle if _pool[i].nbytes == nbytes + PAGE), None)
+    match = next((i for i in idle if _pool[i][0].nbytes == nbytes + PAGE), None)
     if match is not None:
-        buf, start = _pool.pop(match), _starts.pop(match)
+        buf, start = _pool.pop(match)
     else:
         buf = np.empty(nbytes + PAGE, np.uint8)
         start = -buf.ctypes.data % PAGE
         # drop the oldest idle buffers until the idle ones fit under the cap
-        excess = sum(_pool[i].nbytes for i in idle) - POOL_MAX_BYTES
+        excess = sum(_pool[i][0].nbytes for i in idle) - POOL_MAX_BYTES
         dropped = set()
         for i in idle:
             if excess <= 0:
                 break
-            excess -= _pool[i].nbytes
+            excess -= _pool[i][0].nbytes
             dropped.add(i)
         if dropped:
             _pool[:] = [held for i, held in enumerate(_pool) if i not in dropped]
-            _starts[:] = [held for i, held in enumerate(_starts) if i not in dropped]
-    _pool.append(buf)
-    _starts.append(start)
+    _pool.append((buf, start))
     # a view's base is the array owning the memory: every array handed out counts as a
     # reference to buf itself
     return buf[start: start + nbytes].view(dtype).reshape(shape)
@@ -102,17 +100,15 @@ def empty_like(array):
 def is_pooled(array):
     """True when `array` is (a view of) a buffer this module handed out."""
     base = getattr(array, "base", None)
-    return base is not None and any(base is buf for buf in _pool)
+    return base is not None and any(base is buf for buf, _ in _pool)
 
 
 def pooled_bytes():
     """(bytes held by live arrays, bytes idle and kept for reuse)."""
-    idle = sum(_pool[i].nbytes for i in range(len(_pool)) if _idle(i))
-    return sum(buf.nbytes for buf in _pool) - idle, idle
+    idle = sum(_pool[i][0].nbytes for i in range(len(_pool)) if _idle(i))
+    return sum(buf.nbytes for buf, _ in _pool) - idle, idle
 
 
 def release():
     """Forget every idle buffer (its memory goes back to the system)."""
-    keep = [i for i in range(len(_pool)) if not _idle(i)]
-    _starts[:] = [_starts[i] for i in keep]
-    _pool[:] = [_pool[i] for i in keep]
+    _pool[:] = [_pool[i] for i in range(len(_pool)) if not _idle(i)]
