@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from kernelgrad.kernels.ops import activations as activation_ops
+from kernelgrad.kernels.ops import dropout as dropout_ops
 from kernelgrad.kernels.ops import matmul as matmul_ops
 from kernelgrad.kernels.ops import softmax_cross_entropy as softmax_ops
 from kernelgrad.nn import capture
@@ -50,11 +51,15 @@ def _timed(totals):
     for cls in (capture._Linear, capture._Activation, capture._Dropout):
         wrap(cls, "run", stage("forward"))
         wrap(cls, "back", stage("backward"))
+    for cls in (capture._Linear, capture._Activation):  # with the dropout after a ReLU
+        wrap(cls, "back_through", stage("and dropout backward"))
     wrap(capture._OptimizerPlan, "run", lambda args: "optimizer update")
     wrap(softmax_ops, "run_cpu", lambda args: "loss (softmax cross-entropy)")
     # inside the linear layers' backward, besides their GEMMs
     wrap(matmul_ops, "column_sums", lambda args: "  of which bias gradients")
     wrap(activation_ops, "backward", lambda args: "  of which activation backward")
+    wrap(dropout_ops, "relu_dropout_backward_cpu",
+         lambda args: "  of which ReLU + dropout backward (+ bias)")
     try:
         yield
     finally:
@@ -90,7 +95,7 @@ def profile(name, batch, widths, p, steps=30):
           f"{steps} captured steps")
     def order(label):  # stages in step order, then the loss and the update, then details
         if "#" in label:
-            return int(label.split("#")[1]), "backward" in label
+            return int(label.split("#")[1]), "backward" in label, label
         return (2000 if label.startswith("  of") else 1000), label
     for label, seconds in sorted(totals.items(), key=lambda kv: order(kv[0])):
         print(f"  {label:<36} {seconds / steps * 1e3:8.3f} ms")

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 import kernelgrad.kernels as K
 from kernelgrad.kernels import reference as R
+from kernelgrad.kernels.ops import dropout as dropout_ops
 from kernelgrad.kernels.philox import dropout_mask
 
 from conftest import (
@@ -83,6 +84,29 @@ def test_dropout_determinism():
 def test_p_zero_is_identity(rng):
     x = rng.standard_normal(1000).astype(np.float32)
     np.testing.assert_array_equal(K.dropout(x, 0.0, seed=1), x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+# one band and several (128 rows a band), rows left over past groups of four, the
+# parallel build (33K elements)
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (130, 33), (517, 64), (2100, 5)])
+@pytest.mark.parametrize("p", [1e-9, 0.2, 0.9])  # 1e-9: a float32 scale of exactly 1
+def test_relu_dropout_backward_is_the_two_backwards(rng, shape, p, dtype):
+    """The captured step's fused pass, from the dropout's output alone, gives what
+    dropout's backward and then ReLU's give, and bias_grad's column sums, bit for bit."""
+    x, g = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    x.flat[:SPECIALS.size] = SPECIALS[:x.size]
+    g.flat[-SPECIALS.size:] = SPECIALS[-g.size:]
+    seed, offset = int(rng.integers(0, 2 ** 63)), int(rng.integers(0, 2 ** 40))
+    y = K.activation(x, "relu")
+    d = K.dropout(y, p, seed, offset)
+    expected = K.activation_backward(K.dropout_backward(g, p, seed, offset), y, "relu")
+    scale = dropout_ops.constants(p, np.dtype(dtype))[1]
+    dz, db = dropout_ops.relu_dropout_backward_cpu(g, d, scale, True)
+    assert dz.tobytes() == expected.tobytes()
+    assert db.tobytes() == K.bias_grad(expected).tobytes()
+    dz, none = dropout_ops.relu_dropout_backward_cpu(g, d, scale, False)
+    assert dz.tobytes() == expected.tobytes() and none is None
 
 
 @gpu_test

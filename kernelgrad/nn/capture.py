@@ -112,6 +112,17 @@ class _Linear(_Stage):
     def back(self, g):
         saved = self.z if self.name == "gelu" else self.y
         dx, dw, db = self.backward_plan(g, self.x, self.layer.weight.data, saved)
+        return self._grads(dx, dw, db)
+
+    def back_through(self, dropout, g):
+        """back() of this ReLU layer and of the dropout after it, g the dropout's output
+        gradient: the ReLU's and the dropout's backward and the bias's column sums in
+        one pass (_Dropout.relu_back), then the GEMMs."""
+        dz, db = dropout.relu_back(g, self.layer.bias is not None)
+        dx, dw = self.backward_plan.gemms(dz, self.x, self.layer.weight.data)
+        return self._grads(dx, dw, db)
+
+    def _grads(self, dx, dw, db):
         self.layer.weight.grad = dw
         if self.layer.bias is not None:
             self.layer.bias.grad = db
@@ -133,6 +144,10 @@ class _Activation(_Stage):
         saved = self.x if self.name == "gelu" else self.y
         return activation_ops.backward(g, saved, self.act, self.alpha)
 
+    def back_through(self, dropout, g):
+        """back() of this ReLU and of the dropout after it, in one pass."""
+        return dropout.relu_back(g, False)[0]
+
 
 class _Dropout(_Stage):
     def __init__(self, layer, dtype):
@@ -143,13 +158,18 @@ class _Dropout(_Stage):
         seed, offset = dropout_stream()
         self.seed, self.offset = np.uint64(seed), np.uint64(offset)
         advance_dropout_stream()
-        return self._apply(h)
+        self.y = self._apply(h)
+        return self.y
 
     def _apply(self, h):
         return dropout_ops.run_cpu(h, self.threshold, self.scale, self.seed, self.offset)
 
     def back(self, g):
         return self._apply(g)
+
+    def relu_back(self, g, bias_sums):
+        """(dz, db) before the ReLU this dropout follows: from its output, not the mask."""
+        return dropout_ops.relu_dropout_backward_cpu(g, self.y, self.scale, bias_sums)
 
 
 class Plan:
@@ -177,6 +197,7 @@ class Plan:
         self.first = next(i for i, s in enumerate(self.stages) if isinstance(s, _Linear)) \
             if any(isinstance(s, _Linear) for s in self.stages) else len(self.stages)
         self.optimizer = _OptimizerPlan(optimizer, dtype)
+        self.backward = _backward_steps(self.stages, self.first)
 
     def run(self, x, y):
         if not self.optimizer.ready():
@@ -205,10 +226,30 @@ class Plan:
             # the eager loss's backward: its per-element gradient times (1 / count)
             grad = grad * (np.ones((), losses.dtype) / count)
         g = grad
-        for stage in reversed(self.stages[self.first:]):
-            g = stage.back(g)
+        for stage, dropout in self.backward:
+            g = stage.back(g) if dropout is None else stage.back_through(dropout, g)
         self.optimizer.run()
         return total, outputs
+
+
+def _relu(stage):
+    return isinstance(stage, (_Linear, _Activation)) and stage.name == "relu"
+
+
+def _backward_steps(stages, first):
+    """The backward pass over stages[first:], last stage first, as (stage, dropout) pairs:
+    a ReLU (layer or activation) followed by dropout goes back through both in one step
+    (stage.back_through(dropout, g)); every other stage by itself (dropout None)."""
+    steps, i = [], len(stages) - 1
+    while i >= first:
+        stage = stages[i]
+        if isinstance(stage, _Dropout) and i > first and _relu(stages[i - 1]):
+            steps.append((stages[i - 1], stage))
+            i -= 2
+        else:
+            steps.append((stage, None))
+            i -= 1
+    return steps
 
 
 class _OptimizerPlan:

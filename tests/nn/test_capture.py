@@ -28,6 +28,15 @@ def build(dtype, activation="relu"):
         nn.Linear(16, 16, dtype=dtype), nn.Tanh(), nn.Linear(16, 5, dtype=dtype))
 
 
+def build_relu_dropout(dtype, activation):
+    """A ReLU before each dropout (a layer's and a module), one layer without a bias."""
+    kg.manual_seed(7)
+    return nn.Sequential(
+        nn.Linear(12, 40, activation=activation, dtype=dtype), nn.Dropout(0.3),
+        nn.Linear(40, 24, bias=False, dtype=dtype), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(24, 5, dtype=dtype))
+
+
 def batches(loss, dtype, steps, rows=24):
     rng = np.random.default_rng(3)
     for i in range(steps):
@@ -61,13 +70,13 @@ def assert_same(a, b):
         assert u.tobytes() == v.tobytes()
 
 
-def train(step_of, loss, opt, dtype, steps, activation="relu"):
-    model = build(dtype, activation)
+def train(step_of, loss, opt, dtype, steps, activation="relu", make=build, rows=24):
+    model = make(dtype, activation)
     optimizer = OPTIMIZERS[opt](model.parameters())
     step = step_of(model, LOSSES[loss](), optimizer)
     kg.manual_seed(11)  # the dropout stream
     results = []
-    for i, (x, y) in enumerate(batches(loss, dtype, steps)):
+    for i, (x, y) in enumerate(batches(loss, dtype, steps, rows)):
         if i == steps // 2:
             optimizer.param_groups[0]["lr"] *= 0.5  # a schedule's change is read per call
         value, outputs = step(x, y)
@@ -97,6 +106,22 @@ def test_captured_steps_are_the_eager_steps(loss, opt):
 def test_fused_activations_and_float64(activation):
     args = ("cross_entropy", "adam", np.float64, 30, activation)
     assert_same(train(eager, *args), train(kg.capture, *args))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_then_dropout_goes_back_in_one_pass(dtype):
+    """A ReLU followed by dropout goes back in one fused pass from the dropout's output,
+    with the eager step's bits; 520 rows: four bands of the bias's column sums, and a
+    short batch of one band."""
+    args = ("cross_entropy", "adam", dtype, 20, "relu", build_relu_dropout, 520)
+    assert_same(train(eager, *args), train(kg.capture, *args))
+    model = build_relu_dropout(dtype, "relu")
+    step = kg.capture(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters()))
+    x, y = next(batches("cross_entropy", dtype, 1))
+    step(x, y)
+    (plan,) = step.plans.values()
+    fused = [type(s).__name__ for s, dropout in plan.backward if dropout is not None]
+    assert fused == ["_Activation", "_Linear"]
 
 
 def test_eval_mode_and_a_changed_optimizer_record_again():

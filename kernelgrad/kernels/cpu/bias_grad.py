@@ -7,9 +7,11 @@ sum) into its own row of partial sums, and the partial sums are added at the end
 band order. Rows are taken four at a time, so the accumulator row (8C bytes, in
 L1/L2) is loaded and stored once per four input rows rather than once per row: that
 halves the time of the one-row loop and lets the read stream run at memory speed.
+The helpers below fix that order; a kernel that makes its rows as it sums them (the
+captured step's fused ReLU-dropout backward) uses them too, and so gets the same bits.
 """
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from ._jit import kernel
 from ._simd import borrowed
@@ -23,6 +25,35 @@ def band_count(rows):
     return 1 if bands < 1 else (MAX_BANDS if bands > MAX_BANDS else bands)
 
 
+@njit(inline="always")
+def band_rows(band, bands, rows):
+    """The first row of `band` and the row after its last."""
+    return band * rows // bands, (band + 1) * rows // bands
+
+
+@njit(inline="always")
+def add_four_rows(acc, r0, r1, r2, r3):
+    for j in range(acc.size):
+        acc[j] += ((np.float64(r0[j]) + np.float64(r1[j]))
+                   + (np.float64(r2[j]) + np.float64(r3[j])))
+
+
+@njit(inline="always")
+def add_row(acc, row):
+    for j in range(acc.size):
+        acc[j] += row[j]
+
+
+@njit(inline="always")
+def add_bands(partial, out):
+    """out[j] = the bands' partial sums of column j, added in band order."""
+    for j in range(out.size):
+        total = 0.0
+        for band in range(partial.shape[0]):
+            total += partial[band, j]
+        out[j] = total
+
+
 @kernel
 def bias_grad(dy, out, bands):
     rows, cols = dy.shape
@@ -30,20 +61,11 @@ def bias_grad(dy, out, bands):
     dy, partial_rows = borrowed(dy), borrowed(partial)  # row slices without atomics
     for band in prange(bands):
         acc = partial_rows[band]
-        i, end = band * rows // bands, (band + 1) * rows // bands
+        i, end = band_rows(band, bands, rows)
         while i + 4 <= end:
-            r0, r1, r2, r3 = dy[i], dy[i + 1], dy[i + 2], dy[i + 3]
-            for j in range(cols):
-                acc[j] += ((np.float64(r0[j]) + np.float64(r1[j]))
-                           + (np.float64(r2[j]) + np.float64(r3[j])))
+            add_four_rows(acc, dy[i], dy[i + 1], dy[i + 2], dy[i + 3])
             i += 4
         while i < end:
-            row = dy[i]
-            for j in range(cols):
-                acc[j] += row[j]
+            add_row(acc, dy[i])
             i += 1
-    for j in range(cols):
-        total = 0.0
-        for band in range(bands):
-            total += partial[band, j]
-        out[j] = total
+    add_bands(partial, out)

@@ -15,7 +15,16 @@ from numba.extending import intrinsic
 
 from ..philox import PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1, ROUNDS
 from ._jit import kernel
-from ._simd import PREFETCH_BYTES, VECTOR_BYTES, check_array, element_pointer, prefetch, splat
+from ._simd import (
+    PREFETCH_BYTES,
+    VECTOR_BYTES,
+    borrowed,
+    check_array,
+    element_pointer,
+    prefetch,
+    splat,
+)
+from .bias_grad import add_bands, add_four_rows, add_row, band_rows
 
 _M0, _M1 = np.uint64(PHILOX_M0), np.uint64(PHILOX_M1)
 _W0, _W1 = np.uint64(PHILOX_W0), np.uint64(PHILOX_W1)
@@ -179,3 +188,53 @@ def dropout(x, out, threshold, scale, seed, offset):
         words = philox4x32_10(b & _MASK, b >> _SHIFT, o0, o1, k0, k1)
         for j in range(n - base):
             out[base + j] = _keep(words[j], x[base + j], threshold, scale, x.dtype.type(0))
+
+
+# ---- the backward of a ReLU followed by dropout, from the dropout's output ----
+# After a ReLU, the dropout's output d = y * scale (kept) or 0 is > 0 exactly where the
+# mask kept y and y > 0: scale >= 1 keeps a positive y positive, and NaN and 0 compare
+# false before and after. So dropout's backward (g * scale where kept, else 0) followed by
+# ReLU's (that where y > 0, else 0) is, bit for bit, g * scale where d > 0 and 0
+# elsewhere: no Philox, and one pass where there were two (three with the bias's sums).
+
+
+@njit(inline="always")
+def _relu_dropout_grad(g, d, scale, zero):
+    return g * scale if d > zero else zero
+
+
+@kernel
+def relu_dropout_backward(g, d, dz, scale):
+    """dz = g * scale where d > 0, else 0 (flat arrays)."""
+    zero = g.dtype.type(0)
+    for i in prange(g.size):
+        dz[i] = _relu_dropout_grad(g[i], d[i], scale, zero)
+
+
+@njit(inline="always")
+def _grad_row(g, d, dz, scale, zero):
+    for j in range(g.size):
+        dz[j] = _relu_dropout_grad(g[j], d[j], scale, zero)
+
+
+@kernel
+def relu_dropout_backward_sums(g, d, dz, scale, out, bands):
+    """relu_dropout_backward on (N, C) arrays, and out = dz's column sums: each group of
+    rows is summed (bias_grad's order, so bias_grad(dz)'s bits) while still in L1."""
+    rows, cols = g.shape
+    partial = np.zeros((bands, cols), dtype=np.float64)
+    zero = g.dtype.type(0)
+    g, d, dz, partial_rows = borrowed(g), borrowed(d), borrowed(dz), borrowed(partial)
+    for band in prange(bands):
+        acc = partial_rows[band]
+        i, end = band_rows(band, bands, rows)
+        while i + 4 <= end:
+            for r in range(i, i + 4):
+                _grad_row(g[r], d[r], dz[r], scale, zero)
+            add_four_rows(acc, dz[i], dz[i + 1], dz[i + 2], dz[i + 3])
+            i += 4
+        while i < end:
+            _grad_row(g[i], d[i], dz[i], scale, zero)
+            add_row(acc, dz[i])
+            i += 1
+    add_bands(partial, out)

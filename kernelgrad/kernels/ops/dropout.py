@@ -1,11 +1,13 @@
 """dropout, dropout_backward: inverted dropout with a Philox mask regenerated from
-(seed, offset), on cpu/dropout.py and cuda/dropout.cu."""
+(seed, offset), on cpu/dropout.py and cuda/dropout.cu; and the backward of a ReLU followed
+by dropout, from the dropout's output (kg.capture's plans)."""
 import numpy as np
 
 from .. import _alloc, checks
 from ..cpu import dropout as cpu_kernels
+from ..cpu.bias_grad import band_count
 from ..philox import keep_threshold
-from ._common import Plans, cuda
+from ._common import Plans, cuda, empty
 
 _U64 = 2 ** 64
 _constants = Plans()  # (p, dtype) -> (keep threshold, scale in dtype)
@@ -56,3 +58,19 @@ def dropout(x, p, seed, offset=0):
 def dropout_backward(dy, p, seed, offset=0):
     """dL/dx of dropout(x, p, seed, offset): the same mask and scale applied to dy."""
     return _dropout(dy, p, seed, offset, "dy")
+
+
+def relu_dropout_backward_cpu(g, d, scale, bias_sums):
+    """(dz, db): the gradient before a ReLU whose output went through dropout, given the
+    gradient g of the dropout's output d (scale from constants()); db is dz's column sums
+    (bias_grad's bits) when bias_sums, else None. The same bits as dropout_backward and then
+    the ReLU's backward (cpu/dropout.py says why), in one pass without the Philox mask.
+    Unchecked: g and d plain C-contiguous float arrays of one shape and dtype, 2-D when
+    bias_sums."""
+    dz = _alloc.empty_like(g)
+    if not bias_sums:
+        cpu_kernels.relu_dropout_backward(g.size, g.ravel(), d.ravel(), dz.ravel(), scale)
+        return dz, None
+    db = empty(g.shape[1], dtype=g.dtype)
+    cpu_kernels.relu_dropout_backward_sums(g.size, g, d, dz, scale, db, band_count(g.shape[0]))
+    return dz, db

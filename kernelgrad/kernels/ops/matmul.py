@@ -336,6 +336,11 @@ class LinearBackward:
 
     def __call__(self, dy, x, w, saved):
         dz = dy if not self.act else activations.backward(dy, saved, self.act, self.alpha)
+        dx, dw = self.gemms(dz, x, w)
+        return dx, dw, column_sums(dz)
+
+    def gemms(self, dz, x, w):
+        """(dx, dw) from the gradient dz of the layer's pre-activation."""
         if self.joint:
             impl = _autotune.known(self.key)  # None until this pair is measured
             if impl is not None:
@@ -347,7 +352,7 @@ class LinearBackward:
         else:
             dx = self.dx(dz, w) if self.dx is not None else None
             dw = self.dw(x, dz)
-        return dx, dw, column_sums(dz)
+        return dx, dw
 
 
 def linear_backward_plan(batch, fan_in, fan_out, dtype, act, alpha, need_input_grad, impl):
