@@ -5,29 +5,34 @@ literal would promote float32 arithmetic to float64); flags are closure constant
 each variant gets its own vectorized loop. A weight decay of 0 adds nothing, as in
 PyTorch: an infinite parameter stays infinite instead of becoming 0 * inf = NaN.
 
-Each step is an element update swept over the arrays by _sweep, which asks for the cache
-lines PREFETCH_BYTES ahead on large parameters: inside a training step the state arrays
-were last touched a whole step ago and the parameter and gradient lines are spread over
-the caches by the GEMMs, and the loop alone waits for each. Adam in the wide MLP's step
-(batch 512, 784-1024-1024-10; 2 threads, AVX-512): 784x1024 445-514 -> 315-373 us,
-1024x1024 619-739 -> 380-409 us.
+Each step is an element update swept over the arrays by _sweep, which, on builds with
+64-byte vectors, asks for the cache lines PREFETCH_BYTES ahead on large parameters:
+inside a training step the state was last touched a whole step ago and the parameter
+and gradient lines are spread over the caches by the GEMMs. Adam in the wide MLP's step
+(batch 512, 784-1024-1024-10; 2 threads), alternated runs: 784x1024 445-514 -> 315-373
+us, 1024x1024 619-739 -> 380-409; alone at 16M elements 8.5 -> 7.0-7.4 ms. The haswell
+build (32-byte vectors) on the same machine went the other way, 1024x1024 in the step
+0.70-0.84 -> 1.05-1.22 ms, all of it from the requests for the parameter's lines (those
+for the gradient and the state alone changed nothing either way; page-aligned
+parameters did not change it), so builds with narrower vectors keep the plain loop.
 """
 import numpy as np
 from numba import njit, prange
 
 from ._jit import Specialized, kernel
-from ._simd import PREFETCH_BYTES, borrowed, prefetch_lines_read, prefetch_lines_write
+from ._simd import PREFETCH_BYTES, VECTOR_BYTES, borrowed, prefetch_lines_read, prefetch_lines_write
 from ._simd import STREAM_BLOCK as BLOCK
 
 # As for the activations: smaller arrays sit in L2, and one plain loop is faster.
 PREFETCH_MIN = 1 << 18
+REQUEST_AHEAD = VECTOR_BYTES >= 64  # see the module docstring
 
 
 @njit(inline="always")
 def _sweep(update, param, grad, s0, s1, s2, h):
     """update(param, grad, s0, s1, s2, i, h) for every i: the state arrays s0..s2 are
     written (a step with fewer passes param in their place), grad only read."""
-    if param.size < PREFETCH_MIN:
+    if not REQUEST_AHEAD or param.size < PREFETCH_MIN:
         for i in prange(param.size):
             update(param, grad, s0, s1, s2, i, h)
         return
