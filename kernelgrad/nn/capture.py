@@ -13,7 +13,10 @@ scratch fixed; later calls of the same signature replay the plan on the new batc
 graph, no checks but the batch's own. The results are the eager step's bit for bit (the
 same kernels on the same arrays in the same order, the same dropout stream), and the
 model, its .grad, the optimizer's state and step counts and the library's random state end
-as the eager step leaves them.
+as the eager step leaves them. One fusion the eager step cannot make: a ReLU followed by
+dropout goes back in one pass from the dropout's output (no mask regenerated, a linear
+layer's bias gradient summed on the way), which gives the same bits (cpu/dropout.py says
+why).
 
 What is recorded is fixed by the signature: a batch of another shape (the last, short
 one) or dtype, or the model switched to eval mode, records a new plan; hyper-parameters
