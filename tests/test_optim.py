@@ -146,6 +146,30 @@ def test_list_form_equals_one_call_per_parameter(rng, name, hyper, positional, k
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("name,hyper,positional,keywords", OPTIMIZER_CASES)
+def test_a_large_parameter_steps_as_its_pieces_do(rng, name, hyper, positional, keywords):
+    """A parameter past cpu/optim.PREFETCH_MIN (its blocks with lines requested ahead,
+    where the build does that, and a tail) gets, bit for bit, what its pieces get from the
+    plain loop, one call each."""
+    from kernelgrad.kernels.cpu.optim import PREFETCH_MIN
+    n = PREFETCH_MIN + 37
+    cuts = [0, 1000, PREFETCH_MIN // 2, n]
+    whole = {"param": rng.standard_normal(n).astype(F32)}
+    whole.update({k: np.zeros(n, F32) for k in positional + keywords})
+    parts = {k: v.copy() for k, v in whole.items()}
+    step_fn = getattr(K, f"{name}_step")
+    for step in range(1, 4):
+        grad = rng.standard_normal(n).astype(F32)
+        counted = {} if name == "rmsprop" else {"step": step}
+        for arrays, pieces in ((whole, [slice(0, n)]),
+                               (parts, [slice(a, b) for a, b in zip(cuts, cuts[1:])])):
+            for cut in pieces:
+                step_fn(arrays["param"][cut], grad[cut], *(arrays[k][cut] for k in positional),
+                        **{k: arrays[k][cut] for k in keywords}, **hyper, **counted)
+    for key in whole:
+        np.testing.assert_array_equal(whole[key], parts[key], err_msg=key)
+
+
 @gpu_test
 @pytest.mark.parametrize("name,hyper,positional,keywords", OPTIMIZER_CASES)
 def test_cuda_steps_match_the_cpu_kernels(rng, name, hyper, positional, keywords):

@@ -36,6 +36,9 @@ def _sweep(update, param, grad, s0, s1, s2, h):
         for i in prange(param.size):
             update(param, grad, s0, s1, s2, i, h)
         return
+    # a state array that is param itself has its lines requested already
+    own0, own1, own2 = (s0.ctypes.data != param.ctypes.data, s1.ctypes.data != param.ctypes.data,
+                        s2.ctypes.data != param.ctypes.data)
     param, grad = borrowed(param), borrowed(grad)  # block slices without reference counts
     s0, s1, s2 = borrowed(s0), borrowed(s1), borrowed(s2)
     blocks = param.size // BLOCK
@@ -44,9 +47,12 @@ def _sweep(update, param, grad, s0, s1, s2, h):
         ahead = start + PREFETCH_BYTES // param.itemsize
         prefetch_lines_write(param, ahead, BLOCK)
         prefetch_lines_read(grad, ahead, BLOCK)
-        for s in (s0, s1, s2):
-            if s.ctypes.data != param.ctypes.data:
-                prefetch_lines_write(s, ahead, BLOCK)
+        if own0:
+            prefetch_lines_write(s0, ahead, BLOCK)
+        if own1:
+            prefetch_lines_write(s1, ahead, BLOCK)
+        if own2:
+            prefetch_lines_write(s2, ahead, BLOCK)
         end = start + BLOCK
         p, g = param[start:end], grad[start:end]
         a, b, c = s0[start:end], s1[start:end], s2[start:end]
