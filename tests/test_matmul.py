@@ -88,6 +88,7 @@ def test_matmul_blocks_and_edges(rng, m, n, k, dtype, trans_a, trans_b):
     (2000, 100, 300, 2, 1, False),   # taller parts: B packed once, shared, several blocks
     (2000, 100, 300, 1, 1, False),
     (20, 300, 40, 1, 3, True),       # a short C cut by columns
+    (130, 300, 600, 1, 2, True),     # cut by columns, all rows one A block, 3 KC blocks
 ])
 def test_both_ways_of_packing_b(rng, m, n, k, parts_m, parts_n, local, dtype, trans_a,
                                 trans_b):
@@ -104,6 +105,28 @@ def test_both_ways_of_packing_b(rng, m, n, k, parts_m, parts_n, local, dtype, tr
     scale = R.matmul(np.abs(a), np.abs(b), trans_a, trans_b)
     assert_close(c, R.matmul(a, b, trans_a, trans_b), gemm_tolerance(dtype, k), scale,
                  f"gemm {m}x{n}x{k} parts {parts_m}x{parts_n}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [2, 3, 4, 6])
+def test_partition_covers_c_with_one_part_per_thread(dtype, threads):
+    """Every split partition() picks gives each thread a part (none empty) and cuts
+    columns only where a part's rows make one A block, the layout that packs its own B
+    panels; a C with fewer rows than columns and a small A is cut by columns."""
+    from kernelgrad.kernels.cpu.matmul import (LOCAL_A_BYTES, MR, _scratch_layout,
+                                               panel_width, partition)
+    nr, itemsize = panel_width(dtype), np.dtype(dtype).itemsize
+    for m, n, k in [(1, 1, 1), (12, 1024, 256), (64, 1024, 1024), (256, 512, 784),
+                    (512, 10, 1024), (784, 512, 256), (2048, 2048, 2048), (100, 7, 3)]:
+        parts_m, parts_n = partition(m, n, k, dtype, threads)
+        assert parts_m * parts_n <= threads
+        assert parts_m <= -(-m // MR) and parts_n <= -(-n // nr)
+        local, _, a_size, _ = _scratch_layout(m, n, k, itemsize, parts_m, parts_n)
+        if parts_n > 1:
+            assert local and a_size * itemsize <= LOCAL_A_BYTES + MR * nr * itemsize
+    assert partition(64, 1024, 1024, dtype, 2) == (1, 2)
+    assert partition(2048, 2048, 2048, dtype, threads) == (threads, 1)
+    assert partition(2 * MR, 2 * nr, 1, dtype, 3) in ((2, 1), (1, 2))  # 2 of 3 threads
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -80,7 +80,8 @@ class Gemm:
         threads = cpu_kernels.gemm.threads(self.work)
         layout = self._layouts.get(threads)
         if layout is None:
-            parts = cpu_kernels.partition(self.M, self.N, self.dtype, threads)
+            parts = cpu_kernels.partition(self.M, self.N, self.K, self.dtype,
+                                          threads)
             size = cpu_kernels.scratch_size(self.M, self.N, self.K, self.dtype, *parts)
             layout = self._layouts[threads] = (parts, size)
         return layout
