@@ -113,8 +113,13 @@ def test_partition_covers_c_with_one_part_per_thread(dtype, threads):
     """Every split partition() picks gives each thread a part (none empty) and cuts
     columns only where a part's rows make one A block, the layout that packs its own B
     panels; a C with fewer rows than columns and a small A is cut by columns."""
-    from kernelgrad.kernels.cpu.matmul import (LOCAL_A_BYTES, MR, _scratch_layout,
-                                               panel_width, partition)
+    from kernelgrad.kernels.cpu.matmul import (
+        LOCAL_A_BYTES,
+        MR,
+        _scratch_layout,
+        panel_width,
+        partition,
+    )
     nr, itemsize = panel_width(dtype), np.dtype(dtype).itemsize
     for m, n, k in [(1, 1, 1), (12, 1024, 256), (64, 1024, 1024), (256, 512, 784),
                     (512, 10, 1024), (784, 512, 256), (2048, 2048, 2048), (100, 7, 3)]:
@@ -224,6 +229,63 @@ def test_non_contiguous_inputs_are_copied(rng):
     a = rng.standard_normal((40, 60))[:, ::2]
     b = rng.standard_normal((30, 9))
     assert_close(K.matmul(a, b), a @ b, 1e-13)
+
+
+@pytest.mark.parametrize("impl", ["numba", "blas"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(7, 9, 5), (128, 128, 128), (300, 200, 400)])
+def test_transposed_views_are_read_in_place(rng, m, n, k, dtype, impl):
+    """`a.T` and `w.T` views of C-contiguous arrays run as the transpose flags do: the
+    same bytes as the flags give (Numba packs the same panels), every combination of
+    view and flag, for matmul and for linear with PyTorch's (out, in) weight; a square
+    operand passed both ways in turn keeps the two calls' plans apart."""
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    at, bt = np.ascontiguousarray(a.T), np.ascontiguousarray(b.T)
+    tol = gemm_tolerance(dtype, k)
+    for _ in range(2):  # the second time through the recorded plans
+        for ta in (False, True):
+            for tb in (False, True):
+                x = (at.T if ta else a)  # a view when ta: the flag flips, not a copy
+                y = (bt.T if tb else b)
+                want = K.matmul(at if ta else a, bt if tb else b, ta, tb, impl=impl)
+                got = K.matmul(x, y, impl=impl)
+                assert_close(got, R.matmul(a, b), tol, what=f"matmul views {ta}{tb}")
+                if impl == "numba":
+                    np.testing.assert_array_equal(got, want)
+                # a view given with the flag set: op() of the view
+                assert_close(K.matmul(x.T, y.T, True, True, impl=impl), R.matmul(a, b), tol,
+                             what=f"matmul views and flags {ta}{tb}")
+        weight = rng.standard_normal((n, k)).astype(dtype)  # PyTorch's (out, in)
+        bias = rng.standard_normal(n).astype(dtype)
+        want = R.linear(a, weight.T, bias, "relu")[0]
+        got = K.linear(a, weight.T, bias, "relu", impl=impl)
+        assert_close(got, want, tol * 2, what="linear weight.T")
+        if impl == "numba":
+            np.testing.assert_array_equal(
+                got, K.linear(a, np.ascontiguousarray(weight.T), bias, "relu", impl=impl))
+        square = rng.standard_normal((k, k)).astype(dtype)
+        for w in (square, square.T, square):
+            assert_close(K.linear(a, w, None, impl=impl), R.linear(a, w, None, None)[0],
+                         tol * 2, what="linear square w and w.T in turn")
+            assert_close(K.matmul(a, w, impl=impl), R.matmul(a, np.ascontiguousarray(w)),
+                         tol, what="matmul square w and w.T in turn")
+    with pytest.raises(ValueError, match=r"w has shape \(%d, %d\)" % (k + 1, n)):
+        K.linear(a, rng.standard_normal((n, k + 1)).astype(dtype).T)  # the view's shape
+
+
+def test_a_transposed_view_is_not_copied(rng, monkeypatch):
+    """The views take the flags' path: nothing makes a contiguous copy of them."""
+    a = rng.standard_normal((70, 50)).astype(F32)
+    weight = rng.standard_normal((30, 50)).astype(F32)
+    want = (K.matmul(a, weight, trans_b=True), K.linear(a, np.ascontiguousarray(weight.T)))
+
+    def no_copy(*args, **kwargs):
+        raise AssertionError("a transposed view was copied")
+    monkeypatch.setattr(np, "ascontiguousarray", no_copy)
+    np.testing.assert_array_equal(K.matmul(a, weight.T, impl="numba"), want[0])
+    np.testing.assert_array_equal(K.matmul(a.T.T, weight.T, impl="numba"), want[0])
+    np.testing.assert_array_equal(K.linear(a, weight.T, impl="numba"), want[1])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
