@@ -264,6 +264,11 @@ def test_transposed_views_are_read_in_place(rng, m, n, k, dtype, impl):
         if impl == "numba":
             np.testing.assert_array_equal(
                 got, K.linear(a, np.ascontiguousarray(weight.T), bias, "relu", impl=impl))
+        dy = rng.standard_normal((m, n)).astype(dtype)
+        grads = K.linear_backward(dy, a, weight.T, got, "relu", impl=impl)
+        refs = R.linear_backward(dy, a, weight.T, got, "relu")
+        for name, g, r, depth in zip(("dx", "dw", "db"), grads, refs, (n, m, m)):
+            assert_close(g, r, gemm_tolerance(dtype, depth) * 4, what=f"{name} with weight.T")
         square = rng.standard_normal((k, k)).astype(dtype)
         for w in (square, square.T, square):
             assert_close(K.linear(a, w, None, impl=impl), R.linear(a, w, None, None)[0],
@@ -286,6 +291,10 @@ def test_a_transposed_view_is_not_copied(rng, monkeypatch):
     np.testing.assert_array_equal(K.matmul(a, weight.T, impl="numba"), want[0])
     np.testing.assert_array_equal(K.matmul(a.T.T, weight.T, impl="numba"), want[0])
     np.testing.assert_array_equal(K.linear(a, weight.T, impl="numba"), want[1])
+    dy = rng.standard_normal((70, 30)).astype(F32)
+    got = K.linear_backward(dy, a, weight.T, None, impl="numba")
+    np.testing.assert_array_equal(got[0], K.matmul(dy, weight, impl="numba"))
+    np.testing.assert_array_equal(got[1], K.matmul(a, dy, trans_a=True, impl="numba"))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

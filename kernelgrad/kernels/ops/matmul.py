@@ -383,15 +383,29 @@ class LinearBackward:
         return dx, dw
 
 
-def linear_backward_plan(batch, fan_in, fan_out, dtype, act, alpha, need_input_grad, impl):
+def linear_backward_plan(batch, fan_in, fan_out, dtype, act, alpha, need_input_grad, impl,
+                         trans_w=False):
     """The CPU plan of a checked linear_backward signature (linear_backward and kg.capture):
-    dx = dz @ w.T (when wanted) and dw = x.T @ dz, transposes read in place."""
+    dx = dz @ w.T (when wanted) and dw = x.T @ dz, transposes read in place. With trans_w
+    the plan takes w as (out, in), PyTorch's layout."""
     zero = dtype.type(0)
     return LinearBackward(
         act, alpha,
-        Gemm(batch, fan_in, fan_out, False, True, dtype, False, 0, zero, impl)
+        Gemm(batch, fan_in, fan_out, False, not trans_w, dtype, False, 0, zero, impl)
         if need_input_grad else None,
         Gemm(fan_in, fan_out, batch, True, False, dtype, False, 0, zero, impl))
+
+
+def _backward_key(dy, x, w, saved, activation, alpha, need_input_grad, impl, trans_w):
+    """linear_backward's plan key, or None where the arguments are not plain arrays."""
+    if activation is not None and _plain(dy, x, w, saved) and saved is not None:
+        return ("linear_backward", dy.shape, x.shape, w.shape, trans_w, saved.shape, dy.dtype,
+                x.dtype, w.dtype, saved.dtype, activation, alpha, bool(need_input_grad), impl,
+                _env())
+    if activation is None and _plain(dy, x, w):
+        return ("linear_backward", dy.shape, x.shape, w.shape, trans_w, None, dy.dtype,
+                x.dtype, w.dtype, None, None, alpha, bool(need_input_grad), impl, _env())
+    return None
 
 
 def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
@@ -399,17 +413,15 @@ def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
     """(dx, dw, db) for y = act(x @ w + b); dx is None unless need_input_grad.
 
     `y` is the layer's output; gelu needs `preact` (z) instead. dx = dz @ w.T and
-    dw = x.T @ dz are GEMMs on the transposed operands in place; impl as for matmul.
+    dw = x.T @ dz are GEMMs on the transposed operands in place; impl as for matmul. w
+    may be PyTorch's weight as `weight.T` (read in place; dw has w's shape, (in, out)).
     """
     saved = preact if activation == "gelu" else y
-    if activation is not None and _plain(dy, x, w, saved) and saved is not None:
-        key = ("linear_backward", dy.shape, x.shape, w.shape, saved.shape, dy.dtype, x.dtype,
-               w.dtype, saved.dtype, activation, alpha, bool(need_input_grad), impl, _env())
-    elif activation is None and _plain(dy, x, w):
-        key = ("linear_backward", dy.shape, x.shape, w.shape, None, dy.dtype, x.dtype,
-               w.dtype, None, None, alpha, bool(need_input_grad), impl, _env())
-    else:
-        key = None
+    trans_w = False
+    key = _backward_key(dy, x, w, saved, activation, alpha, need_input_grad, impl, trans_w)
+    if key is None and not _plain(w):
+        w, trans_w = _transposed_view(w, False)
+        key = _backward_key(dy, x, w, saved, activation, alpha, need_input_grad, impl, trans_w)
     plan = _plans.find(key) if key is not None else None
     if plan is not None:
         return plan(dy, x, w, saved)
@@ -419,9 +431,10 @@ def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
     dy = checks.float_array(dy, "dy", 2, 2)
     checks.same_dtype(x, "x", w, "w")
     checks.same_dtype(x, "x", dy, "dy")
-    expected = (x.shape[0], w.shape[1])
-    if x.shape[1] != w.shape[0] or dy.shape != expected:
-        raise ValueError(f"linear_backward: x {x.shape}, w {w.shape} and dy {dy.shape} do "
+    w_shape = w.shape[::-1] if trans_w else w.shape  # the caller's w
+    expected = (x.shape[0], w_shape[1])
+    if x.shape[1] != w_shape[0] or dy.shape != expected:
+        raise ValueError(f"linear_backward: x {x.shape}, w {w_shape} and dy {dy.shape} do "
                          f"not fit (dy must be {expected})")
     act = activation_id(activation)
     alpha_t = alpha_of(alpha, x.dtype)
@@ -434,10 +447,10 @@ def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
         checks.same_dtype(saved, saved_name, dy, "dy")
     if checks.is_cupy(x):
         dz = activations.backward(dy, saved, act, alpha_t) if act else dy
-        dx = gemm(dz, w, False, True, impl) if need_input_grad else None
+        dx = gemm(dz, w, False, not trans_w, impl) if need_input_grad else None
         return dx, gemm(x, dz, True, False, impl), column_sums(dz)
-    plan = linear_backward_plan(*x.shape, w.shape[1], x.dtype, act, alpha_t,
-                                need_input_grad, impl)
+    plan = linear_backward_plan(*x.shape, w_shape[1], x.dtype, act, alpha_t,
+                                need_input_grad, impl, trans_w)
     if key is not None:
         _plans.remember(key, plan)
     return plan(dy, x, w, saved)
