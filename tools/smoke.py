@@ -16,6 +16,8 @@ import numpy as np
 
 import kernelgrad.kernels as K
 from kernelgrad.kernels import reference as R
+from kernelgrad.kernels.ops.dropout import constants as dropout_constants
+from kernelgrad.kernels.ops.dropout import relu_dropout_backward_cpu
 
 RTOL = {np.float32: 2e-5, np.float64: 1e-12}
 
@@ -47,6 +49,8 @@ def checks(dtype):
     # dtype and threads)
     for m in (300, 600):
         yield gemm(f"matmul {m}x300x300", m, 300, 300)
+    # fewer rows than columns and a small A: C cut by columns on two or more threads
+    yield gemm("matmul 40x600x300", 40, 600, 300)
     x, w, bias = arr(33, 70), arr(70, 21), arr(21)
     scale = np.abs(x).astype(np.float64) @ np.abs(w) + np.abs(bias)
     for act in ("relu", "gelu", "tanh"):
@@ -68,6 +72,7 @@ def checks(dtype):
     yield "dropout (Philox)", close(K.dropout(d, 0.3, 1234, 8), R.dropout(d, 0.3, 1234, 8),
                                     rtol)
     yield "bias_grad", _bias_check(rng, dtype, rtol)
+    yield "ReLU + dropout backward in one pass", _relu_dropout_check(rng, dtype, rtol)
     p, g = arr(50), arr(50)
     m1, v1 = np.zeros_like(p), np.zeros_like(p)
     mine = [p.copy(), m1.copy(), v1.copy()]
@@ -79,6 +84,16 @@ def checks(dtype):
 def _bias_check(rng, dtype, rtol):
     dy = rng.standard_normal((65, 29)).astype(dtype)
     return close(K.bias_grad(dy), R.bias_grad(dy), rtol * 10, np.abs(dy).sum(0))
+
+
+def _relu_dropout_check(rng, dtype, rtol):
+    """What a captured step runs for a ReLU followed by dropout: the two backwards and the
+    bias's column sums in one pass, from the dropout's output."""
+    y = np.maximum(rng.standard_normal((37, 29)), 0).astype(dtype)  # a ReLU's output
+    d, g = K.dropout(y, 0.3, 99, 4), rng.standard_normal((37, 29)).astype(dtype)
+    dz, db = relu_dropout_backward_cpu(g, d, dropout_constants(0.3, np.dtype(dtype))[1], True)
+    ref = R.activation_backward(R.dropout_backward(g, 0.3, 99, 4), y, "relu")
+    return close(dz, ref, rtol) and close(db, R.bias_grad(ref), rtol * 10, np.abs(ref).sum(0))
 
 
 def main():
