@@ -118,6 +118,20 @@ def test_linear_backward_takes_one_library_for_both_gemms(auto, rng, monkeypatch
     assert ran == [pick, pick]
 
 
+def test_a_weight_given_as_its_transpose_has_its_own_pair_key(auto, rng):
+    """linear_backward with PyTorch's weight.T runs dx's GEMM on the weight untransposed:
+    its pair is measured and recorded under a key of its own, not the (in, out) one's."""
+    x = rng.standard_normal((70, 50)).astype(np.float32)
+    weight = rng.standard_normal((40, 50)).astype(np.float32)  # (out, in)
+    dy = rng.standard_normal((70, 40)).astype(np.float32)
+    dx, dw, _ = K.linear_backward(dy, x, weight.T, None)
+    assert_close(dx, dy.astype(np.float64) @ weight, 1e-5, what="dx")
+    assert_close(dw, x.T.astype(np.float64) @ dy, 1e-5, what="dw")
+    keys = K.impl_choices()
+    assert K.linear_backward_shape_class(np.float32, 70, 50, 40, trans_w=True) in keys
+    assert K.linear_backward_shape_class(np.float32, 70, 50, 40) not in keys
+
+
 def test_unreadable_cache_is_measured_again(auto, rng):
     (auto / os.path.basename(_autotune.cache_path())).write_text("{not json")
     a, b = operands(rng)

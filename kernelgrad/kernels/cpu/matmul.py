@@ -411,7 +411,7 @@ def partition(M, N, K, dtype, threads):
     that block in L2), and a split with more column parts must cost 5% less: at 256^3 on
     the haswell target the two cost within 2% and the columns ran 8% slower. (Two
     threads, AVX-512, against cutting rows whenever there are enough: 256x784x512 with B
-    transposed 0.81-0.84 -> 0.72-0.74 ms, 64x1024x1024 0.80-0.94 -> 0.57-0.65.)"""
+    transposed 0.80-0.82 -> 0.71-0.74 ms, 64x1024x1024 0.77-0.91 -> 0.59-0.65.)"""
     if threads <= 1:
         return 1, 1
     nr = panel_width(dtype)

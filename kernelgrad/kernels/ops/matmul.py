@@ -172,11 +172,12 @@ def gemm_shape_class(op, dtype, M, N, K, trans_a=False, trans_b=False):
     return _autotune.shape_class(op, dtype, M, N, K, flags=(f"t{int(trans_a)}{int(trans_b)}",))
 
 
-def linear_backward_shape_class(dtype, batch, fan_in, fan_out):
+def linear_backward_shape_class(dtype, batch, fan_in, fan_out, trans_w=False):
     """The key under which impl="auto" records one library for both GEMMs of a
-    linear_backward (dx = dz @ w.T, dw = x.T @ dz); see impl_choices()."""
+    linear_backward (dx = dz @ w.T, dw = x.T @ dz); see impl_choices(). trans_w: w given
+    as PyTorch's weight.T, so dx's GEMM reads its weight untransposed."""
     return (f"linear_backward:"
-            f"{gemm_shape_class('matmul', dtype, batch, fan_in, fan_out, False, True)}+"
+            f"{gemm_shape_class('matmul', dtype, batch, fan_in, fan_out, False, not trans_w)}+"
             f"{gemm_shape_class('matmul', dtype, fan_in, fan_out, batch, True, False)}")
 
 
@@ -218,7 +219,8 @@ _env = _autotune.env_impl
 def _transposed_view(x, trans):
     """(x, trans), or for the transposed view of a C-contiguous array (what `w.T` gives)
     the array it views and the flag flipped: read in place by the GEMM, not copied by a
-    transposing copy on every call (256x512 @ (784x512).T, two threads: 1.43 -> 0.72 ms)."""
+    transposing copy on every call (256x512 @ (784x512).T, two threads: 1.43-1.59 ->
+    0.72-0.91 ms)."""
     if type(x) is np.ndarray or checks.is_cupy(x):
         flags = x.flags
         if x.ndim == 2 and flags.f_contiguous and not flags.c_contiguous:
@@ -355,7 +357,7 @@ class LinearBackward:
         self.joint = dx_plan is not None and "auto" in (dx_plan.impl, dw_plan.impl)
         if self.joint:
             self.key = linear_backward_shape_class(dx_plan.dtype, dx_plan.M, dx_plan.N,
-                                                   dx_plan.K)
+                                                   dx_plan.K, not dx_plan.trans_b)
 
     def _gemms(self, dz, x, w, impl):
         if impl == "numba":
