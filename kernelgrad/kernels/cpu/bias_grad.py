@@ -7,8 +7,8 @@ sum) into its own row of partial sums, and the partial sums are added at the end
 band order. Rows are taken four at a time, so the accumulator row (8C bytes, in
 L1/L2) is loaded and stored once per four input rows rather than once per row: that
 halves the time of the one-row loop and lets the read stream run at memory speed.
-The helpers below fix that order; a kernel that makes its rows as it sums them (the
-captured step's fused ReLU-dropout backward) uses them too, and so gets the same bits.
+sum_in_bands fixes that order; a kernel that makes its rows as it sums them (the captured
+step's fused ReLU-dropout backward) sums through it too, and so gets the same bits.
 """
 import numpy as np
 from numba import njit, prange
@@ -26,46 +26,46 @@ def band_count(rows):
 
 
 @njit(inline="always")
-def band_rows(band, bands, rows):
-    """The first row of `band` and the row after its last."""
-    return band * rows // bands, (band + 1) * rows // bands
-
-
-@njit(inline="always")
-def add_four_rows(acc, r0, r1, r2, r3):
+def _add_four_rows(acc, r0, r1, r2, r3):
     for j in range(acc.size):
         acc[j] += ((np.float64(r0[j]) + np.float64(r1[j]))
                    + (np.float64(r2[j]) + np.float64(r3[j])))
 
 
 @njit(inline="always")
-def add_row(acc, row):
+def _add_row(acc, row):
     for j in range(acc.size):
         acc[j] += row[j]
 
 
 @njit(inline="always")
-def add_bands(partial, out):
-    """out[j] = the bands' partial sums of column j, added in band order."""
+def sum_in_bands(row, args, rows, out, bands):
+    """out[j] = the sum over i < rows of row(i, args)[j], in the band order described above:
+    row(i, args) gives row i (an array of out.size elements), and may compute it first."""
+    partial = np.zeros((bands, out.size), dtype=np.float64)
+    partial_rows = borrowed(partial)  # row slices without atomics
+    for band in prange(bands):
+        acc = partial_rows[band]
+        i, end = band * rows // bands, (band + 1) * rows // bands
+        while i + 4 <= end:
+            _add_four_rows(acc, row(i, args), row(i + 1, args), row(i + 2, args),
+                           row(i + 3, args))
+            i += 4
+        while i < end:
+            _add_row(acc, row(i, args))
+            i += 1
     for j in range(out.size):
         total = 0.0
-        for band in range(partial.shape[0]):
+        for band in range(bands):
             total += partial[band, j]
         out[j] = total
 
 
+@njit(inline="always")
+def _row(i, dy):
+    return dy[i]
+
+
 @kernel
 def bias_grad(dy, out, bands):
-    rows, cols = dy.shape
-    partial = np.zeros((bands, cols), dtype=np.float64)
-    dy, partial_rows = borrowed(dy), borrowed(partial)  # row slices without atomics
-    for band in prange(bands):
-        acc = partial_rows[band]
-        i, end = band_rows(band, bands, rows)
-        while i + 4 <= end:
-            add_four_rows(acc, dy[i], dy[i + 1], dy[i + 2], dy[i + 3])
-            i += 4
-        while i < end:
-            add_row(acc, dy[i])
-            i += 1
-    add_bands(partial, out)
+    sum_in_bands(_row, borrowed(dy), dy.shape[0], out, bands)

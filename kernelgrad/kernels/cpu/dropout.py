@@ -24,7 +24,7 @@ from ._simd import (
     prefetch,
     splat,
 )
-from .bias_grad import add_bands, add_four_rows, add_row, band_rows
+from .bias_grad import sum_in_bands
 
 _M0, _M1 = np.uint64(PHILOX_M0), np.uint64(PHILOX_M1)
 _W0, _W1 = np.uint64(PHILOX_W0), np.uint64(PHILOX_W1)
@@ -212,29 +212,18 @@ def relu_dropout_backward(g, d, dz, scale):
 
 
 @njit(inline="always")
-def _grad_row(g, d, dz, scale, zero):
-    for j in range(g.size):
-        dz[j] = _relu_dropout_grad(g[j], d[j], scale, zero)
+def _grad_row(i, args):
+    """Row i of dz, computed, for sum_in_bands to add."""
+    g, d, dz, scale, zero = args
+    row_g, row_d, row_dz = g[i], d[i], dz[i]
+    for j in range(row_g.size):
+        row_dz[j] = _relu_dropout_grad(row_g[j], row_d[j], scale, zero)
+    return row_dz
 
 
 @kernel
 def relu_dropout_backward_sums(g, d, dz, scale, out, bands):
-    """relu_dropout_backward on (N, C) arrays, and out = dz's column sums: each group of
-    rows is summed (bias_grad's order, so bias_grad(dz)'s bits) while still in L1."""
-    rows, cols = g.shape
-    partial = np.zeros((bands, cols), dtype=np.float64)
-    zero = g.dtype.type(0)
-    g, d, dz, partial_rows = borrowed(g), borrowed(d), borrowed(dz), borrowed(partial)
-    for band in prange(bands):
-        acc = partial_rows[band]
-        i, end = band_rows(band, bands, rows)
-        while i + 4 <= end:
-            for r in range(i, i + 4):
-                _grad_row(g[r], d[r], dz[r], scale, zero)
-            add_four_rows(acc, dz[i], dz[i + 1], dz[i + 2], dz[i + 3])
-            i += 4
-        while i < end:
-            _grad_row(g[i], d[i], dz[i], scale, zero)
-            add_row(acc, dz[i])
-            i += 1
-    add_bands(partial, out)
+    """relu_dropout_backward on (N, C) arrays, and out = dz's column sums: each row is
+    summed (bias_grad's order, so bias_grad(dz)'s bits) while still in L1."""
+    args = (borrowed(g), borrowed(d), borrowed(dz), scale, g.dtype.type(0))
+    sum_in_bands(_grad_row, args, g.shape[0], out, bands)
