@@ -399,15 +399,18 @@ def linear_backward_plan(batch, fan_in, fan_out, dtype, act, alpha, need_input_g
 
 
 def _backward_key(dy, x, w, saved, activation, alpha, need_input_grad, impl, trans_w):
-    """linear_backward's plan key, or None where the arguments are not plain arrays."""
-    if activation is not None and _plain(dy, x, w, saved) and saved is not None:
-        return ("linear_backward", dy.shape, x.shape, w.shape, trans_w, saved.shape, dy.dtype,
-                x.dtype, w.dtype, saved.dtype, activation, alpha, bool(need_input_grad), impl,
-                _env())
-    if activation is None and _plain(dy, x, w):
-        return ("linear_backward", dy.shape, x.shape, w.shape, trans_w, None, dy.dtype,
-                x.dtype, w.dtype, None, None, alpha, bool(need_input_grad), impl, _env())
-    return None
+    """linear_backward's plan key, or None where the arguments are not plain arrays (the
+    saved array counts only with an activation)."""
+    if activation is None:
+        saved = None
+    elif saved is None or not _plain(saved):
+        return None
+    if not _plain(dy, x, w):
+        return None
+    return ("linear_backward", dy.shape, x.shape, w.shape, trans_w,
+            None if saved is None else saved.shape, dy.dtype, x.dtype, w.dtype,
+            None if saved is None else saved.dtype, activation, alpha,
+            bool(need_input_grad), impl, _env())
 
 
 def linear_backward(dy, x, w, y, activation=None, alpha=0.01, preact=None,
