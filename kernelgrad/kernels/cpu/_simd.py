@@ -259,11 +259,23 @@ def line_head(arr):
     return min(arr.size, ((-arr.ctypes.data) & 63) // arr.itemsize)
 
 
+@intrinsic
+def line_elements(typingctx, arr):
+    """The number of elements of arr's dtype in a 64-byte cache line, as a compile-time
+    constant (arr.itemsize is read at run time: a loop stepping by 64 // arr.itemsize
+    divided by it to count its trips, a division on every call)."""
+    check_array(arr)
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant(types.intp, 512 // arr.dtype.bitwidth)
+    return types.intp(arr), codegen
+
+
 def _lines(request):
     @njit(inline="always")
     def prefetch_lines(arr, start, count):
         """Request the cache lines of arr[start : start + count]; no bounds needed."""
-        for j in range(start, start + count, 64 // arr.itemsize):
+        for j in range(start, start + count, line_elements(arr)):
             request(arr, j)
     return prefetch_lines
 
