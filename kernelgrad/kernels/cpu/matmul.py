@@ -9,7 +9,8 @@ Design (docs/gemm.md has the measurements):
 - Each thread takes an equal part of C (whole MR-row panels, or NR-column panels when C is
   short) and, per block of A rows and per KC block, packs its A block into row panels MR
   tall (in L2), then sweeps its B panels over it. With operands past FAR_BYTES each tile
-  also requests the next B panel and the next tile's C rows into L2.
+  also requests the next tile's C rows and, where B is packed for all parts, a slice of
+  the next B panel into L2.
 - The micro-kernel keeps an MR x NR tile of C in MR * 2 vector registers (24 of the 32
   zmm with AVX-512) and does one broadcast and two FMAs per row per k.
 - Transposes are absorbed by the packing (no copy of the operand). A tile short of rows
@@ -322,33 +323,21 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                         panel_b, b_off = bl, 0
                     else:
                         panel_b, b_off = bp, k0 * n_panels * NR + panel * kc * NR
-                    # The panel swept next (after the last, the next KC block's first) is
-                    # requested into L2 a slice per tile: else its first tile waits for
-                    # memory, as the hardware prefetcher only follows the current panel.
-                    # As runs of `run` elements, run_stride apart: B's rows (one per k or
-                    # per column) where parts pack their own panels, else the packed panel.
-                    runs = run = run_stride = next_off = 0
-                    if far:
+                    # With B packed for all parts, the panel swept next (after the last, the
+                    # next KC block's first) is requested into L2 a slice per tile: else its
+                    # first tile waits for memory, as the hardware prefetcher only follows
+                    # the current panel. (Not where parts pack their own panels: those
+                    # requests went to B's rows, a page apart, and cost more than they saved.)
+                    run = next_off = 0  # each tile's slice, in elements (0: none)
+                    if far and not local_b:
                         k1, j1 = (k0, j0 + NR) if panel + 1 < end_panel else (
                             (p + 1) % k_blocks * kc_step, first_panel * NR)
                         kc1 = min(kc_step, K - k1)
-                        if local_b:
-                            next_off = _b_panel_source(trans_b, ldb, k1, j1)[0]
-                            n1 = min(NR, N - j1)
-                            runs, run, run_stride = (n1, kc1, ldb) if trans_b else (kc1, n1, ldb)
-                        else:
-                            next_off = k1 * n_panels * NR + j1 // NR * kc1 * NR
-                            run = (kc1 * NR + n_tiles - 1) // n_tiles
-                            runs, run_stride = n_tiles, run
-                    per_tile = (runs + n_tiles - 1) // n_tiles
+                        next_off = k1 * n_panels * NR + j1 // NR * kc1 * NR
+                        run = (kc1 * NR + n_tiles - 1) // n_tiles
                     for r0 in range(0, rows, MR):
                         i = i0 + r0
-                        first_run = r0 // MR * per_tile
-                        for r in range(first_run, min(runs, first_run + per_tile)):
-                            if local_b:
-                                prefetch_lines_l2(flat_b, next_off + r * run_stride, run)
-                            else:
-                                prefetch_lines_l2(bp, next_off + r * run_stride, run)
+                        prefetch_lines_l2(bp, next_off + r0 // MR * run, run)
                         if far:  # and the next tile's rows of C, held in memory
                             ni, nj = (i + MR, j0) if r0 + MR < rows else (i0, j0 + NR)
                             for r in range(min(MR, M - ni)):
