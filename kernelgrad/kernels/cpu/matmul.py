@@ -8,9 +8,9 @@ Design (docs/gemm.md has the measurements):
   (_scratch_layout says which and why).
 - Each thread takes an equal part of C (whole MR-row panels, or NR-column panels when C is
   short) and, per block of A rows and per KC block, packs its A block into row panels MR
-  tall (in L2), then sweeps its B panels over it. With operands past FAR_BYTES each tile
-  also requests the next tile's C rows and, where B is packed for all parts, a slice of
-  the next B panel into L2.
+  tall (in L2), then sweeps its B panels over it. With operands past FAR_BYTES and B
+  packed for all parts, each tile also requests a slice of the next B panel and the next
+  tile's C rows into L2.
 - The micro-kernel keeps an MR x NR tile of C in MR * 2 vector registers (24 of the 32
   zmm with AVX-512) and does one broadcast and two FMAs per row per k.
 - Transposes are absorbed by the packing (no copy of the operand). A tile short of rows
@@ -289,9 +289,10 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
     flat_a = a.reshape(a.size)
     lda = a.shape[1]
     parts = parts_m * parts_n
-    # Operands that stay in cache need no requests ahead (each costs a few instructions
-    # per tile: 64x128x128 took 7% longer with them)
-    far = (K * N + M * N) * flat_c.itemsize > FAR_BYTES
+    # Tiles request what they sweep next (below) only from a B packed for all parts, and
+    # only past FAR_BYTES: operands that stay in cache need no requests ahead (each costs
+    # a few instructions per tile: 64x128x128 took 7% longer with them)
+    far = not local_b and (K * N + M * N) * flat_c.itemsize > FAR_BYTES
     for part in prange(parts):
         pm, pn = part // parts_n, part % parts_n
         start = b_size + part * part_size
@@ -326,10 +327,11 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                     # With B packed for all parts, the panel swept next (after the last, the
                     # next KC block's first) is requested into L2 a slice per tile: else its
                     # first tile waits for memory, as the hardware prefetcher only follows
-                    # the current panel. (Not where parts pack their own panels: those
-                    # requests went to B's rows, a page apart, and cost more than they saved.)
+                    # the current panel. Not where parts pack their own panels: requests
+                    # for B's rows (a page apart) and for C's next rows cost more there than
+                    # they saved (512x1024x784 on two threads: 5% and 4%).
                     run = next_off = 0  # each tile's slice, in elements (0: none)
-                    if far and not local_b:
+                    if far:
                         k1, j1 = (k0, j0 + NR) if panel + 1 < end_panel else (
                             (p + 1) % k_blocks * kc_step, first_panel * NR)
                         kc1 = min(kc_step, K - k1)
@@ -338,7 +340,7 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                     for r0 in range(0, rows, MR):
                         i = i0 + r0
                         prefetch_lines_l2(bp, next_off + r0 // MR * run, run)
-                        if far:  # and the next tile's rows of C, held in memory
+                        if far:  # and the next tile's rows of C
                             ni, nj = (i + MR, j0) if r0 + MR < rows else (i0, j0 + NR)
                             for r in range(min(MR, M - ni)):
                                 prefetch_lines_l2(flat_c, (ni + r) * N + nj, NR)
