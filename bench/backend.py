@@ -14,10 +14,18 @@ SETTLE_S = 0.25
 NOISY_SPREAD = 0.2  # a row whose repeats spread by more than this is marked noisy
 
 
+# Blocks per library when several are compared (Backend.time_all): each library is timed
+# in ROUNDS blocks taken in turn, so that a burst of other work on a shared machine (a
+# neighbour's job on the same host, seen here to slow one block tenfold) or a drift of the
+# clock lands in one block of one library, not in all of its time.
+ROUNDS = 3
+
+
 @dataclass
 class Timing:
-    """Seconds per call: the median of the repeats, and their spread, the interquartile
-    range over the median."""
+    """Seconds per call: the median of the repeats (with blocks, the median of the
+    blocks' medians), and their spread, the interquartile range of all repeats over the
+    median."""
     median: float
     spread: float
     repeats: int
@@ -27,15 +35,19 @@ class Timing:
         return self.spread > NOISY_SPREAD
 
 
-def timing_of(times):
+def timing_of(times, blocks=None):
+    """Timing of `times`, or of the blocks (lists of repeats) they were taken in."""
+    if blocks is not None:
+        times = [t for block in blocks for t in block]
     times = sorted(times)
-    median = statistics.median(times)
+    median = statistics.median(times) if blocks is None else statistics.median(
+        statistics.median(block) for block in blocks)
     q1, _, q3 = statistics.quantiles(times, n=4) if len(times) >= 2 else (median,) * 3
     return Timing(median, (q3 - q1) / median if median > 0 else 0.0, len(times))
 
 
-def cpu_time(fn, min_repeats=7, budget_s=0.5, settle_s=SETTLE_S, max_repeats=400):
-    """fn's wall time: a settling pause, a warm-up call, then repeats within a budget."""
+def cpu_samples(fn, min_repeats=7, budget_s=0.5, settle_s=SETTLE_S, max_repeats=400):
+    """fn's wall times: a settling pause, a warm-up call, then repeats within a budget."""
     time.sleep(settle_s)
     fn()
     times = []
@@ -45,11 +57,15 @@ def cpu_time(fn, min_repeats=7, budget_s=0.5, settle_s=SETTLE_S, max_repeats=400
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return timing_of(times)
+    return times
 
 
-def cuda_time(fn, repeats=20):
-    """fn's time by CUDA events on the current stream, after a warm-up call."""
+def cpu_time(fn, **budget):
+    return timing_of(cpu_samples(fn, **budget))
+
+
+def cuda_samples(fn, repeats=20):
+    """fn's times by CUDA events on the current stream, after a warm-up call."""
     import cupy
     fn()
     times = []
@@ -60,7 +76,33 @@ def cuda_time(fn, repeats=20):
         stop.record()
         stop.synchronize()
         times.append(cupy.cuda.get_elapsed_time(start, stop) / 1e3)
-    return timing_of(times)
+    return times
+
+
+def cuda_time(fn, repeats=20):
+    return timing_of(cuda_samples(fn, repeats))
+
+
+def cpu_time_all(fns, rounds=ROUNDS, min_repeats=7, budget_s=0.5, max_repeats=400,
+                 settle_s=SETTLE_S):
+    """{name: Timing} for a dict of functions, each timed in `rounds` blocks taken in
+    turn (a, b, c, a, b, c, ...), the budget and repeats shared among its blocks; each
+    block starts with the settling pause, so it times one library alone."""
+    blocks = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            blocks[name].append(cpu_samples(
+                fn, min_repeats=-(-min_repeats // rounds), budget_s=budget_s / rounds,
+                settle_s=settle_s, max_repeats=-(-max_repeats // rounds)))
+    return {name: timing_of(None, b) for name, b in blocks.items()}
+
+
+def cuda_time_all(fns, rounds=ROUNDS, repeats=20):
+    blocks = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            blocks[name].append(cuda_samples(fn, -(-repeats // rounds)))
+    return {name: timing_of(None, b) for name, b in blocks.items()}
 
 
 def _torch_on(device):
@@ -85,6 +127,7 @@ class Backend:
             self.xp = np
         self.torch = _torch_on(name)
         self.time = cuda_time if name == "cuda" else cpu_time
+        self.time_all = cuda_time_all if name == "cuda" else cpu_time_all
         # what a user of this device writes instead of our kernel
         self.array_library = "CuPy" if name == "cuda" else "NumPy"
 

@@ -1,10 +1,12 @@
 """Running the cases on one device: check, time, report.
 
-Each row: our median time and its spread, each baseline's, the ratio against the anchor
-baseline (the first one, or for a GEMM the fastest BLAS on the machine, or PyTorch for the
-per-call rows), the roofline fraction, and a noisy mark when any of its timings spread
-by more than 20%. Results go to bench/results/<machine>-<date>/<device>.json with a PNG
-chart beside it; an existing file is never overwritten.
+Each row: our median time and its spread, each baseline's (every library timed in
+backend.ROUNDS blocks taken in turn; its time is the median of its blocks' medians), the
+ratio against the anchor baseline (the first one, or for a GEMM the fastest BLAS on the
+machine, or PyTorch for the per-call rows), the roofline fraction, and a noisy mark when
+any of its timings spread by more than 20%. Results go to
+bench/results/<machine>-<date>/<device>.json with a PNG chart beside it; an existing file
+is never overwritten.
 """
 import json
 import sys
@@ -76,9 +78,9 @@ def run_case(case, backend, rng, bandwidth, flop_rate):
     if not error <= case.tolerance:
         row["status"] = "FAIL"
         return row
-    times = {"kernelgrad": backend.time(lambda: case.ours(data))}
-    for library, fn in case.baselines.items():
-        times[library] = backend.time(lambda fn=fn: fn(data))
+    fns = {"kernelgrad": lambda: case.ours(data)}
+    fns.update({library: lambda fn=fn: fn(data) for library, fn in case.baselines.items()})
+    times = backend.time_all(fns)
     baselines = [lib for lib in times if lib != "kernelgrad"]
     if case.group == "small" and "torch" in times:
         anchor = "torch"

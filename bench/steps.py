@@ -17,7 +17,7 @@ import kernelgrad as kg
 from kernelgrad import nn
 from kernelgrad.cli import build_mlp
 
-from .backend import cpu_time
+from .backend import cpu_time_all
 
 # (name, batch, layer widths, dropout)
 MLPS = [("wide MLP", 512, (784, 1024, 1024, 10), 0.2),
@@ -154,14 +154,15 @@ def run_all(mlps=None):
     for name, batch, widths, p in MLPS if mlps is None else mlps:
         shape = f"batch {batch}, {'-'.join(map(str, widths))}"
         row = {"mlp": name, "shape": shape, "dropout": p}
-        timings = {"kernelgrad": cpu_time(kernelgrad_step(batch, widths, p), budget_s=2),
-                   "captured": cpu_time(captured_step(batch, widths, p), budget_s=2)}
+        steps = {"kernelgrad": kernelgrad_step(batch, widths, p),
+                 "captured": captured_step(batch, widths, p)}
         try:
-            timings["pytorch"] = cpu_time(torch_step(batch, widths, p), budget_s=2)
+            steps["pytorch"] = torch_step(batch, widths, p)
         except ImportError:
             pass
-        timings["numpy"] = cpu_time(numpy_step(batch, widths, p), budget_s=2)
-        timings["gemm_floor"] = cpu_time(gemm_floor(batch, widths), budget_s=2)
+        steps["numpy"] = numpy_step(batch, widths, p)
+        steps["gemm_floor"] = gemm_floor(batch, widths)
+        timings = cpu_time_all(steps, budget_s=2)
         row["times"] = {k: _ms(t) for k, t in timings.items()}
         row["noisy"] = any(t.noisy for t in timings.values())
         for k, t in timings.items():

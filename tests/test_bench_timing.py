@@ -1,0 +1,23 @@
+"""The benchmark's timer: libraries timed in blocks taken in turn, a burst of other work
+in one block not moving a library's time."""
+import pytest
+
+from bench.backend import NOISY_SPREAD, cpu_time_all, timing_of
+
+
+def test_a_slow_block_does_not_move_the_median():
+    fast, burst = [1.0, 1.0, 1.02], [10.0, 10.0, 10.0]
+    timing = timing_of(None, [fast, burst, [1.1, 1.1, 1.1]])
+    assert timing.median == pytest.approx(1.1)
+    assert timing.repeats == 9
+    assert timing.noisy and timing.spread > NOISY_SPREAD  # the burst still marks the row
+    assert timing_of(fast + burst).median == pytest.approx(5.51)  # pooled: it would
+
+
+def test_libraries_are_timed_in_blocks_taken_in_turn():
+    calls = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in "ab"}
+    timings = cpu_time_all(fns, rounds=3, min_repeats=6, budget_s=0, settle_s=0)
+    # each block: a warm-up call and its share of the repeats
+    assert calls == (["a"] * 3 + ["b"] * 3) * 3
+    assert {name: t.repeats for name, t in timings.items()} == {"a": 6, "b": 6}
