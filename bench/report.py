@@ -8,8 +8,13 @@ import json
 import sys
 
 
-def _ms(seconds):
-    return f"{seconds * 1e3:.3f}" if seconds is not None else "-"
+def format_ms(seconds):
+    """Milliseconds, three decimals, or three significant digits under 0.1 ms (a per-call
+    row's 1.66 us is 0.00166, not 0.002)."""
+    if seconds is None:
+        return "-"
+    ms = seconds * 1e3
+    return f"{ms:.3f}" if ms >= 0.1 else f"{ms:.3g}"
 
 
 def ops_table(rows, group):
@@ -30,10 +35,10 @@ def ops_table(rows, group):
                          + "| |")
             continue
         ours = r["times"]["kernelgrad"]
-        cells = " | ".join(_ms(r["times"][lib]["median_s"]) if lib in r["times"] else "-"
+        cells = " | ".join(format_ms(r["times"][lib]["median_s"]) if lib in r["times"] else "-"
                            for lib in libraries)
         noisy = " (noisy)" if r["noisy"] else ""
-        lines.append(f"| {r['label']} | {r['shape']} | {_ms(ours['median_s'])} "
+        lines.append(f"| {r['label']} | {r['shape']} | {format_ms(ours['median_s'])} "
                      f"(±{ours['spread'] * 100:.0f}%) | {cells} | {r['ratio']:.2f}x "
                      f"({r['anchor']}){noisy} | {r['roofline'] * 100:.0f}% |")
     return "\n".join(lines)
@@ -52,8 +57,8 @@ def steps_table(report):
         ours = s.get("captured_s") or eager
         vs_torch = f"{ours / torch:.2f}x" if torch else "-"
         lines.append(f"| {s['mlp']} | {s['shape']}, dropout {s['dropout']}, Adam | "
-                     f"{eager * 1e3:.2f} | {_ms(s.get('captured_s'))[:-1]} | "
-                     f"{_ms(torch)[:-1]} | {s['numpy_s'] * 1e3:.2f} | "
+                     f"{eager * 1e3:.2f} | {format_ms(s.get('captured_s'))[:-1]} | "
+                     f"{format_ms(torch)[:-1]} | {s['numpy_s'] * 1e3:.2f} | "
                      f"{s['gemm_floor_s'] * 1e3:.2f} | {ours / s['gemm_floor_s']:.2f}x | "
                      f"{vs_torch} | {ours / s['numpy_s']:.2f}x |"
                      + (" noisy" if s.get("noisy") else ""))

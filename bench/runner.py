@@ -20,6 +20,7 @@ import kernelgrad.kernels as K
 
 from . import machine
 from .backend import NOISY_SPREAD
+from .report import format_ms
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -111,8 +112,8 @@ def format_row(row):
                 f"{row['rel_error']:.2e})")
     spread = row["times"]["kernelgrad"]["spread"]
     mark = "  noisy" if row["noisy"] else ""
-    return (f"{row['label']:<38} {row['shape']:<18} {row['ours_s'] * 1e3:>9.3f} "
-            f"{spread * 100:>3.0f}% {row['anchor']:>14} {row['anchor_s'] * 1e3:>10.3f} "
+    return (f"{row['label']:<38} {row['shape']:<18} {format_ms(row['ours_s']):>9} "
+            f"{spread * 100:>3.0f}% {row['anchor']:>14} {format_ms(row['anchor_s']):>10} "
             f"{row['ratio']:>7.2f}x {row['roofline'] * 100:>8.1f}%{mark}")
 
 
