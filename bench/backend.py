@@ -83,26 +83,27 @@ def cuda_time(fn, repeats=20):
     return timing_of(cuda_samples(fn, repeats))
 
 
-def cpu_time_all(fns, rounds=ROUNDS, min_repeats=7, budget_s=0.5, max_repeats=400,
-                 settle_s=SETTLE_S):
+def time_in_blocks(samples, fns, rounds=ROUNDS):
     """{name: Timing} for a dict of functions, each timed in `rounds` blocks taken in
-    turn (a, b, c, a, b, c, ...), the budget and repeats shared among its blocks; each
-    block starts with the settling pause, so it times one library alone."""
+    turn (a, b, c, a, b, c, ...); samples(fn) times one block."""
     blocks = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            blocks[name].append(cpu_samples(
-                fn, min_repeats=-(-min_repeats // rounds), budget_s=budget_s / rounds,
-                settle_s=settle_s, max_repeats=-(-max_repeats // rounds)))
+            blocks[name].append(samples(fn))
     return {name: timing_of(None, b) for name, b in blocks.items()}
+
+
+def cpu_time_all(fns, rounds=ROUNDS, min_repeats=7, budget_s=0.5, max_repeats=400,
+                 settle_s=SETTLE_S):
+    """time_in_blocks on the CPU, the budget and repeats shared among a function's blocks;
+    each block starts with the settling pause, so it times one library alone."""
+    return time_in_blocks(lambda fn: cpu_samples(
+        fn, min_repeats=-(-min_repeats // rounds), budget_s=budget_s / rounds,
+        settle_s=settle_s, max_repeats=-(-max_repeats // rounds)), fns, rounds)
 
 
 def cuda_time_all(fns, rounds=ROUNDS, repeats=20):
-    blocks = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            blocks[name].append(cuda_samples(fn, -(-repeats // rounds)))
-    return {name: timing_of(None, b) for name, b in blocks.items()}
+    return time_in_blocks(lambda fn: cuda_samples(fn, -(-repeats // rounds)), fns, rounds)
 
 
 def _torch_on(device):

@@ -208,17 +208,12 @@ def _pack_panel(src, base, stride_i, stride_k, n, width, kc, panel):
 @njit(cache=True, error_model="numpy")
 def _pack_row(src, base, n, dst, start, panel_size):
     """One row of op(B), src[base : base + n], into row k of every packed panel:
-    dst[start + q * panel_size + (0..NR)] for panel q, zeros past n."""
-    L = lanes(dst)
-    nr = NV * L
+    dst[start + q * panel_size + (0..NR)] for panel q, zeros past n (_pack_panel, one k
+    deep, per panel)."""
+    nr = NV * lanes(dst)
     for j0 in range(0, n, nr):
         d = start + j0 // nr * panel_size
-        if j0 + nr <= n:
-            for v in range(0, nr, L):
-                vstore(dst, d + v, vload(src, base + j0 + v))
-        else:  # the ragged last panel: masked loads, zeros past n
-            for v in range(0, nr, L):
-                vstore(dst, d + v, vload_first(src, base + j0 + v, min(max(n - j0 - v, 0), L)))
+        _pack_panel(src, base + j0, 1, 0, min(nr, n - j0), nr, 1, dst[d: d + nr])
 
 
 @njit(cache=True)
