@@ -16,6 +16,8 @@ import numpy as np
 import kernelgrad.kernels as K
 from kernelgrad.kernels import reference as R
 
+from .forced_blas import forced_openblas
+
 F32 = np.float32
 GELU_C = F32(np.sqrt(2 / np.pi))
 SAMPLE = 1 << 20      # on the GPU, outputs are checked on their first SAMPLE elements
@@ -58,6 +60,15 @@ def head(a, backend, rows=False):
 
 def _label(shape):
     return "x".join(map(str, shape))
+
+
+def forced_openblas_of(backend):
+    """The child process running OpenBLAS forced to the widest kernel the compile target
+    uses, where NumPy's picked a narrower one (forced_blas.py); else None."""
+    if backend.name != "cpu":
+        return None
+    info = K.cpu_info()
+    return forced_openblas(info["vector_bytes"], info["fma"])
 
 
 def _torch_baseline(backend, fn):
@@ -114,6 +125,9 @@ def gemm_case(backend, m, n, k, trans_a=False, trans_b=False, impl="numba"):
         blas = "OpenBLAS" if backend.name == "cpu" else "cuBLAS"
         baselines = {blas: lambda d: xp.matmul(op_a(d["a"]), op_b(d["b"]))}
         baselines.update(_torch_baseline(backend, torch_mm))
+        forced = forced_openblas_of(backend)
+        if forced is not None:  # OpenBLAS picked narrower vectors than ours use
+            baselines[f"OpenBLAS {forced.coretype}"] = forced.gemm(m, n, k, trans_a, trans_b)
     name = f"matmul {'A^T' if trans_a else 'A'}@{'B^T' if trans_b else 'B'}"
     # TF32 keeps 10 bits of each input's mantissa: 1e-3 of the product's norm, as the tests
     tol = (1e-3 if impl == "cuda-tf32" else 0.0) + \

@@ -78,6 +78,8 @@ def describe(report):
     blas = ", ".join(f"{name} ({kernel} kernel)" for name, kernel, _ in m.get("blas", []))
     if blas:
         text += f" BLAS: {blas}."
+    if m.get("blas_forced"):
+        text += f" OpenBLAS also forced to its {m['blas_forced']} kernel (a child process)."
     if report.get("busy_warning"):
         text += f" {report['busy_warning']}"
     return text

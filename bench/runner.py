@@ -20,6 +20,7 @@ import kernelgrad.kernels as K
 
 from . import machine
 from .backend import NOISY_SPREAD
+from .cases import forced_openblas_of
 from .report import format_ms
 
 RESULTS = Path(__file__).parent / "results"
@@ -51,6 +52,9 @@ def gemm_rate(backend, n):
     if backend.torch is not None:
         ta, tb = backend.tensor(a), backend.tensor(b)
         times.append(backend.time(lambda: backend.torch.mm(ta, tb)).median)
+    forced = forced_openblas_of(backend)
+    if forced is not None:
+        times.append(backend.time_all({"forced": forced.gemm(n, n, n)})["forced"].median)
     return 2 * n ** 3 / min(times)
 
 
@@ -80,7 +84,8 @@ def run_case(case, backend, rng, bandwidth, flop_rate):
         row["status"] = "FAIL"
         return row
     fns = {"kernelgrad": lambda: case.ours(data)}
-    fns.update({library: lambda fn=fn: fn(data) for library, fn in case.baselines.items()})
+    fns.update({library: fn if hasattr(fn, "samples") else (lambda fn=fn: fn(data))
+                for library, fn in case.baselines.items()})
     times = backend.time_all(fns)
     baselines = [lib for lib in times if lib != "kernelgrad"]
     if case.group == "small" and "torch" in times:
@@ -179,6 +184,8 @@ def chart(report, path):
               if "target" in where else "")  # CPU runs only
     title = (f"kernelgrad vs {report['baseline_name']} on {where['cpu']}{target}, "
              f"{report['date']}")
+    if where.get("blas_forced"):
+        title += f"; OpenBLAS also forced to {where['blas_forced']}"
     if report.get("busy_warning"):
         title += "\n" + report["busy_warning"]
     ax.set_title(title, fontsize=9)
@@ -200,6 +207,12 @@ def run(backend, cases, out=None, steps=True, tiny=False):
     if backend.name == "cpu":
         line += (f", compile target {desc.get('target', '-')}, {desc.get('threads', '-')} "
                  f"threads, BLAS {desc.get('blas', '-')}")
+        forced = forced_openblas_of(backend)
+        if forced is not None:
+            desc["blas_forced"] = forced.architecture
+            line += (f"; NumPy's OpenBLAS runs narrower vectors than the compile target, "
+                     f"so the GEMMs are also timed against OpenBLAS forced to "
+                     f"{forced.architecture} (OPENBLAS_CORETYPE, a child process)")
     print(line)
     load, warning = machine.busy_check()
     if warning:

@@ -5,7 +5,7 @@
 
 Each part of the recorded step (every layer's forward and backward, each dropout, the
 loss, the optimizer's update) is timed inside real steps, so every part sees the caches
-the step before it left, as in training. The GEMM floor (bench.steps.gemm_floor) is the
+the step before it left, as in training. The GEMM floor (bench.floor.gemm_floor) is the
 step's GEMMs through OpenBLAS; the work a step needs besides its GEMMs (the optimizer,
 dropout, activation backward, bias gradients, loss) is the rest. That rest, over the floor,
 is how far above 1.0x of the floor the step must be unless its GEMMs beat the BLAS's.
@@ -23,7 +23,8 @@ from kernelgrad.kernels.ops import matmul as matmul_ops
 from kernelgrad.kernels.ops import softmax_cross_entropy as softmax_ops
 from kernelgrad.nn import capture
 
-from .steps import MLPS, capture_mlp, gemm_floor
+from .floor import gemm_floor
+from .steps import MLPS, capture_mlp
 
 
 @contextmanager
