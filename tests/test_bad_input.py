@@ -128,6 +128,28 @@ def test_matrices_are_read_as_arrays_and_masked_arrays_refused(call):
         call(masked)
 
 
+@pytest.mark.parametrize("call", [
+    lambda x: K.activation(x, "relu"), lambda x: K.dropout(x, 0.5, 1),
+    lambda x: K.matmul(x, x, trans_b=True), lambda x: K.bias_grad(x),
+    lambda x: K.mse(x, x)[0], lambda x: K.softmax_cross_entropy(x, [0, 1, 2])[1]])
+@pytest.mark.parametrize("dtype", [F32, np.float64])
+def test_the_other_byte_order_is_read_as_numpy_reads_it(call, dtype):
+    """A big-endian array (a file written on another machine) is copied into this
+    machine's order, as a non-contiguous one is, not refused; the result is native."""
+    x = np.arange(12, dtype=dtype).reshape(3, 4) / 7
+    swapped = x.astype(x.dtype.newbyteorder("S"))
+    out = np.asarray(call(swapped))
+    assert out.dtype == dtype and out.dtype.isnative
+    np.testing.assert_array_equal(out, np.asarray(call(x)))
+
+
+def test_an_array_in_the_other_byte_order_is_not_updated_in_place():
+    p = np.ones(3, F32).astype(np.dtype(F32).newbyteorder("S"))
+    with pytest.raises(TypeError, match="byte order"):
+        K.sgd_step(p, np.ones(3, F32), lr=0.1)
+    np.testing.assert_array_equal(p, np.ones(3))
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda p, g: K.sgd_step([p], [g], [None], lr=0.1, momentum=0.9, step=2),
      r"momentum_buf\[0\] is None"),

@@ -44,14 +44,17 @@ def as_array(x, name):
 
 
 def float_array(x, name, min_ndim=0, max_ndim=None):
-    """x as a C-contiguous float array (a non-contiguous input is copied): float32/float64
-    NumPy, or float32 CuPy (which stays on its GPU)."""
+    """x as a C-contiguous float array (a non-contiguous input is copied, and so is one in
+    the other byte order, e.g. read from a big-endian file): float32/float64 NumPy, or
+    float32 CuPy (which stays on its GPU)."""
     if type(x) is not np.ndarray:
         x = as_array(x, name)
         if is_cupy(x):
             _cupy_float32(x, name)
     dtype = x.dtype
     if dtype is not F32 and dtype is not F64 and dtype not in FLOAT_DTYPES:
+        if dtype.kind == "f" and not dtype.isnative and dtype.newbyteorder("=") in FLOAT_DTYPES:
+            return float_array(x.astype(dtype.newbyteorder("=")), name, min_ndim, max_ndim)
         raise TypeError(f"{name} must be float32 or float64, got {dtype}")
     ndim = x.ndim
     if ndim < min_ndim or (max_ndim is not None and ndim > max_ndim):
@@ -82,7 +85,8 @@ def in_place_array(x, name):
                         f"got {what}" + (" (use np.asarray(...) and keep that array)"
                                          if isinstance(x, np.ndarray) else ""))
     if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
+        order = "" if x.dtype.isnative else " in this machine's byte order"
+        raise TypeError(f"{name} must be float32 or float64{order}, got {x.dtype}")
     if not x.flags.c_contiguous or not x.flags.writeable:
         raise ValueError(f"{name} is updated in place and must be C-contiguous and writeable")
     if x.size == 0:
