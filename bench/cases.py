@@ -18,7 +18,7 @@ from kernelgrad.kernels import reference as R
 
 from .forced_blas import forced_openblas
 
-F32 = np.float32
+F32, F64 = np.float32, np.float64
 GELU_C = F32(np.sqrt(2 / np.pi))
 SAMPLE = 1 << 20      # on the GPU, outputs are checked on their first SAMPLE elements
 SAMPLE_ROWS = 64      # ... or rows: the host's float64 reference would take minutes
@@ -90,12 +90,13 @@ def _with_tf32(backend, fn):
     return run
 
 
-def gemm_case(backend, m, n, k, trans_a=False, trans_b=False, impl="numba"):
+def gemm_case(backend, m, n, k, trans_a=False, trans_b=False, impl="numba", dtype=F32):
     xp = backend.xp
+    dtype = np.dtype(dtype)
 
     def make(rng, be):
-        a = rng.standard_normal((k, m) if trans_a else (m, k), dtype=F32)
-        b = rng.standard_normal((n, k) if trans_b else (k, n), dtype=F32)
+        a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+        b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
         d = {"a": be.array(a), "b": be.array(b)}
         if be.torch is not None:
             d["ta"], d["tb"] = be.tensor(d["a"]), be.tensor(d["b"])
@@ -127,16 +128,19 @@ def gemm_case(backend, m, n, k, trans_a=False, trans_b=False, impl="numba"):
         baselines.update(_torch_baseline(backend, torch_mm))
         forced = forced_openblas_of(backend)
         if forced is not None:  # OpenBLAS picked narrower vectors than ours use
-            baselines[f"OpenBLAS {forced.coretype}"] = forced.gemm(m, n, k, trans_a, trans_b)
+            baselines[f"OpenBLAS {forced.coretype}"] = forced.gemm(m, n, k, trans_a, trans_b,
+                                                                   dtype.name)
     name = f"matmul {'A^T' if trans_a else 'A'}@{'B^T' if trans_b else 'B'}"
+    if dtype != F32:
+        name += f" {dtype.name}"
     # TF32 keeps 10 bits of each input's mantissa: 1e-3 of the product's norm, as the tests
     tol = (1e-3 if impl == "cuda-tf32" else 0.0) + \
-        (1e-6 if backend.name == "cpu" else 2e-6) * np.sqrt(k)
+        (1e-6 if backend.name == "cpu" else 2e-6) * np.sqrt(k) * (1e-8 if dtype == F64 else 1)
     return Case("matmul", name, f"{m}x{n}x{k}", make,
                 lambda d: K.matmul(d["a"], d["b"], trans_a, trans_b, impl=impl), baselines,
                 check, tol, flops=lambda d: 2 * m * n * k, impl=impl, anchor="fastest",
-                shape_class=(K.gemm_shape_class("matmul", F32, m, n, k, trans_a, trans_b),),
-                extra=dict(m=m, n=n, k=k, trans_a=trans_a, trans_b=trans_b))
+                shape_class=(K.gemm_shape_class("matmul", dtype, m, n, k, trans_a, trans_b),),
+                extra=dict(m=m, n=n, k=k, trans_a=trans_a, trans_b=trans_b, dtype=dtype.name))
 
 
 def linear_case(backend, batch, fan_in, fan_out, impl="numba", group="large"):
@@ -438,7 +442,9 @@ SIZES = {
                 layer=(4096, 1024, 1024), activations=[(1024, 1024), (4096, 4096)],
                 softmax=[(4096, 1000), (1024, 16384)], elements=1 << 24,
                 dropout=[(4096, 1024), (4096, 4096)], bias=[(4096, 1024), (4096, 4096)],
-                adam=[1 << 20, 1 << 24]),
+                adam=[1 << 20, 1 << 24],
+                gemms64=[(1024, 1024, 1024, False, False), (256, 512, 784, False, False),
+                         (256, 784, 512, False, True), (784, 512, 256, True, False)]),
     "cuda": dict(gemms=[(4096, 4096, 4096, False, False), (4096, 4096, 1024, False, False),
                         (4096, 1024, 4096, False, True), (1024, 4096, 4096, True, False)],
                  layer=(4096, 1024, 4096), activations=[(1 << 26,)],
@@ -447,7 +453,8 @@ SIZES = {
     "tiny": dict(gemms=[(128, 128, 128, False, False), (192, 160, 64, False, True),
                         (64, 160, 192, True, False)],
                  layer=(192, 64, 160), activations=[(1 << 14,)], softmax=[(64, 2048)],
-                 elements=1 << 14, dropout=[(1 << 14,)], bias=[(96, 80)], adam=[1 << 12]),
+                 elements=1 << 14, dropout=[(1 << 14,)], bias=[(96, 80)], adam=[1 << 12],
+                 gemms64=[(96, 80, 64, False, True)]),
 }
 # The per-call group: the sizes of the lecture's networks (the demo MLP: batch 64,
 # 64-128-128-10), where Python's cost around a kernel is most of the time.
@@ -462,6 +469,8 @@ def large_cases(backend, quick=False, tiny=False):
     cases = [gemm_case(backend, *g, impl=impl) for g in gemms for impl in impls]
     if backend.name == "cuda":
         cases += [gemm_case(backend, *g, impl="cuda-tf32") for g in gemms]
+    else:  # float64 (the CUDA kernels are float32 only): ours against the DGEMMs
+        cases += [gemm_case(backend, *g, impl="numba", dtype=F64) for g in sizes["gemms64"]]
     cases += [linear_case(backend, *sizes["layer"], impl=impl) for impl in impls]
     if backend.name == "cpu":
         cases += [linear_backward_case(backend, *sizes["layer"], impl=impl) for impl in impls]

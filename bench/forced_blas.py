@@ -84,8 +84,8 @@ def _gemm(m, n, k, trans_a, trans_b):
 
 def _serve():
     """The child: report the kernel loaded, then time the blocks asked for on stdin, each
-    of a GEMM ("gemm": m, n, k, trans_a, trans_b) or a step's GEMM floor ("floor": batch,
-    widths)."""
+    of a GEMM ("gemm": m, n, k, trans_a, trans_b, dtype) or a step's GEMM floor
+    ("floor": batch, widths)."""
     from .backend import cpu_samples
     from .floor import gemm_floor
     _send({"architecture": openblas_picked()})

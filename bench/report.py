@@ -74,7 +74,9 @@ def describe(report):
     else:
         text = f"{m['cpu']}; "
     text += (f"{report['date']}. Copy bandwidth {report['copy_bandwidth_Bps'] / 1e9:.1f} GB/s, "
-            f"best float32 GEMM {report['gemm_flops'] / 1e9:.0f} GFLOP/s.")
+            f"best float32 GEMM {report['gemm_flops'] / 1e9:.0f} GFLOP/s"
+            + (f", float64 {report['gemm_flops_float64'] / 1e9:.0f}"
+               if report.get("gemm_flops_float64") else "") + ".")
     blas = ", ".join(f"{name} ({kernel} kernel)" for name, kernel, _ in m.get("blas", []))
     if blas:
         text += f" BLAS: {blas}."

@@ -43,18 +43,19 @@ def _parallel_copy(src, dst):
         dst[i] = src[i]
 
 
-def gemm_rate(backend, n):
-    """FLOP/s of the fastest float32 GEMM library here (BLAS, or PyTorch's) at n^3."""
+def gemm_rate(backend, n, dtype=np.float32):
+    """FLOP/s of the fastest GEMM library here (BLAS, or PyTorch's) at n^3."""
     rng = np.random.default_rng(0)
-    a = backend.array(rng.standard_normal((n, n), dtype=np.float32))
-    b = backend.array(rng.standard_normal((n, n), dtype=np.float32))
+    a = backend.array(rng.standard_normal((n, n)).astype(dtype))
+    b = backend.array(rng.standard_normal((n, n)).astype(dtype))
     times = [backend.time(lambda: backend.xp.matmul(a, b)).median]
     if backend.torch is not None:
         ta, tb = backend.tensor(a), backend.tensor(b)
         times.append(backend.time(lambda: backend.torch.mm(ta, tb)).median)
     forced = forced_openblas_of(backend)
     if forced is not None:
-        times.append(backend.time_all({"forced": forced.gemm(n, n, n)})["forced"].median)
+        times.append(backend.time_all({"forced": forced.gemm(
+            n, n, n, dtype=np.dtype(dtype).name)})["forced"].median)
     return 2 * n ** 3 / min(times)
 
 
@@ -62,8 +63,9 @@ def _stats(timing):
     return {"median_s": timing.median, "spread": timing.spread, "repeats": timing.repeats}
 
 
-def run_case(case, backend, rng, bandwidth, flop_rate):
-    """Check one case against the reference, then time ours and each baseline."""
+def run_case(case, backend, rng, bandwidth, flop_rate, flop_rate64=None):
+    """Check one case against the reference, then time ours and each baseline (a float64
+    GEMM's roofline against the best float64 GEMM, flop_rate64)."""
     data = case.make(rng, backend)
     label = case.name + (f" [{case.impl}]" if case.impl else "")
     row = {"op": case.op, "name": case.name, "label": label, "shape": case.shape,
@@ -99,8 +101,9 @@ def run_case(case, backend, rng, bandwidth, flop_rate):
                ours_s=ours, anchor_s=times[anchor].median, ratio=times[anchor].median / ours,
                noisy=any(t.noisy for t in times.values()))
     if case.flops:
-        row["roofline"] = case.flops(data) / ours / flop_rate
-        row["roofline_basis"] = "the best GEMM library's rate"
+        float64 = case.extra.get("dtype") == "float64" and flop_rate64
+        row["roofline"] = case.flops(data) / ours / (flop_rate64 if float64 else flop_rate)
+        row["roofline_basis"] = f"the best {'float64' if float64 else 'float32'} GEMM's rate"
     else:
         row["roofline"] = case.bytes_moved(data) / ours / bandwidth
         row["roofline_basis"] = "copy bandwidth"
@@ -219,13 +222,18 @@ def run(backend, cases, out=None, steps=True, tiny=False):
         print(warning)
     bandwidth = copy_bandwidth(backend, 1 << (14 if tiny else 26))
     flop_rate = gemm_rate(backend, 128 if tiny else (2048 if backend.name == "cpu" else 4096))
+    flop_rate64 = None
+    if any(c.extra.get("dtype") == "float64" and c.flops for c in cases):
+        flop_rate64 = gemm_rate(backend, 128 if tiny else 1024, np.float64)
     print(f"measured: copy bandwidth {bandwidth / 1e9:.1f} GB/s, best float32 GEMM "
-          f"{flop_rate / 1e9:.0f} GFLOP/s; other processes' load {load:.2f} cores")
+          f"{flop_rate / 1e9:.0f} GFLOP/s" + (f" (float64 {flop_rate64 / 1e9:.0f})"
+                                            if flop_rate64 else "")
+          + f"; other processes' load {load:.2f} cores")
     print(HEADER)
     rng = np.random.default_rng(0)
     rows = []
     for case in cases:
-        row = run_case(case, backend, rng, bandwidth, flop_rate)
+        row = run_case(case, backend, rng, bandwidth, flop_rate, flop_rate64)
         rows.append(row)
         print(format_row(row), flush=True)
         if backend.name == "cuda":
@@ -242,7 +250,8 @@ def run(backend, cases, out=None, steps=True, tiny=False):
     report = {"device": backend.name, "machine": desc, "date": time.strftime("%Y-%m-%d %H:%M"),
               "baseline_name": f"{backend.array_library} / BLAS / PyTorch",
               "busy_warning": warning or after, "other_load_cores": load,
-              "copy_bandwidth_Bps": bandwidth, "gemm_flops": flop_rate, "rows": rows,
+              "copy_bandwidth_Bps": bandwidth, "gemm_flops": flop_rate,
+              "gemm_flops_float64": flop_rate64, "rows": rows,
               "training_steps": step_rows,
               "command": "python -m bench " + " ".join(sys.argv[1:])}
     save(report, out or results_path(desc["machine"], backend.name))
