@@ -65,10 +65,7 @@ def _label(shape):
 def forced_openblas_of(backend):
     """The child process running OpenBLAS forced to the widest kernel the compile target
     uses, where NumPy's picked a narrower one (forced_blas.py); else None."""
-    if backend.name != "cpu":
-        return None
-    info = K.cpu_info()
-    return forced_openblas(info["vector_bytes"], info["fma"])
+    return forced_openblas() if backend.name == "cpu" else None
 
 
 def _torch_baseline(backend, fn):

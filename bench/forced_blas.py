@@ -74,10 +74,10 @@ def _send(obj):
     sys.stdout.flush()
 
 
-def _gemm(m, n, k, trans_a, trans_b):
+def _gemm(m, n, k, trans_a, trans_b, dtype):
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((k, m) if trans_a else (m, k), dtype=np.float32)
-    b = rng.standard_normal((n, k) if trans_b else (k, n), dtype=np.float32)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
     a, b = a.T if trans_a else a, b.T if trans_b else b
     return lambda: np.matmul(a, b)
 
@@ -129,9 +129,9 @@ class ForcedOpenBLAS:
         self.process.stdin.flush()
         return self._receive()["times"]
 
-    def gemm(self, m, n, k, trans_a=False, trans_b=False):
+    def gemm(self, m, n, k, trans_a=False, trans_b=False, dtype="float32"):
         """A timer of op(A) @ op(B) in the child."""
-        return Remote(self, ["gemm", [m, n, k, bool(trans_a), bool(trans_b)]])
+        return Remote(self, ["gemm", [m, n, k, bool(trans_a), bool(trans_b), dtype]])
 
     def floor(self, batch, widths):
         """A timer of an MLP step's GEMM floor (bench.floor.gemm_floor) in the child."""
@@ -161,11 +161,14 @@ class Remote:
 _state = {}
 
 
-def forced_openblas(vector_bytes, fma):
+def forced_openblas():
     """The running child for this process's compile target, started on first use, or None
     where nothing needs forcing (or the child's OpenBLAS did not honour the request)."""
     if "child" not in _state:
-        coretype = coretype_to_force(vector_bytes, fma, openblas_picked(), host_flags())
+        import kernelgrad.kernels as K  # here, not above: the child never imports it
+        info = K.cpu_info()
+        coretype = coretype_to_force(info["vector_bytes"], info["fma"], openblas_picked(),
+                                     host_flags())
         child = ForcedOpenBLAS(coretype) if coretype else None
         if child is not None:
             atexit.register(child.close)

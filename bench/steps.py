@@ -149,8 +149,7 @@ def run_all(mlps=None):
             pass
         steps["numpy"] = numpy_step(batch, widths, p)
         steps["gemm_floor"] = gemm_floor(batch, widths)
-        info = kg.kernels.cpu_info()
-        forced = forced_openblas(info["vector_bytes"], info["fma"])
+        forced = forced_openblas()
         if forced is not None:  # NumPy's OpenBLAS picked narrower vectors than ours
             steps["gemm_floor_forced"] = forced.floor(batch, widths)
         timings = cpu_time_all(steps, budget_s=2)

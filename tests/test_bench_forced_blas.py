@@ -50,7 +50,9 @@ def test_the_child_runs_the_kernel_asked_for_and_times_it():
     try:
         assert child.honoured, child.architecture
         budget = dict(min_repeats=4, budget_s=0.0, settle_s=0.0, max_repeats=10)
-        for timer in (child.gemm(48, 40, 32, trans_a=True), child.floor(8, (16, 12, 4))):
+        for timer in (child.gemm(48, 40, 32, trans_a=True),
+                      child.gemm(24, 20, 16, trans_b=True, dtype="float64"),
+                      child.floor(8, (16, 12, 4))):
             times = timer.samples(**budget)
             assert len(times) >= 4 and all(t > 0 for t in times)
     finally:
