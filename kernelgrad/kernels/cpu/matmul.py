@@ -19,8 +19,8 @@ Design (docs/gemm.md has the measurements):
   and its columns written by masked stores: no kernel touches memory outside A, B or C.
 - A small row-major A (at most DIRECT_A_MAX elements, or under a C one panel wide) is
   read in place, where packing it would cost about as much as the product.
-- On the last KC block the bias and activation are applied to each finished tile while
-  it is in L1: the linear layer's epilogue.
+- On the last KC block the bias and activation are applied to each panel's strip of C
+  once its tiles are done, while it is in cache: the linear layer's epilogue.
 """
 import numpy as np
 from numba import njit, prange
@@ -388,8 +388,8 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                                     if p > 0:
                                         vec = vadd(vec, vload_first(flat_c, d + v, count))
                                     vstore_first(flat_c, d + v, vec, count)
-                        if has_epilogue and p == k_blocks - 1:  # the tile is done
-                            epilogue(c, i, mr, j0, nr, bias, act, alpha)
+                    if has_epilogue and p == k_blocks - 1:  # the panel's strip is done
+                        epilogue(c, i0, rows, j0, nr, bias, act, alpha)
 
 
 def micro_tile(dtype):
