@@ -20,7 +20,9 @@ Design (docs/gemm.md has the measurements):
 - A small row-major A (at most DIRECT_A_MAX elements, or under a C one panel wide) is
   read in place, where packing it would cost about as much as the product.
 - On the last KC block the bias and activation are applied to each panel's strip of C
-  once its tiles are done, while it is in cache: the linear layer's epilogue.
+  once its tiles are done, while it is in cache, or to a whole block of C of at most
+  EPILOGUE_BLOCK_BYTES once it is done (long rows vectorize better than a panel's 16 or
+  32 columns): the linear layer's epilogue.
 """
 import numpy as np
 from numba import njit, prange
@@ -53,6 +55,7 @@ LOCAL_A_BYTES = 480 << 10                  # most bytes of A a part packs at onc
                                            # it packs its own B panels (one block)
 FAR_BYTES = 1 << 20                        # B and C past this: tiles request what is next
 PACK_ROWS = 16                             # rows of B per job where whole rows are packed
+EPILOGUE_BLOCK_BYTES = 64 << 10
 DIRECT_A_MAX = 16384                       # elements of an A read in place, unpacked
 
 
@@ -338,6 +341,9 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                 if not direct:
                     _pack_a(a, trans_a, i0, rows, k0, kc, ap)
                 n_tiles = (rows + MR - 1) // MR
+                # a C block this small gets its epilogue in one call once it is done
+                whole_block = (rows * (end_panel - first_panel) * NR * flat_c.itemsize
+                               <= EPILOGUE_BLOCK_BYTES)
                 for panel in range(first_panel, end_panel):
                     j0 = panel * NR
                     nr = min(NR, N - j0)
@@ -388,8 +394,11 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                                     if p > 0:
                                         vec = vadd(vec, vload_first(flat_c, d + v, count))
                                     vstore_first(flat_c, d + v, vec, count)
-                    if has_epilogue and p == k_blocks - 1:  # the panel's strip is done
-                        epilogue(c, i0, rows, j0, nr, bias, act, alpha)
+                    if has_epilogue and p == k_blocks - 1 and not whole_block:
+                        epilogue(c, i0, rows, j0, nr, bias, act, alpha)  # the strip is done
+                if has_epilogue and p == k_blocks - 1 and whole_block:
+                    j_lo = first_panel * NR
+                    epilogue(c, i0, rows, j_lo, min(N, end_panel * NR) - j_lo, bias, act, alpha)
 
 
 def micro_tile(dtype):
