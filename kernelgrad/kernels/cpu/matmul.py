@@ -55,7 +55,7 @@ LOCAL_A_BYTES = 480 << 10                  # most bytes of A a part packs at onc
                                            # it packs its own B panels (one block)
 FAR_BYTES = 1 << 20                        # B and C past this: tiles request what is next
 PACK_ROWS = 16                             # rows of B per job where whole rows are packed
-EPILOGUE_BLOCK_BYTES = 64 << 10
+EPILOGUE_BLOCK_BYTES = 64 << 10            # a C block at most this big: one epilogue call
 DIRECT_A_MAX = 16384                       # elements of an A read in place, unpacked
 
 
