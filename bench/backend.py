@@ -47,7 +47,13 @@ def timing_of(times, blocks=None):
 
 
 def cpu_samples(fn, min_repeats=7, budget_s=0.5, settle_s=SETTLE_S, max_repeats=400):
-    """fn's wall times: a settling pause, a warm-up call, then repeats within a budget."""
+    """fn's wall times: a settling pause, a warm-up call, then repeats within a budget.
+    An fn with a samples(**budget) method is a library timed in another process
+    (forced_blas.py), which times its own block with this budget."""
+    remote = getattr(fn, "samples", None)
+    if remote is not None:
+        return remote(min_repeats=min_repeats, budget_s=budget_s, settle_s=settle_s,
+                      max_repeats=max_repeats)
     time.sleep(settle_s)
     fn()
     times = []
@@ -96,16 +102,10 @@ def time_in_blocks(samples, fns, rounds=ROUNDS):
 def cpu_time_all(fns, rounds=ROUNDS, min_repeats=7, budget_s=0.5, max_repeats=400,
                  settle_s=SETTLE_S):
     """time_in_blocks on the CPU, the budget and repeats shared among a function's blocks;
-    each block starts with the settling pause, so it times one library alone. An entry
-    with a samples(**budget) method is a library timed in another process (forced_blas.py),
-    which times its own blocks with this budget."""
-    budget = dict(min_repeats=-(-min_repeats // rounds), budget_s=budget_s / rounds,
-                  settle_s=settle_s, max_repeats=-(-max_repeats // rounds))
-
-    def block(fn):
-        remote = getattr(fn, "samples", None)
-        return remote(**budget) if remote is not None else cpu_samples(fn, **budget)
-    return time_in_blocks(block, fns, rounds)
+    each block starts with the settling pause, so it times one library alone."""
+    return time_in_blocks(lambda fn: cpu_samples(
+        fn, min_repeats=-(-min_repeats // rounds), budget_s=budget_s / rounds,
+        settle_s=settle_s, max_repeats=-(-max_repeats // rounds)), fns, rounds)
 
 
 def cuda_time_all(fns, rounds=ROUNDS, repeats=20):

@@ -148,8 +148,8 @@ class ForcedOpenBLAS:
 
 
 class Remote:
-    """One thing timed in the child: backend.cpu_time_all calls samples(**budget) for each
-    of its blocks instead of timing a function here."""
+    """One thing timed in the child: backend.cpu_samples calls samples(**budget) for each
+    block instead of timing a function here."""
 
     def __init__(self, child, what):
         self.child, self.what = child, what
@@ -161,14 +161,21 @@ class Remote:
 _state = {}
 
 
+def _decision():
+    """(compile target info, the kernel NumPy's OpenBLAS runs, the coretype to force or
+    None) for this process."""
+    import kernelgrad.kernels as K  # here, not above: the child never imports it
+    info = K.cpu_info()
+    picked = openblas_picked()
+    return info, picked, coretype_to_force(info["vector_bytes"], info["fma"], picked,
+                                           host_flags())
+
+
 def forced_openblas():
     """The running child for this process's compile target, started on first use, or None
     where nothing needs forcing (or the child's OpenBLAS did not honour the request)."""
     if "child" not in _state:
-        import kernelgrad.kernels as K  # here, not above: the child never imports it
-        info = K.cpu_info()
-        coretype = coretype_to_force(info["vector_bytes"], info["fma"], openblas_picked(),
-                                     host_flags())
+        coretype = _decision()[2]
         child = ForcedOpenBLAS(coretype) if coretype else None
         if child is not None:
             atexit.register(child.close)
@@ -185,10 +192,7 @@ def main(argv):
     if argv == ["--serve"]:
         _serve()
         return 0
-    import kernelgrad.kernels as K
-    info = K.cpu_info()
-    picked = openblas_picked()
-    coretype = coretype_to_force(info["vector_bytes"], info["fma"], picked, host_flags())
+    info, picked, coretype = _decision()
     print(f"compile target {info['target']} ({info['vector_bytes']}-byte vectors); NumPy's "
           f"OpenBLAS runs {picked}; forced: {coretype or 'nothing'}")
     if coretype:

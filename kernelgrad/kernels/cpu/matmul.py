@@ -335,15 +335,16 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
         for blk in range(n_blocks):
             i0 = row_start + blk * part_panels // n_blocks * MR
             rows = min(row_end, row_start + (blk + 1) * part_panels // n_blocks * MR) - i0
+            # a C block this small gets its epilogue in one call once it is done
+            whole_block = (rows * (end_panel - first_panel) * NR * flat_c.itemsize
+                           <= EPILOGUE_BLOCK_BYTES)
             for p in range(k_blocks):
                 k0 = p * kc_step
                 kc = min(kc_step, K - k0)
                 if not direct:
                     _pack_a(a, trans_a, i0, rows, k0, kc, ap)
                 n_tiles = (rows + MR - 1) // MR
-                # a C block this small gets its epilogue in one call once it is done
-                whole_block = (rows * (end_panel - first_panel) * NR * flat_c.itemsize
-                               <= EPILOGUE_BLOCK_BYTES)
+                finish = has_epilogue and p == k_blocks - 1  # the epilogue's turn
                 for panel in range(first_panel, end_panel):
                     j0 = panel * NR
                     nr = min(NR, N - j0)
@@ -394,9 +395,9 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                                     if p > 0:
                                         vec = vadd(vec, vload_first(flat_c, d + v, count))
                                     vstore_first(flat_c, d + v, vec, count)
-                    if has_epilogue and p == k_blocks - 1 and not whole_block:
+                    if finish and not whole_block:
                         epilogue(c, i0, rows, j0, nr, bias, act, alpha)  # the strip is done
-                if has_epilogue and p == k_blocks - 1 and whole_block:
+                if finish and whole_block:
                     j_lo = first_panel * NR
                     epilogue(c, i0, rows, j_lo, min(N, end_panel * NR) - j_lo, bias, act, alpha)
 
