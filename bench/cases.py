@@ -87,7 +87,10 @@ def _with_tf32(backend, fn):
     return run
 
 
-def gemm_case(backend, m, n, k, trans_a=False, trans_b=False, impl="numba", dtype=F32):
+def gemm_case(backend, m, n, k, trans_a=False, trans_b=False, impl="numba", dtype=F32,
+              streamed=False):
+    """streamed: a product with a short side (a matrix-vector product), memory bound: its
+    roofline is the copy bandwidth over the bytes of A, B and C, not the GEMM's rate."""
     xp = backend.xp
     dtype = np.dtype(dtype)
 
@@ -127,7 +130,8 @@ def gemm_case(backend, m, n, k, trans_a=False, trans_b=False, impl="numba", dtyp
         if forced is not None:  # OpenBLAS picked narrower vectors than ours use
             baselines[f"OpenBLAS {forced.coretype}"] = forced.gemm(m, n, k, trans_a, trans_b,
                                                                    dtype.name)
-    name = f"matmul {'A^T' if trans_a else 'A'}@{'B^T' if trans_b else 'B'}"
+    name = f"{'matvec' if streamed else 'matmul'} {'A^T' if trans_a else 'A'}@" \
+        f"{'B^T' if trans_b else 'B'}"
     if dtype != F32:
         name += f" {dtype.name}"
     # TF32 keeps 10 bits of each input's mantissa: 1e-3 of the product's norm, as the tests
@@ -135,7 +139,9 @@ def gemm_case(backend, m, n, k, trans_a=False, trans_b=False, impl="numba", dtyp
         (1e-6 if backend.name == "cpu" else 2e-6) * np.sqrt(k) * (1e-8 if dtype == F64 else 1)
     return Case("matmul", name, f"{m}x{n}x{k}", make,
                 lambda d: K.matmul(d["a"], d["b"], trans_a, trans_b, impl=impl), baselines,
-                check, tol, flops=lambda d: 2 * m * n * k, impl=impl, anchor="fastest",
+                check, tol, flops=None if streamed else (lambda d: 2 * m * n * k),
+                bytes_moved=(lambda d: (m * k + k * n + m * n) * dtype.itemsize)
+                if streamed else None, impl=impl, anchor="fastest",
                 shape_class=(K.gemm_shape_class("matmul", dtype, m, n, k, trans_a, trans_b),),
                 extra=dict(m=m, n=n, k=k, trans_a=trans_a, trans_b=trans_b, dtype=dtype.name))
 
@@ -441,7 +447,11 @@ SIZES = {
                 dropout=[(4096, 1024), (4096, 4096)], bias=[(4096, 1024), (4096, 4096)],
                 adam=[1 << 20, 1 << 24],
                 gemms64=[(1024, 1024, 1024, False, False), (256, 512, 784, False, False),
-                         (256, 784, 512, False, True), (784, 512, 256, True, False)]),
+                         (256, 784, 512, False, True), (784, 512, 256, True, False)],
+                # a short side: a perceptron's forward (X w) and weight gradient (X^T dz)
+                # on a batch of 4096 MNIST-sized inputs, one sample through a wide layer
+                streamed=[(4096, 1, 784, False, False), (784, 1, 4096, True, False),
+                          (1, 1024, 1024, False, False)]),
     "cuda": dict(gemms=[(4096, 4096, 4096, False, False), (4096, 4096, 1024, False, False),
                         (4096, 1024, 4096, False, True), (1024, 4096, 4096, True, False)],
                  layer=(4096, 1024, 4096), activations=[(1 << 26,)],
@@ -468,6 +478,8 @@ def large_cases(backend, quick=False, tiny=False):
         cases += [gemm_case(backend, *g, impl="cuda-tf32") for g in gemms]
     else:  # float64 (the CUDA kernels are float32 only): ours against the DGEMMs
         cases += [gemm_case(backend, *g, impl="numba", dtype=F64) for g in sizes["gemms64"]]
+        cases += [gemm_case(backend, *g, impl="numba", streamed=True)
+                  for g in sizes.get("streamed", ())]
     cases += [linear_case(backend, *sizes["layer"], impl=impl) for impl in impls]
     if backend.name == "cpu":
         cases += [linear_backward_case(backend, *sizes["layer"], impl=impl) for impl in impls]

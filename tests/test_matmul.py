@@ -184,7 +184,10 @@ def test_matmul_hypothesis_shapes(m, n, k, trans_a, trans_b, single, seed):
 @pytest.mark.parametrize("impl", ["numba", "blas"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", [None, *K.ACTIVATIONS])
-@pytest.mark.parametrize("batch,fan_in,fan_out", [(1, 1, 1), (33, 127, 7), (127, 300, 1000)])
+@pytest.mark.parametrize("batch,fan_in,fan_out", [
+    (1, 1, 1), (33, 127, 7), (127, 300, 1000),
+    # a short side (matmul_skinny.py): a binary classifier, one sample, a batch of four
+    (300, 129, 1), (64, 33, 3), (1, 257, 100), (4, 70, 37)])
 def test_linear_forward_and_backward(rng, dtype, activation, batch, fan_in, fan_out, impl):
     x = rng.standard_normal((batch, fan_in)).astype(dtype)
     w = (rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)).astype(dtype)

@@ -25,7 +25,7 @@ TARGETS = {
 }
 # The kernel tests (every op, both dtypes, the GEMM's transposes and micro-kernel edges)
 # and the nn parity tests against PyTorch.
-TESTS = ["tests/test_matmul.py", "tests/test_activations.py",
+TESTS = ["tests/test_matmul.py", "tests/test_matmul_skinny.py", "tests/test_activations.py",
          "tests/test_softmax_cross_entropy.py", "tests/test_losses.py", "tests/test_dropout.py",
          "tests/test_bias_grad.py", "tests/test_optim.py", "tests/test_philox.py",
          "tests/test_cpu_target.py", "tests/nn/test_torch_oracle.py"]

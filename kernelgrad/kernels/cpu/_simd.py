@@ -347,6 +347,23 @@ def vreduce_max(typingctx, v):
 
 
 @intrinsic
+def vreduce_add(typingctx, v):
+    """The sum of v's lanes, added pairwise in a tree (llvm.vector.reduce.fadd with
+    reassociation allowed: in lane order it is a chain of lanes - 1 dependent adds)."""
+    if not isinstance(v, Vec):
+        raise TypeError(f"vreduce_add needs a Vec, got {v}")
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(v)
+        ety = context.get_value_type(v.dtype)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ety, [ety, vty]),
+            f"llvm.vector.reduce.fadd.{_masked_suffix(v)}")
+        return builder.call(fn, [ir.Constant(ety, -0.0), args[0]], fastmath=("reassoc",))
+    return v.dtype(v), codegen
+
+
+@intrinsic
 def vtranspose_copy(typingctx, src, src_off, src_ld, rows, dst, dst_off, dst_ld, width):
     """dst[dst_off + c * dst_ld + r] = src[src_off + r * src_ld + c] for c < lanes and
     r < width (<= lanes), where rows r >= `rows` (1 <= rows <= lanes) read as zeros: one

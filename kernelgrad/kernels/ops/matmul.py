@@ -12,6 +12,7 @@ from .. import _autotune, checks
 from .._alloc import POOL_MIN_BYTES
 from ..cpu import activations as cpu_activations
 from ..cpu import matmul as cpu_kernels
+from ..cpu import matmul_skinny as cpu_skinny
 from ..cpu._jit import PARALLEL_MIN_WORK
 from . import activations
 from ._common import Plans, activation_id, alpha_of, cuda, empty, on_gpu
@@ -64,11 +65,15 @@ class Gemm:
         if impl == "auto" and M * N * K < AUTO_MIN_MACS:
             impl = "numba"
         self.impl = impl
-        self.work = M * N * K // MACS_PER_WORK
+        # C a few elements wide: a stream over the big operand (matmul_skinny.py), whose
+        # work is the elements it reads; else the packed GEMM
+        self.skinny = cpu_skinny.is_skinny(M, N, K)
+        self.kernel = cpu_skinny.skinny if self.skinny else cpu_kernels.gemm
+        self.work = max(M, N) * K if self.skinny else M * N * K // MACS_PER_WORK
         self.shape = (M, N)
         # below the parallel threshold: the serial build, no thread count to look up
         self.serial = self.work < PARALLEL_MIN_WORK
-        self.serial_size = cpu_kernels.scratch_size(M, N, K, dtype, 1, 1)
+        self.serial_size = self._scratch_size((1,) if self.skinny else (1, 1))
         # what the epilogue adds when there is no bias: one zero per column of C
         self.zero_bias = np.zeros(N if has_epilogue else 1, dtype)
         self._layouts = {}  # threads -> ((parts_m, parts_n), scratch size)
@@ -76,14 +81,17 @@ class Gemm:
         self._serial = None  # the serial build bound to this signature (on its first call)
         self.small_out = M * N * np.dtype(dtype).itemsize < POOL_MIN_BYTES
 
+    def _scratch_size(self, parts):
+        sizes = cpu_skinny.scratch_size if self.skinny else cpu_kernels.scratch_size
+        return sizes(self.M, self.N, self.K, self.dtype, *parts)
+
     def _layout(self):
-        threads = cpu_kernels.gemm.threads(self.work)
+        threads = self.kernel.threads(self.work)
         layout = self._layouts.get(threads)
         if layout is None:
-            parts = cpu_kernels.partition(self.M, self.N, self.K, self.dtype,
-                                          threads)
-            size = cpu_kernels.scratch_size(self.M, self.N, self.K, self.dtype, *parts)
-            layout = self._layouts[threads] = (parts, size)
+            parts = (threads,) if self.skinny else cpu_kernels.partition(
+                self.M, self.N, self.K, self.dtype, threads)
+            layout = self._layouts[threads] = (parts, self._scratch_size(parts))
         return layout
 
     def numba(self, a, b, bias=None):
@@ -98,19 +106,19 @@ class Gemm:
                                                                            self.dtype)
         bias = self.zero_bias if bias is None else bias
         scratch = _scratch(self.serial_size, self.dtype)
+        parts = (1,) if self.skinny else (1, 1)
         run = self._serial
         if run is None:  # every call of the plan passes arrays of these types
-            run = self._serial = cpu_kernels.gemm.serial_entry(a, b, c, bias, *self._flags,
-                                                               1, 1, scratch)
-        run(a, b, c, bias, *self._flags, 1, 1, scratch)
+            run = self._serial = self.kernel.serial_entry(a, b, c, bias, *self._flags,
+                                                          *parts, scratch)
+        run(a, b, c, bias, *self._flags, *parts, scratch)
         return c
 
     def _numba_parallel(self, a, b, bias=None):
         c = empty(self.shape, self.dtype)
         bias = self.zero_bias if bias is None else bias
         parts, size = self._layout()
-        cpu_kernels.gemm(self.work, a, b, c, bias, self.has_epilogue, self.act, self.alpha,
-                         self.trans_a, self.trans_b, *parts, _scratch(size, self.dtype))
+        self.kernel(self.work, a, b, c, bias, *self._flags, *parts, _scratch(size, self.dtype))
         return c
 
     def blas(self, a, b, bias=None):
