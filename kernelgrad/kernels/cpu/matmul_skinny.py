@@ -36,25 +36,37 @@ from ._simd import (
 )
 from .activations import epilogue
 
-SKINNY_MAX = 4             # C's short side at most this: this kernel, not the packed GEMM
-SEGMENT_BYTES = 8 << 10    # of out^T's sums per short-side row, held in L1 (transposed X)
+# Which products come here (two threads, 1024 x q x 512 and q x 1024 x 512 against the
+# packed GEMM, docs/gemm.md): a short side of at most SKINNY_MAX either way; a C with at
+# most SKINNY_COLUMNS columns (the packed GEMM's tiles are 16 or 32 wide); and with A
+# transposed (a layer's weight gradient x^T dz), up to SKINNY_COLUMNS_T: the 10-class
+# output layer's, 125 us here against 186.
+SKINNY_MAX = 4
+SKINNY_COLUMNS = 8
+SKINNY_COLUMNS_T = 12
+SEGMENT_BYTES = 16 << 10   # of a transposed X's sums at a time, all q, held in L1
 CHUNK_ROWS = 128           # rows of a transposed X per block of partial sums
 
 
-def is_skinny(M, N, K):
-    """Whether C = (M x K) @ (K x N) goes to this kernel (K = 1, an outer product, is the
-    packed GEMM's best case)."""
-    return min(M, N) <= SKINNY_MAX and K > 1
+def is_skinny(M, N, K, trans_a=False):
+    """Whether C = op(A) @ op(B), (M x K) @ (K x N), goes to this kernel (K = 1, an outer
+    product, is the packed GEMM's best case)."""
+    if K <= 1:
+        return False
+    if min(M, N) <= SKINNY_MAX:
+        return True
+    return N <= M and N <= (SKINNY_COLUMNS_T if trans_a else SKINNY_COLUMNS)
 
 
 def scratch_size(M, N, K, dtype, parts):
     """Elements of scratch a skinny call needs: Yt where it is gathered, each block of
     CHUNK_ROWS rows' partial sums (whole vectors per short-side row), each part's sums of
-    one segment (SEGMENT_BYTES per short-side row)."""
+    one segment."""
     q, p = min(M, N), max(M, N)
     itemsize = np.dtype(dtype).itemsize
-    padded = -(-p // 16) * 16  # whole vectors of every target (at most 64 bytes)
-    return q * K + -(-K // CHUNK_ROWS) * q * padded + parts * q * (SEGMENT_BYTES // itemsize)
+    padded = -(-p // 16) * 16  # whole vectors of every target (at most 16 lanes)
+    seg = max(16, SEGMENT_BYTES // itemsize // q)
+    return q * K + -(-K // CHUNK_ROWS) * q * padded + parts * q * seg
 
 
 @njit(inline="always")
@@ -187,7 +199,8 @@ def skinny(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts, scr
         for k in range(K):
             for q in range(Q):
                 yt[q * K + k] = flat_y[k * Q + q]
-    seg = min(SEGMENT_BYTES // flat_c.itemsize // L * L, (P + L - 1) // L * L)
+    # a segment's sums for every q fill at most SEGMENT_BYTES (and at least a vector each)
+    seg = min(max(L, SEGMENT_BYTES // flat_c.itemsize // Q // L * L), (P + L - 1) // L * L)
     chunks = (K + CHUNK_ROWS - 1) // CHUNK_ROWS
     padded = (P + L - 1) // L * L  # a chunk's sums for one q: whole vectors
     rest = scratch[Q * K:]

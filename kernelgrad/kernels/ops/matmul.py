@@ -67,7 +67,7 @@ class Gemm:
         self.impl = impl
         # C a few elements wide: a stream over the big operand (matmul_skinny.py), whose
         # work is the elements it reads; else the packed GEMM
-        self.skinny = cpu_skinny.is_skinny(M, N, K)
+        self.skinny = cpu_skinny.is_skinny(M, N, K, trans_a)
         self.kernel = cpu_skinny.skinny if self.skinny else cpu_kernels.gemm
         self.work = max(M, N) * K if self.skinny else M * N * K // MACS_PER_WORK
         self.shape = (M, N)
