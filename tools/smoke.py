@@ -51,6 +51,12 @@ def checks(dtype):
         yield gemm(f"matmul {m}x300x300", m, 300, 300)
     # fewer rows than columns and a small A: C cut by columns on two or more threads
     yield gemm("matmul 40x600x300", 40, 600, 300)
+    # a short side (the streaming kernel): X's rows contiguous or transposed, one block of
+    # rows or several (partial sums), C one column or three rows wide
+    for m, n in ((301, 1), (3, 301)):
+        for ta in (False, True):
+            for tb in (False, True):
+                yield gemm(f"matmul {m}x{n}x{k} ta={ta:d} tb={tb:d}", m, n, k, ta, tb)
     x, w, bias = arr(33, 70), arr(70, 21), arr(21)
     scale = np.abs(x).astype(np.float64) @ np.abs(w) + np.abs(bias)
     for act in ("relu", "gelu", "tanh"):

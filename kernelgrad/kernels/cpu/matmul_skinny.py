@@ -1,22 +1,24 @@
 """GEMMs with one side of C a few elements wide: a perceptron's or a binary classifier's
-(M, K) @ (K, 1), its gradients, a single sample's (1, K) @ (K, N).
+(M, K) @ (K, 1), its gradients, a 10-class layer's weight gradient, one sample's
+(1, K) @ (K, N).
 
-The packed GEMM (matmul.py) computes C in tiles NR columns wide (32 floats with AVX-512);
-for a C one column wide it does 32 times the multiply-adds, packs an operand it then reads
-once, and at (512, 1024) @ (1024, 1) took 167 us where NumPy's matrix-vector product took
-15. Such a product is a stream over the big operand, with the small one in L1: this
-kernel reads the big operand once, in its own layout.
+The packed GEMM (matmul.py) computes C in tiles 16 or 32 columns wide; for a C one column
+wide it does that many times the multiply-adds and packs an operand it then reads once:
+(512, 1024) @ (1024, 1) took 157 us where NumPy's matrix-vector product took 13. Such a
+product is a stream over the big operand with the small one in L1, and this kernel reads
+the big operand once, in its own layout (docs/gemm.md has the measurements).
 
-C (M x N) with Q = min(M, N) <= SKINNY_MAX is seen as out (P x Q) = X (P x K) @ Y (K x Q):
-X is op(A) when N is the short side and op(B)^T when M is; Y is the other operand, read
-as Yt = Y^T (Q rows of K, gathered into scratch when stored the other way). Two ways to
-stream X, by its layout:
-- X's rows contiguous ("rows"): each out[p, q] is a dot product of X's row p and Yt's row
-  q, in four vector accumulators, their lanes added in a tree at the end.
-- X stored transposed (K rows of P): for each k, out^T[q, seg] += X^T[k, seg] * Y[k, q]
-  for a segment of SEGMENT_BYTES of each row (contiguous reads), the sums of the segment
-  held in scratch (in L1), then written to C. Each element adds its k terms in order.
-The bias and activation are applied to each part's share of C once it is done.
+C (M x N) is seen as out (P x Q) = X (P x K) @ Y (K x Q): X is op(A) when N is the short
+side and op(B)^T when M is; Y is the other operand, read as Yt = Y^T (Q rows of K,
+gathered into scratch when stored the other way). Two ways to stream X, by its layout:
+- X's rows contiguous: dot products, four rows of X against one row of Yt at a time (each
+  of Yt's vectors loaded once for the four), two accumulators a row, lanes added in a tree.
+- X stored transposed (K rows of P): out^T[q, seg] += X^T[k, seg] * Y[k, q], four rows
+  of X^T per pass over a segment of sums held in L1, so each element adds its k terms in
+  order; past CHUNK_ROWS rows, each block of rows sums into partial sums of its own
+  (whole rows per thread) and the blocks are added in block order.
+Neither order depends on the thread count. The bias and activation are applied to each
+part's share of C once it is done.
 """
 import numpy as np
 from numba import njit, prange
