@@ -186,7 +186,8 @@ def test_matmul_hypothesis_shapes(m, n, k, trans_a, trans_b, single, seed):
 @pytest.mark.parametrize("activation", [None, *K.ACTIVATIONS])
 @pytest.mark.parametrize("batch,fan_in,fan_out", [
     (1, 1, 1), (33, 127, 7), (127, 300, 1000),
-    # a short side (matmul_skinny.py): a binary classifier, one sample, a batch of four
+    # a short side (matmul_skinny.py): a binary classifier, one sample, a batch of four,
+    # and a 7-wide C (33, 127, 7 above) stays on the packed GEMM
     (300, 129, 1), (64, 33, 3), (1, 257, 100), (4, 70, 37)])
 def test_linear_forward_and_backward(rng, dtype, activation, batch, fan_in, fan_out, impl):
     x = rng.standard_normal((batch, fan_in)).astype(dtype)

@@ -1,9 +1,9 @@
 """GEMMs with one side of C a few elements wide: a perceptron's or a binary classifier's
-(M, K) @ (K, 1), its gradients, a 10-class layer's weight gradient, one sample's
-(1, K) @ (K, N).
+(M, K) @ (K, 1), its gradients, one sample's (1, K) @ (K, N).
 
-The packed GEMM (matmul.py) computes C in tiles 16 or 32 columns wide; for a C one column
-wide it does that many times the multiply-adds and packs an operand it then reads once:
+The packed GEMM (matmul.py) computes C in tiles at least one vector wide (16 floats with
+AVX-512); for a C one column wide it does that many times the multiply-adds and packs an
+operand it then reads once:
 (512, 1024) @ (1024, 1) took 157 us where NumPy's matrix-vector product took 13. Such a
 product is a stream over the big operand with the small one in L1, and this kernel reads
 the big operand once, in its own layout (docs/gemm.md has the measurements).
@@ -38,26 +38,24 @@ from ._simd import (
 )
 from .activations import epilogue
 
-# Which products come here (two threads, 1024 x q x 512 and q x 1024 x 512 against the
-# packed GEMM, docs/gemm.md): a short side of at most SKINNY_MAX either way; a C with at
-# most SKINNY_COLUMNS columns (the packed GEMM's tiles are 16 or 32 wide); and with A
-# transposed (a layer's weight gradient x^T dz), up to SKINNY_COLUMNS_T: the 10-class
-# output layer's, 125 us here against 186.
+# Which products come here (two threads against the packed GEMM, P x q x K for P of 784
+# to 4096, docs/gemm.md): a short side of at most SKINNY_MAX either way, and a C of at
+# most SKINNY_COLUMNS columns (the packed GEMM's tiles are 16 or 32 wide). At 8 columns,
+# or 10 (a 10-class layer), the packed GEMM won some layouts and sizes and lost others.
 SKINNY_MAX = 4
-SKINNY_COLUMNS = 8
-SKINNY_COLUMNS_T = 12
+SKINNY_COLUMNS = 6
 SEGMENT_BYTES = 16 << 10   # of a transposed X's sums at a time, all q, held in L1
 CHUNK_ROWS = 128           # rows of a transposed X per block of partial sums
+# Elements of X streamed per unit of the parallel threshold's work: two threads pay from
+# about 130K (two threads against one, AVX-512: 128x784 @ 784x1 6.0 against 5.6 us,
+# 256x784 7.9 against 10.0; a 10-wide X^T 40.2 against 41.2 and 67 against 82)
+ELEMENTS_PER_WORK = 4
 
 
-def is_skinny(M, N, K, trans_a=False):
+def is_skinny(M, N, K):
     """Whether C = op(A) @ op(B), (M x K) @ (K x N), goes to this kernel (K = 1, an outer
     product, is the packed GEMM's best case)."""
-    if K <= 1:
-        return False
-    if min(M, N) <= SKINNY_MAX:
-        return True
-    return N <= M and N <= (SKINNY_COLUMNS_T if trans_a else SKINNY_COLUMNS)
+    return K > 1 and (min(M, N) <= SKINNY_MAX or N <= SKINNY_COLUMNS)
 
 
 def scratch_size(M, N, K, dtype, parts):
@@ -178,9 +176,10 @@ def _accumulate(x, P, s_lo, width, k_lo, k_hi, yt, K, Q, sums, off, stride):
 
 @kernel
 def skinny(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts, scratch):
-    """C = op(A) @ op(B), then act(C + bias) if has_epilogue, for min(M, N) <= SKINNY_MAX;
-    C's long side cut into `parts` equal ranges, one per thread (and a transposed X's rows
-    into blocks of CHUNK_ROWS). `scratch` holds at least scratch_size(...) elements."""
+    """C = op(A) @ op(B), then act(C + bias) if has_epilogue, for a C with a short side
+    (right for any width; is_skinny says where it beats the packed GEMM). C's long side is
+    cut into `parts` equal ranges, one per thread, and a transposed X's rows into blocks
+    of CHUNK_ROWS. `scratch` holds at least scratch_size(...) elements."""
     a, b, c, bias, scratch = borrowed(a), borrowed(b), borrowed(c), borrowed(bias), \
         borrowed(scratch)
     M, N = c.shape

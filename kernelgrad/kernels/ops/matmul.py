@@ -67,9 +67,10 @@ class Gemm:
         self.impl = impl
         # C a few elements wide: a stream over the big operand (matmul_skinny.py), whose
         # work is the elements it reads; else the packed GEMM
-        self.skinny = cpu_skinny.is_skinny(M, N, K, trans_a)
+        self.skinny = cpu_skinny.is_skinny(M, N, K)
         self.kernel = cpu_skinny.skinny if self.skinny else cpu_kernels.gemm
-        self.work = max(M, N) * K if self.skinny else M * N * K // MACS_PER_WORK
+        self.work = max(M, N) * K // cpu_skinny.ELEMENTS_PER_WORK if self.skinny else \
+            M * N * K // MACS_PER_WORK
         self.shape = (M, N)
         # below the parallel threshold: the serial build, no thread count to look up
         self.serial = self.work < PARALLEL_MIN_WORK
