@@ -49,21 +49,37 @@ def timing_of(times, blocks=None):
 def cpu_samples(fn, min_repeats=7, budget_s=0.5, settle_s=SETTLE_S, max_repeats=400):
     """fn's wall times: a settling pause, a warm-up call, then repeats within a budget.
     An fn with a samples(**budget) method is a library timed in another process
-    (forced_blas.py), which times its own block with this budget."""
+    (forced_blas.py), which times its own block with this budget; one with a before_each
+    method (Prepared) has it run, untimed, before each call."""
     remote = getattr(fn, "samples", None)
     if remote is not None:
         return remote(min_repeats=min_repeats, budget_s=budget_s, settle_s=settle_s,
                       max_repeats=max_repeats)
+    prepare = getattr(fn, "before_each", None)
     time.sleep(settle_s)
+    if prepare is not None:
+        prepare()
     fn()
     times = []
     start = time.perf_counter()
     while len(times) < min_repeats or (time.perf_counter() - start < budget_s
                                        and len(times) < max_repeats):
+        if prepare is not None:
+            prepare()
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
     return times
+
+
+class Prepared:
+    """fn, timed by cpu_samples with before_each() run, untimed, before every call."""
+
+    def __init__(self, fn, before_each):
+        self.fn, self.before_each = fn, before_each
+
+    def __call__(self):
+        return self.fn()
 
 
 def cpu_time(fn, **budget):

@@ -40,6 +40,7 @@ class Case:
     shape_class: tuple = ()                  # autotune keys ("auto" reports its picks)
     anchor: str = "first"                    # "first" baseline, or "fastest" (GEMMs)
     group: str = "large"                     # "large" or "small" (per-call cost)
+    before_each: Callable = None             # (dict) -> None, untimed, before every call
     extra: dict = field(default_factory=dict)
 
 
@@ -146,7 +147,11 @@ def gemm_case(backend, m, n, k, trans_a=False, trans_b=False, impl="numba", dtyp
                 extra=dict(m=m, n=n, k=k, trans_a=trans_a, trans_b=trans_b, dtype=dtype.name))
 
 
-def linear_case(backend, batch, fan_in, fan_out, impl="numba", group="large"):
+def linear_case(backend, batch, fan_in, fan_out, impl="numba", group="large",
+                just_written=False):
+    """just_written: x and w are rewritten by the calling thread before each call, as in a
+    training step, where the layer before wrote x and the optimizer w (a hot loop over
+    the same inputs keeps them in every core's cache, which flatters two threads)."""
     xp = backend.xp
 
     def make(rng, be):
@@ -154,9 +159,14 @@ def linear_case(backend, batch, fan_in, fan_out, impl="numba", group="large"):
              "w": be.array(rng.standard_normal((fan_in, fan_out), dtype=F32)
                            / F32(np.sqrt(fan_in))),
              "b": be.array(rng.standard_normal(fan_out, dtype=F32))}
-        if be.torch is not None:
+        if be.torch is not None:  # (sharing the arrays' memory on the CPU)
             d["tx"], d["tw"], d["tb"] = (be.tensor(d[k]) for k in "xwb")
+        d["x0"], d["w0"] = d["x"].copy(), d["w"].copy()
         return d
+
+    def rewrite(d):
+        xp.copyto(d["x"], d["x0"])
+        xp.copyto(d["w"], d["w0"])
 
     def check(d, out, be):
         x = head(d["x"], be, rows=True)
@@ -166,10 +176,11 @@ def linear_case(backend, batch, fan_in, fan_out, impl="numba", group="large"):
     torch = backend.torch
     baselines.update(_torch_baseline(
         backend, lambda d: torch.relu(torch.addmm(d["tb"], d["tx"], d["tw"]))))
-    return Case("matmul", "linear relu fwd", f"{batch}x{fan_in}->{fan_out}", make,
+    return Case("matmul", "linear relu fwd" + (", fresh" if just_written else ""),
+                f"{batch}x{fan_in}->{fan_out}", make,
                 lambda d: K.linear(d["x"], d["w"], d["b"], "relu", impl=impl), baselines,
                 check, 2e-6 * np.sqrt(fan_in), flops=lambda d: 2 * batch * fan_in * fan_out,
-                impl=impl, group=group,
+                impl=impl, group=group, before_each=rewrite if just_written else None,
                 shape_class=(K.gemm_shape_class("linear", F32, batch, fan_out, fan_in),))
 
 
@@ -502,6 +513,9 @@ def small_cases(backend):
         cases += activation_cases(backend, name, (64, 128), group="small")
     cases.append(softmax_cross_entropy_case(backend, 64, 10, group="small"))
     cases.append(linear_case(backend, 64, 128, 128, impl="auto", group="small"))
+    if backend.name == "cpu":
+        cases.append(linear_case(backend, 64, 128, 128, impl="auto", group="small",
+                                 just_written=True))
     cases += dropout_cases(backend, (64, 128), group="small")
     cases.append(adam_case(backend, [(128, 128)], group="small"))
     cases.append(adam_case(backend, DEMO_PARAMS, group="small"))

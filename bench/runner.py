@@ -19,7 +19,7 @@ from numba import njit, prange
 import kernelgrad.kernels as K
 
 from . import machine
-from .backend import NOISY_SPREAD
+from .backend import NOISY_SPREAD, Prepared
 from .cases import forced_openblas_of
 from .report import format_ms
 
@@ -87,6 +87,9 @@ def run_case(case, backend, rng, bandwidth, flop_rate, flop_rate64=None):
     fns = {"kernelgrad": lambda: case.ours(data)}
     fns.update({library: fn if hasattr(fn, "samples") else (lambda fn=fn: fn(data))
                 for library, fn in case.baselines.items()})
+    if case.before_each is not None:
+        fns = {library: Prepared(fn, lambda: case.before_each(data))
+               for library, fn in fns.items()}
     times = backend.time_all(fns)
     baselines = [lib for lib in times if lib != "kernelgrad"]
     if case.group == "small" and "torch" in times:
@@ -109,17 +112,17 @@ def run_case(case, backend, rng, bandwidth, flop_rate, flop_rate64=None):
     return row
 
 
-HEADER = (f"{'op [impl]':<38} {'shape':<18} {'ours ms':>9} {'±':>4} {'anchor':>14} "
+HEADER = (f"{'op [impl]':<42} {'shape':<18} {'ours ms':>9} {'±':>4} {'anchor':>14} "
           f"{'anchor ms':>10} {'ratio':>8} {'roofline':>9}")
 
 
 def format_row(row):
     if row["status"] != "ok":
-        return (f"{row['label']:<38} {row['shape']:<18} FAIL (relative error "
+        return (f"{row['label']:<42} {row['shape']:<18} FAIL (relative error "
                 f"{row['rel_error']:.2e})")
     spread = row["times"]["kernelgrad"]["spread"]
     mark = "  noisy" if row["noisy"] else ""
-    return (f"{row['label']:<38} {row['shape']:<18} {format_ms(row['ours_s']):>9} "
+    return (f"{row['label']:<42} {row['shape']:<18} {format_ms(row['ours_s']):>9} "
             f"{spread * 100:>3.0f}% {row['anchor']:>14} {format_ms(row['anchor_s']):>10} "
             f"{row['ratio']:>7.2f}x {row['roofline'] * 100:>8.1f}%{mark}")
 
