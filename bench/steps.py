@@ -2,14 +2,15 @@
 
 A step is zero_grad, forward (Linear+ReLU, dropout after each hidden layer), softmax
 cross-entropy, backward and an Adam update, on float32 data. The "GEMM floor" is the
-step's eight GEMMs alone (three forward, five backward: the first layer needs no input
-gradient) through OpenBLAS, on the same shapes in the same run: no implementation that
-calls a BLAS-speed GEMM for them can be faster. (Where NumPy's OpenBLAS picked narrower
-vectors than our compile target's, the floor is the faster of it and OpenBLAS forced to
-the wider kernel: forced_blas.py.) kernelgrad runs twice: eagerly (the
-autograd graph per step) and captured (kg.capture: the step recorded once, replayed).
+step's GEMMs alone (eight for a three-layer MLP: three forward, five backward, as the
+first layer needs no input gradient) through OpenBLAS, on the same shapes in the same
+run: no implementation that calls a BLAS-speed GEMM for them can be faster. (Where
+NumPy's OpenBLAS picked narrower vectors than our compile target's, the floor is the
+faster of it and OpenBLAS forced to the wider kernel: forced_blas.py.) kernelgrad runs
+twice: eagerly (the autograd graph per step) and captured (kg.capture: the step recorded
+once, replayed).
 
-    python -m bench.steps            # both MLPs; also run by `python -m bench`
+    python -m bench.steps            # every model of MLPS; also run by `python -m bench`
 """
 import sys
 
@@ -23,9 +24,11 @@ from .backend import cpu_time_all
 from .floor import gemm_floor
 from .forced_blas import forced_openblas
 
-# (name, batch, layer widths, dropout)
+# (name, batch, layer widths, dropout); "softmax" is softmax regression, one linear layer
+# (the first model of the course: its GEMMs are a 10-wide product and a weight gradient)
 MLPS = [("wide MLP", 512, (784, 1024, 1024, 10), 0.2),
-        ("demo MLP", 64, (64, 128, 128, 10), 0.2)]
+        ("demo MLP", 64, (64, 128, 128, 10), 0.2),
+        ("softmax", 512, (784, 10), 0.0)]
 
 
 def _data(batch, widths):
