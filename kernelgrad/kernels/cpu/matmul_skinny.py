@@ -3,10 +3,10 @@
 
 The packed GEMM (matmul.py) computes C in tiles at least one vector wide (16 floats with
 AVX-512); for a C one column wide it does that many times the multiply-adds and packs an
-operand it then reads once:
-(512, 1024) @ (1024, 1) took 157 us where NumPy's matrix-vector product took 13. Such a
-product is a stream over the big operand with the small one in L1, and this kernel reads
-the big operand once, in its own layout (docs/gemm.md has the measurements).
+operand it then reads once: (512, 1024) @ (1024, 1) took 157 us where NumPy's
+matrix-vector product took 13. Such a product is a stream over the big operand with the
+small one in L1, and this kernel reads the big operand once, in its own layout
+(docs/gemm.md has the measurements).
 
 C (M x N) is seen as out (P x Q) = X (P x K) @ Y (K x Q): X is op(A) when N is the short
 side and op(B)^T when M is; Y is the other operand, read as Yt = Y^T (Q rows of K,
@@ -34,6 +34,7 @@ from ._simd import (
     vload_first,
     vreduce_add,
     vstore,
+    vstore_first,
     vzero,
 )
 from .activations import epilogue
@@ -219,6 +220,7 @@ def skinny(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts, scr
     for part in prange(parts):
         p0 = part * P // parts
         p1 = (part + 1) * P // parts
+        own = chunks * Q * padded + part * Q * seg  # this part's sums of a segment
         if x_rows:
             p = p0
             while p < p1:
@@ -232,15 +234,20 @@ def skinny(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts, scr
                         flat_c[p * Q + q if short_n else q * P + p] = _dot(flat_x, p * K, K,
                                                                            yt, q * K)
                 p += rows
-        elif chunks > 1:
+        elif chunks > 1:  # the blocks' sums, added in block order, a vector at a time
             for q in range(Q):
-                for p in range(p0, p1):
-                    total = rest[q * padded + p]
+                for v in range(p0, p1, L):
+                    n = min(L, p1 - v)
+                    total = vload_first(rest, q * padded + v, n)
                     for chunk in range(1, chunks):
-                        total += rest[(chunk * Q + q) * padded + p]
-                    flat_c[p * Q + q if short_n else q * P + p] = total
+                        total = vadd(total, vload_first(rest, (chunk * Q + q) * padded + v, n))
+                    if Q == 1 or not short_n:  # C's run of p is contiguous
+                        vstore_first(flat_c, q * P + v if not short_n else v, total, n)
+                    else:  # C's column q: through a vector's worth of scratch
+                        vstore(rest, own, total)
+                        for i in range(n):
+                            flat_c[(v + i) * Q + q] = rest[own + i]
         else:
-            own = chunks * Q * padded + part * Q * seg  # this part's sums of a segment
             for s_lo in range(p0, p1, seg):
                 width = min(seg, p1 - s_lo)
                 _accumulate(flat_x, P, s_lo, width, 0, K, yt, K, Q, rest, own, seg)
