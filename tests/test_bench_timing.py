@@ -21,3 +21,20 @@ def test_libraries_are_timed_in_blocks_taken_in_turn():
     # each block: a warm-up call and its share of the repeats
     assert calls == (["a"] * 3 + ["b"] * 3) * 3
     assert {name: t.repeats for name, t in timings.items()} == {"a": 6, "b": 6}
+
+
+def test_work_before_each_call_is_not_timed():
+    """A Prepared library's before_each runs before every call, the warm-up included,
+    and its time is not the call's (inputs rewritten as a training step writes them)."""
+    import time
+
+    from bench.backend import Prepared, cpu_samples
+    calls = []
+
+    def rewrite():
+        calls.append("rewrite")
+        time.sleep(0.01)
+    times = cpu_samples(Prepared(lambda: calls.append("call"), rewrite), min_repeats=4,
+                        budget_s=0, settle_s=0)
+    assert calls == ["rewrite", "call"] * 5
+    assert len(times) == 4 and max(times) < 0.005
