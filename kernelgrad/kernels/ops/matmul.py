@@ -74,10 +74,11 @@ class Gemm:
         self.shape = (M, N)
         # below the parallel threshold: the serial build, no thread count to look up
         self.serial = self.work < PARALLEL_MIN_WORK
-        self.serial_size = self._scratch_size((1,) if self.skinny else (1, 1))
+        self.serial_parts = (1,) if self.skinny else (1, 1)  # one part, in its arguments
+        self.serial_size = self._scratch_size(self.serial_parts)
         # what the epilogue adds when there is no bias: one zero per column of C
         self.zero_bias = np.zeros(N if has_epilogue else 1, dtype)
-        self._layouts = {}  # threads -> ((parts_m, parts_n), scratch size)
+        self._layouts = {}  # threads -> (parts: (parts_m, parts_n) or (parts,), scratch)
         self._flags = (has_epilogue, act, alpha, self.trans_a, self.trans_b)
         self._serial = None  # the serial build bound to this signature (on its first call)
         self.small_out = M * N * np.dtype(dtype).itemsize < POOL_MIN_BYTES
@@ -107,12 +108,11 @@ class Gemm:
                                                                            self.dtype)
         bias = self.zero_bias if bias is None else bias
         scratch = _scratch(self.serial_size, self.dtype)
-        parts = (1,) if self.skinny else (1, 1)
         run = self._serial
         if run is None:  # every call of the plan passes arrays of these types
             run = self._serial = self.kernel.serial_entry(a, b, c, bias, *self._flags,
-                                                          *parts, scratch)
-        run(a, b, c, bias, *self._flags, *parts, scratch)
+                                                          *self.serial_parts, scratch)
+        run(a, b, c, bias, *self._flags, *self.serial_parts, scratch)
         return c
 
     def _numba_parallel(self, a, b, bias=None):
