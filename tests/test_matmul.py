@@ -148,6 +148,28 @@ def test_every_short_last_row_panel(rng, dtype, trans_a):
                 check_matmul(rng, m, n, k, dtype, trans_a, False)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("m,n,k", [(784, 10, 200), (300, 9, 500), (1000, 20, 140)])
+def test_a_narrow_weight_gradient_computed_transposed(rng, m, n, k, dtype, trans_b):
+    """A^T @ B with C one panel wide and mostly padding (a 10-class layer's x^T dz) is
+    computed as C^T = op(B)^T @ A and transposed into C, where the plan says so."""
+    from kernelgrad.kernels.cpu.matmul import NV, panel_width
+    from kernelgrad.kernels.ops.matmul import SWAP_MIN_A, Gemm
+    nr = panel_width(dtype)
+    lanes = nr // NV
+    plan = Gemm(m, n, k, True, trans_b, np.dtype(dtype), False, 0, dtype(0), "numba")
+    expected = n <= nr and 5 * n < 4 * (-(-n // lanes) * lanes) and m * k >= SWAP_MIN_A
+    assert (plan.swapped is not None) == expected
+    check_matmul(rng, m, n, k, dtype, True, trans_b)
+    a, b = operands(rng, m, n, k, dtype, True, trans_b)
+    dz = np.ascontiguousarray(b.T) if trans_b else b  # x = a, (batch k, fan_in m)
+    grads = K.linear_backward(dz, a, np.ones((m, n), dtype), None,
+                              impl="numba")  # dw = x^T dz: the same product
+    assert_close(grads[1], R.matmul(a, b, True, trans_b), gemm_tolerance(dtype, k),
+                 R.matmul(np.abs(a), np.abs(b), True, trans_b), "linear_backward dw")
+
+
 @pytest.mark.parametrize("m,n,k", [(33, 127, 1000), (1, 1, 1)])
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)])
 def test_matmul_blas_impl(rng, m, n, k, trans_a, trans_b):

@@ -27,6 +27,7 @@ AUTO_MIN_MACS = 1 << 24
 # threads win 64x128x128 alone, 27 us against 32, but lose in a training step, where the
 # pool's threads have gone to sleep between GEMMs: the demo step took 0.49 ms, not 0.38)
 MACS_PER_WORK = 64
+SWAP_MIN_A = 1 << 17  # elements of A from which A^T @ (a narrow B) is computed transposed
 
 _scratch_buffers = {}
 SCRATCH_KEEP_BYTES = 64 << 20  # a larger packing buffer is used once and let go
@@ -82,6 +83,18 @@ class Gemm:
         self._flags = (has_epilogue, act, alpha, self.trans_a, self.trans_b)
         self._serial = None  # the serial build bound to this signature (on its first call)
         self.small_out = M * N * np.dtype(dtype).itemsize < POOL_MIN_BYTES
+        # A^T @ B with C one panel wide, much of it padding (a 10-class layer's weight
+        # gradient x^T dz: 10 of 16 lanes): C^T = op(B)^T @ A has full-width panels and
+        # reads A's rows as they are, and C is its transpose. Two threads, 784x10x512:
+        # 84 -> 62 us (AVX-512), 89 -> 69 (haswell); C a whole vector or panel wide (16 or
+        # 32 columns) gains nothing or loses (784x32x512 104 -> 111), a small A loses
+        # (784x10x32 9.4 -> 11.3).
+        nr = cpu_kernels.panel_width(dtype)
+        lanes = nr // cpu_kernels.NV
+        self.swapped = Gemm(N, M, K, not self.trans_b, False, dtype, False, 0, alpha, "numba") \
+            if (self.trans_a and not has_epilogue and not self.skinny and impl != "blas"
+                and N <= nr and 5 * N < 4 * (-(-N // lanes) * lanes) and M >= nr
+                and M * K >= SWAP_MIN_A) else None
 
     def _scratch_size(self, parts):
         sizes = cpu_skinny.scratch_size if self.skinny else cpu_kernels.scratch_size
@@ -97,9 +110,16 @@ class Gemm:
         return layout
 
     def numba(self, a, b, bias=None):
+        if self.swapped is not None:
+            return self._numba_swapped(a, b)
         if self.serial:
             return self._numba_serial(a, b, bias)
         return self._numba_parallel(a, b, bias)
+
+    def _numba_swapped(self, a, b, bias=None):
+        c = empty(self.shape, self.dtype)
+        np.copyto(c, self.swapped.numba(b, a).T)
+        return c
 
     def _numba_serial(self, a, b, bias=None):
         # (an output under the pool's size straight from NumPy: _alloc.empty's tests of
@@ -134,6 +154,8 @@ class Gemm:
         """What a call of this plan runs, with the choice of implementation made: the
         plans' tables keep it (a Python call level less per call)."""
         if self.impl == "numba":
+            if self.swapped is not None:
+                return self._numba_swapped
             return self._numba_serial if self.serial else self._numba_parallel
         return self.blas if self.impl == "blas" else self
 
