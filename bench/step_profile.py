@@ -1,7 +1,7 @@
 """Where a captured training step's time goes, part by part, against its GEMM floor.
 
     python -m bench.step_profile            # the wide MLP of bench.steps
-    python -m bench.step_profile demo       # the demo MLP
+    python -m bench.step_profile demo       # the demo MLP (or softmax, logistic)
 
 Each part of the recorded step (every layer's forward and backward, each dropout, the
 loss, the optimizer's update) is timed inside real steps, so every part sees the caches
@@ -19,6 +19,7 @@ import numpy as np
 
 from kernelgrad.kernels.ops import activations as activation_ops
 from kernelgrad.kernels.ops import dropout as dropout_ops
+from kernelgrad.kernels.ops import losses as loss_ops
 from kernelgrad.kernels.ops import matmul as matmul_ops
 from kernelgrad.kernels.ops import softmax_cross_entropy as softmax_ops
 from kernelgrad.nn import capture
@@ -56,6 +57,7 @@ def _timed(totals):
         wrap(cls, "back_through", stage("and dropout backward"))
     wrap(capture._OptimizerPlan, "run", lambda args: "optimizer update")
     wrap(softmax_ops, "run_cpu", lambda args: "loss (softmax cross-entropy)")
+    wrap(loss_ops, "_run_cpu", lambda args: "loss (elementwise: BCE, MSE)")
     # inside the linear layers' backward, besides their GEMMs
     wrap(matmul_ops, "column_sums", lambda args: "  of which bias gradients")
     wrap(activation_ops, "backward", lambda args: "  of which activation backward")
@@ -114,7 +116,7 @@ def main(argv):
         if name.startswith(which):
             profile(name, batch, widths, p)
             return 0
-    print(f"no MLP named {which!r} (wide, demo)")
+    print(f"no MLP named {which!r} ({', '.join(m[0].split()[0] for m in MLPS)})")
     return 2
 
 

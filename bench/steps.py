@@ -24,18 +24,30 @@ from .backend import cpu_time_all
 from .floor import gemm_floor
 from .forced_blas import forced_openblas
 
-# (name, batch, layer widths, dropout); "softmax" is softmax regression, one linear layer
-# (the first model of the course: its GEMMs are a 10-wide product and a weight gradient)
+# (name, batch, layer widths, dropout). One linear layer: "softmax" is softmax regression
+# and "logistic" logistic regression, the course's first models (a model with one output
+# is trained as a binary classifier: sigmoid and binary cross-entropy, labels 0 or 1)
 MLPS = [("wide MLP", 512, (784, 1024, 1024, 10), 0.2),
         ("demo MLP", 64, (64, 128, 128, 10), 0.2),
-        ("softmax", 512, (784, 10), 0.0)]
+        ("softmax", 512, (784, 10), 0.0),
+        ("logistic", 512, (784, 1), 0.0)]
+
+
+def _binary(widths):
+    return widths[-1] == 1
 
 
 def _data(batch, widths):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, widths[0]), dtype=np.float32)
-    y = rng.integers(0, widths[-1], batch)
-    return x, y
+    if _binary(widths):
+        return x, (rng.random((batch, 1)) < 0.5).astype(np.float32)
+    return x, rng.integers(0, widths[-1], batch)
+
+
+def _loss(module, widths):
+    """The loss class of torch.nn or kernelgrad.nn for this model."""
+    return module.BCEWithLogitsLoss() if _binary(widths) else module.CrossEntropyLoss()
 
 
 def _training_step(model, loss_fn, opt, x, y):
@@ -51,7 +63,7 @@ def _training_step(model, loss_fn, opt, x, y):
 def kernelgrad_step(batch, widths, p):
     model = build_mlp(widths[0], widths[1:-1], widths[-1], "relu", p)
     x, y = _data(batch, widths)
-    return _training_step(model, nn.CrossEntropyLoss(), kg.optim.Adam(model.parameters()),
+    return _training_step(model, _loss(nn, widths), kg.optim.Adam(model.parameters()),
                           kg.tensor(x), kg.tensor(y))
 
 
@@ -59,7 +71,7 @@ def capture_mlp(batch, widths, p):
     """(the kg.capture step of the MLP, its batch x, its labels y)."""
     model = build_mlp(widths[0], widths[1:-1], widths[-1], "relu", p)
     x, y = _data(batch, widths)
-    return kg.capture(model, nn.CrossEntropyLoss(), kg.optim.Adam(model.parameters())), x, y
+    return kg.capture(model, _loss(nn, widths), kg.optim.Adam(model.parameters())), x, y
 
 
 def captured_step(batch, widths, p):
@@ -78,7 +90,7 @@ def torch_step(batch, widths, p):
             layers += [torch.nn.ReLU(), torch.nn.Dropout(p)]
     model = torch.nn.Sequential(*layers)
     x, y = _data(batch, widths)
-    return _training_step(model, torch.nn.CrossEntropyLoss(),
+    return _training_step(model, _loss(torch.nn, widths),
                           torch.optim.Adam(model.parameters(), lr=1e-3),
                           torch.from_numpy(x), torch.from_numpy(y))
 
@@ -93,6 +105,7 @@ def numpy_step(batch, widths, p, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
                    np.zeros(fan_out, np.float32)]
     moments = [(np.zeros_like(q), np.zeros_like(q)) for q in params]
     x, y = _data(batch, widths)
+    binary = _binary(widths)
     t = [0]
 
     def step():
@@ -108,12 +121,15 @@ def numpy_step(batch, widths, p, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
                 hs.append(h)
             else:
                 h = z
-        shifted = h - h.max(axis=1, keepdims=True)
-        probs = np.exp(shifted)
-        probs /= probs.sum(axis=1, keepdims=True)
-        dz = probs
-        dz[np.arange(batch), y] -= 1
-        dz /= batch
+        if binary:  # sigmoid and binary cross-entropy, the mean over the batch
+            dz = (1 / (1 + np.exp(-h)) - y) / np.float32(batch)
+        else:
+            shifted = h - h.max(axis=1, keepdims=True)
+            probs = np.exp(shifted)
+            probs /= probs.sum(axis=1, keepdims=True)
+            dz = probs
+            dz[np.arange(batch), y] -= 1
+            dz /= batch
         grads = [None] * len(params)
         for i in reversed(range(n_layers)):
             grads[2 * i] = hs[i].T @ dz
