@@ -161,7 +161,8 @@ def linear_case(backend, batch, fan_in, fan_out, impl="numba", group="large",
              "b": be.array(rng.standard_normal(fan_out, dtype=F32))}
         if be.torch is not None:  # (sharing the arrays' memory on the CPU)
             d["tx"], d["tw"], d["tb"] = (be.tensor(d[k]) for k in "xwb")
-        d["x0"], d["w0"] = d["x"].copy(), d["w"].copy()
+        if just_written:  # what rewrite() writes back
+            d["x0"], d["w0"] = d["x"].copy(), d["w"].copy()
         return d
 
     def rewrite(d):

@@ -154,12 +154,12 @@ def test_every_short_last_row_panel(rng, dtype, trans_a):
 def test_a_narrow_weight_gradient_computed_transposed(rng, m, n, k, dtype, trans_b):
     """A^T @ B with C one panel wide and mostly padding (a 10-class layer's x^T dz) is
     computed as C^T = op(B)^T @ A and transposed into C, where the plan says so."""
-    from kernelgrad.kernels.cpu.matmul import NV, panel_width
-    from kernelgrad.kernels.ops.matmul import SWAP_MIN_A, Gemm
+    from kernelgrad.kernels.cpu.matmul import NV, TRANSPOSE_MIN_A, panel_width
+    from kernelgrad.kernels.ops.matmul import Gemm
     nr = panel_width(dtype)
     lanes = nr // NV
     plan = Gemm(m, n, k, True, trans_b, np.dtype(dtype), False, 0, dtype(0), "numba")
-    expected = n <= nr and 5 * n < 4 * (-(-n // lanes) * lanes) and m * k >= SWAP_MIN_A
+    expected = n <= nr and 5 * n < 4 * (-(-n // lanes) * lanes) and m * k >= TRANSPOSE_MIN_A
     assert (plan.swapped is not None) == expected
     check_matmul(rng, m, n, k, dtype, True, trans_b)
     a, b = operands(rng, m, n, k, dtype, True, trans_b)

@@ -330,37 +330,30 @@ def vmax(typingctx, a, b):
     return sig, codegen
 
 
-@intrinsic
-def vreduce_max(typingctx, v):
-    """The largest lane of v, ignoring NaN lanes (llvm.vector.reduce.fmax)."""
-    if not isinstance(v, Vec):
-        raise TypeError(f"vreduce_max needs a Vec, got {v}")
+def _lane_reduction(name, start=None, fastmath=()):
+    """An intrinsic v -> one scalar by llvm.vector.reduce.<name> (with the start value
+    start, where that reduction takes one)."""
+    def reduce(typingctx, v):
+        if not isinstance(v, Vec):
+            raise TypeError(f"{name} reduction needs a Vec, got {v}")
 
-    def codegen(context, builder, sig, args):
-        vty = context.get_value_type(v)
-        ety = context.get_value_type(v.dtype)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ety, [vty]),
-            f"llvm.vector.reduce.fmax.v{v.lanes}{'f32' if v.dtype == types.float32 else 'f64'}")
-        return builder.call(fn, args)
-    return v.dtype(v), codegen
+        def codegen(context, builder, sig, args):
+            ety = context.get_value_type(v.dtype)
+            operands = ([] if start is None else [ir.Constant(ety, start)]) + list(args)
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ety, [op.type for op in operands]),
+                f"llvm.vector.reduce.{name}.{_masked_suffix(v)}")
+            return builder.call(fn, operands, fastmath=fastmath)
+        return v.dtype(v), codegen
+    reduce.__name__ = reduce.__qualname__ = f"vreduce_{name}"
+    return intrinsic(reduce)
 
 
-@intrinsic
-def vreduce_add(typingctx, v):
-    """The sum of v's lanes, added pairwise in a tree (llvm.vector.reduce.fadd with
-    reassociation allowed: in lane order it is a chain of lanes - 1 dependent adds)."""
-    if not isinstance(v, Vec):
-        raise TypeError(f"vreduce_add needs a Vec, got {v}")
-
-    def codegen(context, builder, sig, args):
-        vty = context.get_value_type(v)
-        ety = context.get_value_type(v.dtype)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ety, [ety, vty]),
-            f"llvm.vector.reduce.fadd.{_masked_suffix(v)}")
-        return builder.call(fn, [ir.Constant(ety, -0.0), args[0]], fastmath=("reassoc",))
-    return v.dtype(v), codegen
+# The largest lane of v, ignoring NaN lanes
+vreduce_max = _lane_reduction("fmax")
+# The sum of v's lanes, added pairwise in a tree (reassociation allowed: in lane order it
+# is a chain of lanes - 1 dependent adds)
+vreduce_add = _lane_reduction("fadd", start=-0.0, fastmath=("reassoc",))
 
 
 @intrinsic

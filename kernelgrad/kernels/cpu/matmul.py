@@ -420,6 +420,25 @@ def scratch_size(M, N, K, dtype, parts_m, parts_n):
     return b_size + parts_m * parts_n * part_size
 
 
+# Elements of A from which A^T @ (a narrow B) is computed as its transpose (below, a
+# small A loses: 784x10x32 9.4 -> 11.3 us)
+TRANSPOSE_MIN_A = 1 << 17
+
+
+def better_transposed(M, N, K, trans_a, has_epilogue, dtype):
+    """Whether C = A^T @ op(B) is faster computed as C^T = op(B)^T @ A, then transposed:
+    C one panel wide with its columns filling under 80% of the vectors they take (a
+    10-class layer's weight gradient x^T dz: 10 of 16 lanes), a large A, no epilogue.
+    C^T has full-width panels, and A's rows are read as stored instead of packed by
+    vector transposes. Two threads, 784x10x512: 84 -> 62 us (AVX-512), 89 -> 67
+    (haswell); a C a whole vector or panel wide gains nothing or loses (784x32x512 104
+    -> 111)."""
+    nr = panel_width(dtype)
+    lanes = nr // NV
+    return (trans_a and not has_epilogue and N <= nr and 5 * N < 4 * (-(-N // lanes) * lanes)
+            and M >= nr and M * K >= TRANSPOSE_MIN_A)
+
+
 # What packing one element of an operand costs, in multiply-adds of the micro-kernel: a
 # part's cost is rows x cols + PACK_COST x (rows + cols) per k. Fitted to the splits
 # measured below: two cycles an element, far slower than a pack alone, as inside a product

@@ -25,6 +25,7 @@ from numba import njit, prange
 
 from ._jit import kernel
 from ._simd import (
+    VECTOR_BYTES,
     borrowed,
     lanes,
     vadd,
@@ -65,8 +66,9 @@ def scratch_size(M, N, K, dtype, parts):
     one segment."""
     q, p = min(M, N), max(M, N)
     itemsize = np.dtype(dtype).itemsize
-    padded = -(-p // 16) * 16  # whole vectors of every target (at most 16 lanes)
-    seg = max(16, SEGMENT_BYTES // itemsize // q)
+    lanes = VECTOR_BYTES // itemsize
+    padded = -(-p // lanes) * lanes  # whole vectors, as the kernel pads
+    seg = max(lanes, SEGMENT_BYTES // itemsize // q)
     return q * K + -(-K // CHUNK_ROWS) * q * padded + parts * q * seg
 
 

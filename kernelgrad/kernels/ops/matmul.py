@@ -27,7 +27,6 @@ AUTO_MIN_MACS = 1 << 24
 # threads win 64x128x128 alone, 27 us against 32, but lose in a training step, where the
 # pool's threads have gone to sleep between GEMMs: the demo step took 0.49 ms, not 0.38)
 MACS_PER_WORK = 64
-SWAP_MIN_A = 1 << 17  # elements of A from which A^T @ (a narrow B) is computed transposed
 
 _scratch_buffers = {}
 SCRATCH_KEEP_BYTES = 64 << 20  # a larger packing buffer is used once and let go
@@ -83,18 +82,10 @@ class Gemm:
         self._flags = (has_epilogue, act, alpha, self.trans_a, self.trans_b)
         self._serial = None  # the serial build bound to this signature (on its first call)
         self.small_out = M * N * np.dtype(dtype).itemsize < POOL_MIN_BYTES
-        # A^T @ B with C one panel wide, much of it padding (a 10-class layer's weight
-        # gradient x^T dz: 10 of 16 lanes): C^T = op(B)^T @ A has full-width panels and
-        # reads A's rows as they are, and C is its transpose. Two threads, 784x10x512:
-        # 84 -> 62 us (AVX-512), 89 -> 69 (haswell); C a whole vector or panel wide (16 or
-        # 32 columns) gains nothing or loses (784x32x512 104 -> 111), a small A loses
-        # (784x10x32 9.4 -> 11.3).
-        nr = cpu_kernels.panel_width(dtype)
-        lanes = nr // cpu_kernels.NV
+        # a narrow C from a transposed A: C^T computed instead (better_transposed)
         self.swapped = Gemm(N, M, K, not self.trans_b, False, dtype, False, 0, alpha, "numba") \
-            if (self.trans_a and not has_epilogue and not self.skinny and impl != "blas"
-                and N <= nr and 5 * N < 4 * (-(-N // lanes) * lanes) and M >= nr
-                and M * K >= SWAP_MIN_A) else None
+            if (not self.skinny and impl != "blas" and cpu_kernels.better_transposed(
+                M, N, K, self.trans_a, has_epilogue, dtype)) else None
 
     def _scratch_size(self, parts):
         sizes = cpu_skinny.scratch_size if self.skinny else cpu_kernels.scratch_size
