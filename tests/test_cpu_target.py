@@ -58,24 +58,34 @@ out = {}
 for name, nb in (("float32", types.float32), ("float64", types.float64)):
     arr = types.Array(nb, 1, "C")
     i = types.int64
-    for (rows, strided, vectors), kernel in mm.MICRO_KERNELS.items():
+    far = (mm.MR, False, mm.NV, True)
+    for (rows, strided, vectors, far_args), kernel in [
+            (key + (False,), k) for key, k in mm.MICRO_KERNELS.items()] + [(far, mm._far_kernel)]:
         a = (arr, i, i) if strided else (arr, i)
         sig = (i,) + a + (arr, i, arr, i, i, i, types.boolean)
+        if far_args:  # the requests for the next B slice and C rows
+            sig += (i, i, arr, i, i, i)
         kernel.compile(sig)
         blocks = re.split(r"\n(?=\.LBB)", kernel.inspect_asm(sig))
         ops = r"\b(vfmadd\w*|mulp[sd]|vmulp[sd])\b"
-        hot = max(blocks, key=lambda b: len(re.findall(ops, b)))
-        label = hot.split(":", 1)[0]
-        hot = hot[:hot.find(label, len(label))]  # up to the jump back to the loop's label
-        out[f"{name} {rows}x{vectors}{' in place' if strided else ''}"] = {
+        # the k loop: the block with the most multiplies (the far kernel's three loops:
+        # the three such blocks), each up to the jump back to its label
+        most = max(len(re.findall(ops, b)) for b in blocks)
+        loops = [hot[:hot.find(hot.split(":", 1)[0], len(hot.split(":", 1)[0]))]
+                 for hot in blocks if len(re.findall(ops, hot)) == most]
+        key = f"{name} {rows}x{vectors}{' in place' if strided else ''}{' far' if far_args else ''}"
+        out[key] = {
             "tile_vectors": rows * vectors,
-            "multiplies": len(re.findall(ops, hot)),
-            "registers": sorted(set(re.findall(r"%(zmm|ymm|xmm)\d+", hot))),
+            "loops": len(loops),
+            "multiplies": min(len(re.findall(ops, hot)) for hot in loops),
+            "registers": sorted(set(r for hot in loops
+                                    for r in re.findall(r"%(zmm|ymm|xmm)\d+", hot))),
             # vector spills: a stack slot read or written with a vector register (the 12
             # row pointers of an A read in place may leave one general register on the
             # stack in a target's unrolled loop: one load per two k steps)
-            "stack": len([line for line in hot.splitlines()
-                          if "(%rsp)" in line and re.search(r"%[xyz]mm", line)])}
+            "stack": sum(len([line for line in hot.splitlines()
+                              if "(%rsp)" in line and re.search(r"%[xyz]mm", line)])
+                         for hot in loops)}
 print(json.dumps(out))
 """
 
@@ -97,6 +107,7 @@ def test_the_micro_kernel_fills_the_target_registers_without_spilling(tmp_path, 
     loops = json.loads(out)
     rows, columns = map(int, info_for(name)["gemm_tile_float32"].split("x"))
     assert f"float32 {rows}x{columns * 4 // width}" in loops, loops.keys()  # the tile's kernel
+    assert loops[f"float32 {rows}x{columns * 4 // width} far"]["loops"] == 3
     for kernel, loop in loops.items():
         # a whole tile's worth of multiply-adds at least
         assert loop["multiplies"] >= loop["tile_vectors"], (kernel, loop)

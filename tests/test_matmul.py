@@ -87,6 +87,7 @@ def test_matmul_blocks_and_edges(rng, m, n, k, dtype, trans_a, trans_b):
     (257, 100, 300, 2, 1, True),     # each part's rows one block: parts pack their panels
     (2000, 100, 300, 2, 1, False),   # taller parts: B packed once, shared, several blocks
     (2000, 100, 300, 1, 1, False),
+    (1000, 300, 600, 2, 1, False),   # B and C past FAR_BYTES: requests in the k loop
     (20, 300, 40, 1, 3, True),       # a short C cut by columns
     (130, 300, 600, 1, 2, True),     # cut by columns, all rows one A block, 3 KC blocks
 ])
@@ -95,8 +96,10 @@ def test_both_ways_of_packing_b(rng, m, n, k, parts_m, parts_n, local, dtype, tr
     """The GEMM kernel with a given partition (parts run one after another where the pool
     has fewer threads): B packed once for all parts, or a panel at a time by each part,
     ragged last panels and KC blocks included. The shapes pick the layout they name."""
-    from kernelgrad.kernels.cpu.matmul import _scratch_layout, gemm, scratch_size
+    from kernelgrad.kernels.cpu.matmul import FAR_BYTES, _scratch_layout, gemm, scratch_size
     assert _scratch_layout(m, n, k, np.dtype(dtype).itemsize, parts_m, parts_n)[0] == local
+    if (m, n) == (1000, 300):
+        assert (k * n + m * n) * np.dtype(dtype).itemsize > FAR_BYTES
     a, b = operands(rng, m, n, k, dtype, trans_a, trans_b)
     c = np.full((m, n), np.nan, dtype)
     scratch = np.full(scratch_size(m, n, k, dtype, parts_m, parts_n), np.nan, dtype)

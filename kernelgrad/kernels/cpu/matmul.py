@@ -10,7 +10,7 @@ Design (docs/gemm.md has the measurements):
   short) and, per block of A rows and per KC block, packs its A block into row panels MR
   tall (in L2), then sweeps its B panels over it. With operands past FAR_BYTES and B
   packed for all parts, each tile also requests a slice of the next B panel and the next
-  tile's C rows into L2.
+  tile's C rows into L2, one request per step of its k loop.
 - The micro-kernel keeps an MR x NR tile of C in MR * 2 vector registers (24 of the 32
   zmm with AVX-512) and does one broadcast and two FMAs per row per k.
 - Transposes are absorbed by the packing (no copy of the operand). A tile short of rows
@@ -33,6 +33,7 @@ from ._simd import (
     VECTOR_REGISTERS,
     borrowed,
     lanes,
+    line_elements,
     prefetch_lines_l2,
     vadd,
     vbroadcast,
@@ -40,6 +41,7 @@ from ._simd import (
     vload,
     vload_first,
     vprefetch,
+    vprefetch_l2,
     vstore,
     vstore_first,
     vtranspose_copy,
@@ -59,7 +61,7 @@ EPILOGUE_BLOCK_BYTES = 64 << 10            # a C block at most this big: one epi
 DIRECT_A_MAX = 16384                       # elements of an A read in place, unpacked
 
 
-def _micro_kernel_source(name, mr, nv, a_strides):
+def _micro_kernel_source(name, mr, nv, a_strides, far=False):
     """Source of
     name(kc, ap, a_off, [a_rs,] bp, b_off, c, c_off, ldc, rows, accumulate):
 
@@ -72,11 +74,20 @@ def _micro_kernel_source(name, mr, nv, a_strides):
     A short tile (rows < mr: the last rows of C) is computed whole, its missing rows
     reading the last row of A again (packed panels hold zeros there), and only its rows
     of C are touched: no packing or scratch tile for the edge, and no access past A or C.
+
+    far adds (nb_off, nb_lines, nc, nc_off, nc_ld, nc_lines): while the k loop runs it
+    requests into L2, one line a step, nc_lines lines of nc (the next tile's rows of C,
+    nc_ld apart from nc_off, a row's lines in turn), then nb_lines lines of bp from
+    nb_off (a slice of the next B panel).
     """
     acc = [[f"c{i}_{v}" for v in range(nv)] for i in range(mr)]
     args = "kc, ap, a_off, a_rs," if a_strides else "kc, ap, a_off,"
-    lines = [f"def {name}({args} bp, b_off, c, c_off, ldc, rows, accumulate):",
+    far_args = ", nb_off, nb_lines, nc, nc_off, nc_ld, nc_lines" if far else ""
+    lines = [f"def {name}({args} bp, b_off, c, c_off, ldc, rows, accumulate{far_args}):",
              "    L = lanes(c)"]
+    if far:
+        lines += ["    LE = line_elements(c)",
+                  f"    CPL = max(1, {nv} * L // LE)"]
     if a_strides:
         # row i's own base and the k index shared by all rows: with a pointer per row
         # stepped by a runtime stride, the k loop ran out of general registers
@@ -86,13 +97,30 @@ def _micro_kernel_source(name, mr, nv, a_strides):
         guard = f"    if rows > {i}:\n    " if i else ""
         lines += [f"{guard}    vprefetch(c, c_off + {i} * ldc + {v} * L)" for v in range(nv)]
     lines += [f"    {acc_name} = vzero(c)" for row in acc for acc_name in row]
-    lines += ["    for k in range(kc):",
-              f"        pa = {'k' if a_strides else f'a_off + k * {MR}'}",
-              f"        pb = b_off + k * {NV} * L"]
-    lines += [f"        b{v} = vload(bp, pb + {v} * L)" for v in range(nv)]
-    for i in range(mr):
-        lines.append(f"        a = vbroadcast(ap, pa + {f'r{i}' if a_strides else i})")
-        lines += [f"        {acc[i][v]} = vfma(a, b{v}, {acc[i][v]})" for v in range(nv)]
+
+    def k_loop(bounds, request=None):
+        body = [f"    for k in range({bounds}):",
+                f"        pa = {'k' if a_strides else f'a_off + k * {MR}'}",
+                f"        pb = b_off + k * {NV} * L"]
+        body += [f"        b{v} = vload(bp, pb + {v} * L)" for v in range(nv)]
+        if request:
+            body.append(f"        {request}")
+        for i in range(mr):
+            body.append(f"        a = vbroadcast(ap, pa + {f'r{i}' if a_strides else i})")
+            body += [f"        {acc[i][v]} = vfma(a, b{v}, {acc[i][v]})" for v in range(nv)]
+        return body
+
+    if far:
+        # one request per step of k, so that they never queue up: the next tile's rows of
+        # C, then the next B panel's slice, then steps without requests (three loops: a
+        # test in the k loop cost the AVX2 kernel, 12 FMAs a step, 2-3%)
+        lines += ["    c_end = min(nc_lines, kc)",
+                  "    b_end = min(nc_lines + nb_lines, kc)"]
+        lines += k_loop("c_end", "vprefetch_l2(nc, nc_off + k // CPL * nc_ld + k % CPL * LE)")
+        lines += k_loop("c_end, b_end", "vprefetch_l2(bp, nb_off + (k - nc_lines) * LE)")
+        lines += k_loop("b_end, kc")
+    else:
+        lines += k_loop("kc")
     for i in range(mr):
         indent = "    " * (2 if i else 1)
         if i:
@@ -105,10 +133,11 @@ def _micro_kernel_source(name, mr, nv, a_strides):
     return "\n".join(lines) + "\n"
 
 
-def _build_micro_kernel(name, mr, nv, a_strides):
+def _build_micro_kernel(name, mr, nv, a_strides, far=False):
     namespace = dict(lanes=lanes, vzero=vzero, vload=vload, vstore=vstore, vbroadcast=vbroadcast,
-                     vfma=vfma, vadd=vadd, vprefetch=vprefetch)
-    source = _micro_kernel_source(name, mr, nv, a_strides)
+                     vfma=vfma, vadd=vadd, vprefetch=vprefetch, vprefetch_l2=vprefetch_l2,
+                     line_elements=line_elements)
+    source = _micro_kernel_source(name, mr, nv, a_strides, far)
     exec(compile(source, f"<{name} {mr}x{nv}v>", "exec"), namespace)
     # Not cached on its own (generated source has no file); it is compiled into, and
     # cached with, every GEMM that calls it.
@@ -125,6 +154,7 @@ TAIL_ROWS = (MR // 3, 2 * MR // 3)
 MICRO_KERNELS = {(mr, strided, nv): _build_micro_kernel(
     f"micro_kernel_{mr}x{nv}{'_strided' if strided else ''}", mr, nv, strided)
     for mr in (MR,) + TAIL_ROWS for strided in (False, True) for nv in (NV, 1)}
+_far_kernel = _build_micro_kernel(f"micro_kernel_{MR}x{NV}_far", MR, NV, False, True)
 
 
 def _tile_source():
@@ -275,6 +305,8 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
     flat_c = c.reshape(M * N)
     L = lanes(flat_c)
     NR = NV * L
+    LE = line_elements(flat_c)
+    CPL = max(1, NR // LE)  # requests per row of a tile of C
     n_panels = (N + NR - 1) // NR
     m_panels = (M + MR - 1) // MR
     k_blocks = (K + KC - 1) // KC
@@ -370,16 +402,23 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                         run = (kc1 * NR + n_tiles - 1) // n_tiles
                     for r0 in range(0, rows, MR):
                         i = i0 + r0
-                        prefetch_lines_l2(bp, next_off + r0 // MR * run, run)
-                        if far:  # and the next tile's rows of C
-                            ni, nj = (i + MR, j0) if r0 + MR < rows else (i0, j0 + NR)
-                            for r in range(min(MR, M - ni)):
-                                prefetch_lines_l2(flat_c, (ni + r) * N + nj, NR)
                         mr = min(MR, rows - r0)
                         full = nr == NR
                         # A tile short of columns is computed whole into `tile`, then
                         # written where C is (one short of rows writes its rows only).
                         out, out_off, ldc = (flat_c, i * N + j0, N) if full else (tile, 0, NR)
+                        ni, nj = (i + MR, j0) if r0 + MR < rows else (i0, j0 + NR)
+                        if far and full and mr == MR and not direct:
+                            # the requests ride in the k loop, one per step
+                            _far_kernel(kc, ap, r0 * kc, panel_b, b_off, out, out_off, ldc,
+                                        MR, p > 0, next_off + r0 // MR * run,
+                                        (run + LE - 1) // LE, flat_c, ni * N + nj, N,
+                                        max(0, min(MR, M - ni)) * CPL)
+                            continue
+                        prefetch_lines_l2(bp, next_off + r0 // MR * run, run)
+                        if far:  # and the next tile's rows of C
+                            for r in range(min(MR, M - ni)):
+                                prefetch_lines_l2(flat_c, (ni + r) * N + nj, NR)
                         if direct:
                             _tile(kc, True, narrow, flat_a, i * lda + k0, lda, panel_b, b_off,
                                   out, out_off, ldc, mr, full and p > 0)
