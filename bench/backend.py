@@ -29,6 +29,7 @@ class Timing:
     median: float
     spread: float
     repeats: int
+    blocks: tuple = ()  # each block's median, in the order the blocks ran
 
     @property
     def noisy(self):
@@ -40,10 +41,19 @@ def timing_of(times, blocks=None):
     if blocks is not None:
         times = [t for block in blocks for t in block]
     times = sorted(times)
-    median = statistics.median(times) if blocks is None else statistics.median(
-        statistics.median(block) for block in blocks)
+    block_medians = () if blocks is None else tuple(statistics.median(b) for b in blocks)
+    median = statistics.median(times) if blocks is None else statistics.median(block_medians)
     q1, _, q3 = statistics.quantiles(times, n=4) if len(times) >= 2 else (median,) * 3
-    return Timing(median, (q3 - q1) / median if median > 0 else 0.0, len(times))
+    return Timing(median, (q3 - q1) / median if median > 0 else 0.0, len(times),
+                  block_medians)
+
+
+def paired_ratio(a, b):
+    """The median over rounds of a's block median / b's in the same round, for two
+    Timings from one time_in_blocks: blocks a round apart run seconds apart, on a shared
+    host whose speed drifts by 10-15% in minutes, so the ratio of two whole medians moves
+    with the drift and this one much less."""
+    return statistics.median(x / y for x, y in zip(a.blocks, b.blocks))
 
 
 def cpu_samples(fn, min_repeats=7, budget_s=0.5, settle_s=SETTLE_S, max_repeats=400):

@@ -2,7 +2,7 @@
 in one block not moving a library's time."""
 import pytest
 
-from bench.backend import NOISY_SPREAD, cpu_time_all, timing_of
+from bench.backend import NOISY_SPREAD, cpu_time_all, paired_ratio, timing_of
 
 
 def test_a_slow_block_does_not_move_the_median():
@@ -12,6 +12,17 @@ def test_a_slow_block_does_not_move_the_median():
     assert timing.repeats == 9
     assert timing.noisy and timing.spread > NOISY_SPREAD  # the burst still marks the row
     assert timing_of(fast + burst).median == pytest.approx(5.51)  # pooled: it would
+
+
+def test_a_ratio_is_taken_round_by_round():
+    """The host slowing down between rounds moves both functions' blocks alike: the
+    paired ratio stays 1.1 where the ratio of the medians does not."""
+    step = timing_of(None, [[1.1], [2.2], [3.3], [1.1]])
+    floor = timing_of(None, [[1.0], [2.0], [3.0], [1.0]])
+    assert step.blocks == (1.1, 2.2, 3.3, 1.1)
+    assert paired_ratio(step, floor) == pytest.approx(1.1)
+    drifted = timing_of(None, [[1.1], [1.1], [3.3], [3.3]])  # the same step, rounds apart
+    assert drifted.median / floor.median == pytest.approx(1.466, rel=1e-3)
 
 
 def test_libraries_are_timed_in_blocks_taken_in_turn():
