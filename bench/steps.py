@@ -23,6 +23,7 @@ from kernelgrad.cli import build_mlp
 from .backend import cpu_time_all, paired_ratio
 from .floor import gemm_floor
 from .forced_blas import forced_openblas
+from .report import floor_ratio
 
 # (name, batch, layer widths, dropout). One linear layer: "softmax" is softmax regression
 # and "logistic" logistic regression, the course's first models (a model with one output
@@ -178,14 +179,13 @@ def run_all(mlps=None):
         timings = cpu_time_all(steps, rounds=ROUNDS, budget_s=2)
         row["times"] = {k: _ms(t) for k, t in timings.items()}
         row["noisy"] = any(t.noisy for t in timings.values())
+        floor = timings.pop("gemm_floor")
+        if forced is not None:  # the floor: the faster OpenBLAS kernel's
+            floor = min(floor, timings.pop("gemm_floor_forced"), key=lambda t: t.median)
+            row["gemm_floor_kernel"] = forced.architecture
         for k, t in timings.items():
             row[f"{k}_s"] = t.median
-        floor = timings["gemm_floor"]
-        if forced is not None:  # the floor: the faster OpenBLAS kernel's
-            row["gemm_floor_s"] = min(row["gemm_floor_s"], row.pop("gemm_floor_forced_s"))
-            row["gemm_floor_kernel"] = forced.architecture
-            if timings["gemm_floor_forced"].median < floor.median:
-                floor = timings["gemm_floor_forced"]
+        row["gemm_floor_s"] = floor.median
         # captured / floor, round by round
         row["captured_floor_ratio"] = paired_ratio(timings["captured"], floor)
         row.setdefault("pytorch_s", None)
@@ -198,12 +198,6 @@ def header():
     return (f"{'training step':<10} {'shape':<26} {'eager ms':>9} {'capt. ms':>9} "
             f"{'torch ms':>9} {'numpy ms':>9} {'GEMMs ms':>9}  capt./GEMMs capt./torch "
             "capt./numpy eager/torch")
-
-
-def floor_ratio(r):
-    """captured / GEMM floor: paired by rounds where the row has it (older results: the
-    ratio of the two medians)."""
-    return r.get("captured_floor_ratio", r["captured_s"] / r["gemm_floor_s"])
 
 
 def format_row(r):

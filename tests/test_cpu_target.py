@@ -71,8 +71,8 @@ for name, nb in (("float32", types.float32), ("float64", types.float64)):
         # the k loop: the block with the most multiplies (the far kernel's three loops:
         # the three such blocks), each up to the jump back to its label
         most = max(len(re.findall(ops, b)) for b in blocks)
-        loops = [hot[:hot.find(hot.split(":", 1)[0], len(hot.split(":", 1)[0]))]
-                 for hot in blocks if len(re.findall(ops, hot)) == most]
+        labels = [(b, b.split(":", 1)[0]) for b in blocks if len(re.findall(ops, b)) == most]
+        loops = [b[:b.find(label, len(label))] for b, label in labels]
         key = f"{name} {rows}x{vectors}{' in place' if strided else ''}{' far' if far_args else ''}"
         out[key] = {
             "tile_vectors": rows * vectors,

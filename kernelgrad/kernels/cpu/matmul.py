@@ -75,19 +75,20 @@ def _micro_kernel_source(name, mr, nv, a_strides, far=False):
     reading the last row of A again (packed panels hold zeros there), and only its rows
     of C are touched: no packing or scratch tile for the edge, and no access past A or C.
 
-    far adds (nb_off, nb_lines, nc, nc_off, nc_ld, nc_lines): while the k loop runs it
-    requests into L2, one line a step, nc_lines lines of nc (the next tile's rows of C,
-    nc_ld apart from nc_off, a row's lines in turn), then nb_lines lines of bp from
-    nb_off (a slice of the next B panel).
+    far adds (nb_off, nb_count, nc, nc_off, nc_ld, nc_rows): while the k loop runs it
+    requests into L2, one line a step, the lines of nc_rows rows of nc (the next tile's
+    rows of C, nc_ld apart from nc_off, a row's lines in turn), then those of
+    bp[nb_off : nb_off + nb_count] (a slice of the next B panel).
     """
     acc = [[f"c{i}_{v}" for v in range(nv)] for i in range(mr)]
     args = "kc, ap, a_off, a_rs," if a_strides else "kc, ap, a_off,"
-    far_args = ", nb_off, nb_lines, nc, nc_off, nc_ld, nc_lines" if far else ""
+    far_args = ", nb_off, nb_count, nc, nc_off, nc_ld, nc_rows" if far else ""
     lines = [f"def {name}({args} bp, b_off, c, c_off, ldc, rows, accumulate{far_args}):",
              "    L = lanes(c)"]
     if far:
         lines += ["    LE = line_elements(c)",
-                  f"    CPL = max(1, {nv} * L // LE)"]
+                  f"    CPL = max(1, {nv} * L // LE)",  # requests a row of the tile
+                  "    nc_lines = nc_rows * CPL"]
     if a_strides:
         # row i's own base and the k index shared by all rows: with a pointer per row
         # stepped by a runtime stride, the k loop ran out of general registers
@@ -115,7 +116,7 @@ def _micro_kernel_source(name, mr, nv, a_strides, far=False):
         # C, then the next B panel's slice, then steps without requests (three loops: a
         # test in the k loop cost the AVX2 kernel, 12 FMAs a step, 2-3%)
         lines += ["    c_end = min(nc_lines, kc)",
-                  "    b_end = min(nc_lines + nb_lines, kc)"]
+                  "    b_end = min(nc_lines + (nb_count + LE - 1) // LE, kc)"]
         lines += k_loop("c_end", "vprefetch_l2(nc, nc_off + k // CPL * nc_ld + k % CPL * LE)")
         lines += k_loop("c_end, b_end", "vprefetch_l2(bp, nb_off + (k - nc_lines) * LE)")
         lines += k_loop("b_end, kc")
@@ -305,8 +306,6 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
     flat_c = c.reshape(M * N)
     L = lanes(flat_c)
     NR = NV * L
-    LE = line_elements(flat_c)
-    CPL = max(1, NR // LE)  # requests per row of a tile of C
     n_panels = (N + NR - 1) // NR
     m_panels = (M + MR - 1) // MR
     k_blocks = (K + KC - 1) // KC
@@ -411,9 +410,8 @@ def gemm(a, b, c, bias, has_epilogue, act, alpha, trans_a, trans_b, parts_m, par
                         if far and full and mr == MR and not direct:
                             # the requests ride in the k loop, one per step
                             _far_kernel(kc, ap, r0 * kc, panel_b, b_off, out, out_off, ldc,
-                                        MR, p > 0, next_off + r0 // MR * run,
-                                        (run + LE - 1) // LE, flat_c, ni * N + nj, N,
-                                        max(0, min(MR, M - ni)) * CPL)
+                                        MR, p > 0, next_off + r0 // MR * run, run, flat_c,
+                                        ni * N + nj, N, max(0, min(MR, M - ni)))
                             continue
                         prefetch_lines_l2(bp, next_off + r0 // MR * run, run)
                         if far:  # and the next tile's rows of C
