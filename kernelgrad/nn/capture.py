@@ -23,10 +23,11 @@ one) or dtype, or the model switched to eval mode, records a new plan; hyper-par
 (the learning rate a schedule changes) are read at every call, and an optimizer whose
 structure changed (momentum switched on, a parameter added) is recorded again. A model the
 recorder does not know (anything but a Sequential of Linear, the activation modules,
-Dropout and Identity, with a CrossEntropyLoss, MSELoss or BCEWithLogitsLoss and one of the
-five optimizers) cannot be captured: supports() says so, and fit() then runs the step
-eagerly. The plan's kernel calls on fixed buffers are what a CUDA graph would hold; on the
-GPU the same plan could be recorded into one (not done yet: CPU only).
+Dropout and Identity, each parameter at one place, with a CrossEntropyLoss, MSELoss or
+BCEWithLogitsLoss and one of the five optimizers) cannot be captured: supports() says
+so, and fit() then runs the step eagerly. The plan's kernel calls on fixed buffers are
+what a CUDA graph would hold; on the GPU the same plan could be recorded into one (not
+done yet: CPU only).
 """
 import numpy as np
 
@@ -67,6 +68,10 @@ def unsupported(model, loss_fn, optimizer):
         if isinstance(layer, m.Linear) and not all(p.requires_grad for p in
                                                    layer.parameters()):
             return "a Linear layer with frozen parameters"
+    placed = [id(p) for layer in _layers(model) for p in layer.parameters()]
+    if len(placed) != len(set(placed)):
+        # the recorded backward writes each layer's gradient; the eager one sums the uses
+        return "a layer or parameter used at two places in the model"
     if type(loss_fn) not in LOSSES:
         return f"capture does not know the loss {type(loss_fn).__name__}"
     if getattr(loss_fn, "weight", None) is not None or getattr(loss_fn, "label_smoothing", 0):

@@ -67,11 +67,19 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # ---- traversal ----
-    def named_modules(self, prefix=""):
-        """(dotted name, module) for this module ("") and every submodule, depth first."""
+    def named_modules(self, prefix="", remove_duplicate=True, _seen=None):
+        """(dotted name, module) for this module ("") and every submodule, depth first; a
+        module reached twice (one layer used at two places) is given once, under its first
+        name, unless remove_duplicate is False (as PyTorch's)."""
+        if remove_duplicate:
+            _seen = set() if _seen is None else _seen
+            if id(self) in _seen:
+                return
+            _seen.add(id(self))
         yield prefix, self
         for name, module in self._modules.items():
-            yield from module.named_modules(f"{prefix}.{name}" if prefix else name)
+            yield from module.named_modules(f"{prefix}.{name}" if prefix else name,
+                                            remove_duplicate, _seen)
 
     def modules(self):
         return (module for _, module in self.named_modules())
@@ -82,13 +90,22 @@ class Module:
     def children(self):
         return iter(self._modules.values())
 
-    def named_parameters(self):
-        for prefix, module in self.named_modules():
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, parameter) pairs; a parameter shared by two places is given once
+        (what an optimizer must hold) unless remove_duplicate is False (what state_dict
+        lists: one key per place, as PyTorch's); recurse=False: this module's own only."""
+        modules = self.named_modules(prefix, remove_duplicate) if recurse else [(prefix, self)]
+        seen = set()
+        for module_prefix, module in modules:
             for name, param in module._parameters.items():
-                yield (f"{prefix}.{name}" if prefix else name), param
+                if remove_duplicate:
+                    if id(param) in seen:
+                        continue
+                    seen.add(id(param))
+                yield (f"{module_prefix}.{name}" if module_prefix else name), param
 
-    def parameters(self):
-        return (param for _, param in self.named_parameters())
+    def parameters(self, recurse=True):
+        return (param for _, param in self.named_parameters(recurse=recurse))
 
     # ---- modes and gradients ----
     def train(self, mode=True):
@@ -150,7 +167,7 @@ class Module:
         transposed view)."""
         torch_names = _torch_layout_names(self, layout)
         return OrderedDict((name, param.data.T if name in torch_names else param.data)
-                           for name, param in self.named_parameters())
+                           for name, param in self.named_parameters(remove_duplicate=False))
 
     def load_state_dict(self, state_dict, strict=True, layout="kernelgrad"):
         """Copy arrays into the parameters in place (optimizers keep their references).
@@ -165,7 +182,7 @@ class Module:
             raise TypeError(f"load_state_dict takes a mapping of names to arrays, got "
                             f"{type(state_dict).__name__}")
         torch_names = _torch_layout_names(self, layout)
-        params = OrderedDict(self.named_parameters())
+        params = OrderedDict(self.named_parameters(remove_duplicate=False))
         missing = [name for name in params if name not in state_dict]
         unexpected = [name for name in state_dict if name not in params]
         if strict and (missing or unexpected):
@@ -231,7 +248,8 @@ def _torch_layout_names(module, layout):
     if layout == "kernelgrad":
         return set()
     return {f"{prefix}.weight" if prefix else "weight"
-            for prefix, m in module.named_modules() if isinstance(m, Linear)}
+            for prefix, m in module.named_modules(remove_duplicate=False)
+            if isinstance(m, Linear)}
 
 
 def _loadable(value, name, param, transposed=False):

@@ -156,6 +156,10 @@ def test_a_refused_replay_changes_nothing():
     assert_same(before, state(model, optimizer) + [rng_state()])
 
 
+def _reused(layer):
+    return nn.Sequential(layer, nn.Dropout(0.1), layer, nn.Linear(4, 2))
+
+
 @pytest.mark.parametrize("why, make", [
     ("layer Flatten", lambda: (nn.Sequential(nn.Flatten(), nn.Linear(4, 2)),
                                nn.CrossEntropyLoss())),
@@ -163,6 +167,8 @@ def test_a_refused_replay_changes_nothing():
                                  nn.CrossEntropyLoss(label_smoothing=0.1))),
     ("without reduction", lambda: (nn.Sequential(nn.Linear(4, 2)),
                                    nn.MSELoss(reduction="none"))),
+    ("used at two places", lambda: (_reused(nn.Linear(4, 4, activation="relu")),
+                                    nn.CrossEntropyLoss())),
 ])
 def test_what_cannot_be_captured_says_why(why, make):
     model, loss_fn = make()

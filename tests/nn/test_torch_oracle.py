@@ -140,3 +140,40 @@ def test_lr_schedules_match_torch(scheduler):
             ours.step(metric)
             theirs.step(metric)
         assert ours_opt.param_groups[0]["lr"] == pytest.approx(torch_opt.param_groups[0]["lr"])
+
+
+def test_a_layer_used_twice_trains_as_in_torch(rng):
+    """One Linear at two places of a Sequential: parameters() holds it once (an optimizer
+    accepts it), state_dict names both places, the gradient sums both uses, and fit()
+    (which cannot record such a step) trains it eagerly, as PyTorch does."""
+    kg.manual_seed(3)
+    shared, head = nn.Linear(6, 6, activation="tanh", dtype=np.float64), \
+        nn.Linear(6, 3, dtype=np.float64)
+    model = nn.Sequential(shared, shared, head)
+    t_shared, t_head = torch.nn.Linear(6, 6, dtype=torch.float64), \
+        torch.nn.Linear(6, 3, dtype=torch.float64)
+    with torch.no_grad():
+        for twin, layer in ((t_shared, shared), (t_head, head)):
+            twin.weight.copy_(torch.from_numpy(layer.weight.data.T))
+            twin.bias.copy_(torch.from_numpy(layer.bias.data))
+    twin = torch.nn.Sequential(t_shared, torch.nn.Tanh(), t_shared, torch.nn.Tanh(), t_head)
+    assert [n for n, _ in model.named_parameters()] == \
+        [n for n, _ in twin.named_parameters()][:2] + ["2.weight", "2.bias"]
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias",
+                                        "2.weight", "2.bias"]
+    assert len(list(model.modules())) == 3 and len(list(model.parameters())) == 4
+    x, y = rng.standard_normal((16, 6)), rng.integers(0, 3, 16)
+    ours = kg.optim.Adam(model.parameters(), lr=0.05)
+    theirs = torch.optim.Adam(twin.parameters(), lr=0.05)
+    model.compile(ours, loss=nn.CrossEntropyLoss())
+    model.fit(x, y, batch_size=16, epochs=5, shuffle=False, verbose=0)
+    for _ in range(5):
+        theirs.zero_grad()
+        torch.nn.functional.cross_entropy(twin(torch.from_numpy(x)),
+                                          torch.from_numpy(y)).backward()
+        theirs.step()
+    for param, expected in zip(model.parameters(), [t_shared.weight.detach().numpy().T,
+                                                    t_shared.bias.detach().numpy(),
+                                                    t_head.weight.detach().numpy().T,
+                                                    t_head.bias.detach().numpy()]):
+        np.testing.assert_allclose(param.data, expected, rtol=RTOL, atol=1e-12)
