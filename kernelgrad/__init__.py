@@ -10,7 +10,7 @@ The top-level names follow torch's: Tensor, tensor, zeros, ones, randn, arange, 
 no_grad, manual_seed, save, load, float32 ...
 """
 from . import kernels, nn  # noqa: I001  (nn before data and optim, which import nn.tensor)
-from . import data, distributed, optim
+from . import data, distributed, optim, utils
 from . import cuda
 from .devices import cuda_available, device
 from .nn.dtypes import (
@@ -70,4 +70,4 @@ __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like
            "capture", "manual_seed", "initial_seed", "get_rng_state", "set_rng_state",
            "save", "load",
            "cuda_available", "device", "cuda", "kernels", "nn", "optim", "data",
-           "distributed"]
+           "distributed", "utils"]

@@ -355,6 +355,9 @@ class Tensor:
         a = self.data
         return _make(a ** exponent, (self,), lambda g: (g * exponent * a ** (exponent - 1),))
 
+    def pow(self, exponent):
+        return self ** exponent
+
     def __rpow__(self, base):
         xp = xp_of(self.data)
         base = xp.asarray(_data(base))

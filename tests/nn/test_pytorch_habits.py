@@ -49,7 +49,7 @@ def test_tensor_methods_match_torch(rng):
            lambda t: t.flatten(), lambda t: t.transpose(0, 1),
            lambda t: t.sum(dim=1, keepdim=True), lambda t: t.mean(dim=0),
            lambda t: t.softmax(dim=1), lambda t: t.log_softmax(dim=0),
-           lambda t: t.clone() * 2, lambda t: t.exp().log()]
+           lambda t: t.clone() * 2, lambda t: t.exp().log(), lambda t: t.pow(2) + t.pow(3)]
     for f in ops:
         got, want = f(ours), f(theirs)
         np.testing.assert_allclose(got.data, want.detach().numpy(), rtol=1e-12)
@@ -242,6 +242,9 @@ def test_tensors_pass_to_and_from_torch_and_numpy_without_copies():
 def test_loaders_take_datasets_and_report_them():
     x, y = np.arange(10.0).reshape(10, 1), np.arange(10)
     dataset = kg.data.TensorDataset(x, y)
+    # torch.utils.data's names, for `import kernelgrad as torch`
+    assert kg.utils.data.DataLoader is kg.data.DataLoader
+    assert kg.utils.data.TensorDataset is kg.data.TensorDataset
     assert len(dataset) == 10 and dataset[3][1].item() == 3
     loader = kg.data.DataLoader(dataset, batch_size=4, shuffle=True, seed=1)
     assert loader.dataset.arrays[0] is dataset.arrays[0]

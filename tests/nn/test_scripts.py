@@ -21,7 +21,7 @@ KERNELGRAD_IMPORTS = """
 import kernelgrad as torch
 from kernelgrad import nn
 import kernelgrad.nn.functional as F
-from kernelgrad.data import DataLoader, TensorDataset
+from kernelgrad.utils.data import DataLoader, TensorDataset
 """
 
 # As a PyTorch user writes it (the digits arrive as NumPy arrays: x_train, y_train, ...).
