@@ -44,6 +44,7 @@ from .nn.factories import (
     zeros,
     zeros_like,
 )
+from .nn import functions
 from .nn.capture import capture
 from .nn.random import get_rng_state, initial_seed, manual_seed, set_rng_state
 from .nn.serialization import load, save
@@ -71,3 +72,7 @@ __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like
            "save", "load",
            "cuda_available", "device", "cuda", "kernels", "nn", "optim", "data",
            "distributed", "utils"]
+
+# torch.sigmoid(x), torch.sum(x, 1), torch.randint(...) ...: nn/functions.py
+globals().update({name: getattr(functions, name) for name in functions.__all__})
+__all__ += functions.__all__

@@ -358,6 +358,37 @@ class Tensor:
     def pow(self, exponent):
         return self ** exponent
 
+    # torch's method names for the operators
+    def add(self, other, alpha=1):
+        return self + (other if alpha == 1 else alpha * _tensor(other))
+
+    def sub(self, other, alpha=1):
+        return self - (other if alpha == 1 else alpha * _tensor(other))
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other):
+        return self / other
+
+    def matmul(self, other):
+        return matmul(self, other)
+
+    def mm(self, other):
+        if self.ndim != 2 or np.ndim(_data(other)) != 2:
+            raise ValueError(f"mm takes two 2-D tensors, got shapes {self.shape} and "
+                             f"{np.shape(_data(other))}")
+        return matmul(self, other)
+
+    def square(self):
+        return self * self
+
+    def contiguous(self):
+        return self  # (every tensor's data is one C-ordered array)
+
+    def type_as(self, other):
+        return self if self.dtype == other.dtype else self.astype(other.dtype)
+
     def __rpow__(self, base):
         xp = xp_of(self.data)
         base = xp.asarray(_data(base))
@@ -476,6 +507,18 @@ class Tensor:
         out = xp_of(self.data).asarray(self.data.mean(axis=axis, keepdims=keepdims))
         count = self.data.size // max(out.size, 1)
         return _make(out, (self,), lambda g: (_expand(g / count, shape, axis, keepdims),))
+
+    def var(self, dim=None, unbiased=True, keepdim=False, *, correction=None):
+        """The variance, divided by n - 1 (unbiased, torch's default) or n, or n -
+        correction."""
+        correction = (1 if unbiased else 0) if correction is None else correction
+        centred = self - self.mean(dim, keepdim=True)
+        count = self.data.size if dim is None else int(np.prod(
+            [self.shape[d] for d in (dim if isinstance(dim, (tuple, list)) else (dim,))]))
+        return (centred * centred).sum(dim, keepdim=keepdim) / (count - correction)
+
+    def std(self, dim=None, unbiased=True, keepdim=False, *, correction=None):
+        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
 
     def _extreme(self, dim, keepdim, axis, keepdims, pick, arg):
         axis, keepdims = _axes(dim, axis), _keep(keepdim, keepdims)
@@ -799,6 +842,10 @@ def matmul(a, b):
         gb = K.matmul(a2, g2, trans_a=True).reshape(b_data.shape) if _needs(b) else None
         return ga, gb
     return _make(out.reshape(out_shape), (a, b), backward)
+
+
+def _tensor(x):
+    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 def _needs(x):

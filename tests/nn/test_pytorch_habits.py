@@ -81,6 +81,71 @@ def test_factories_and_dtype_names():
     assert stacked.shape == (2, 2)
 
 
+# torch.<name>(x, *args) and the method forms a script calls, with their gradients
+TOP_LEVEL = [("sigmoid", ()), ("tanh", ()), ("relu", ()), ("abs", ()), ("sqrt", ()),
+             ("square", ()), ("softmax", (1,)), ("log_softmax", (0,)), ("sum", ()),
+             ("sum", (1,)), ("mean", (0,)), ("std", ()), ("std", (1,)), ("var", (0,)),
+             ("clamp", (-0.5, 0.5)), ("flatten", ()), ("t", ()), ("transpose", (0, 1)),
+             ("unsqueeze", (0,)), ("reshape", ((4, 3),)), ("pow", (3,)), ("add", (2.0,)),
+             ("sub", (1.5,)), ("mul", (3.0,)), ("div", (4.0,))]
+
+
+@pytest.mark.parametrize("name, args", TOP_LEVEL, ids=[f"{n}{a}" for n, a in TOP_LEVEL])
+def test_top_level_functions_match_torch(rng, name, args):
+    a = np.abs(rng.standard_normal((3, 4))) + 0.1  # sqrt's domain
+    ours, theirs = kg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    got, want = getattr(kg, name)(ours, *args), getattr(torch, name)(theirs, *args)
+    np.testing.assert_allclose(got.data, want.detach().numpy(), rtol=1e-12)
+    weights = np.arange(got.numel()).reshape(got.shape) + 1.0
+    (got * kg.tensor(weights)).sum().backward()
+    (want * torch.tensor(weights)).sum().backward()
+    np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_method_forms_of_the_operators_match_torch(rng):
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+    x, w = kg.tensor(a, requires_grad=True), kg.tensor(b, requires_grad=True)
+    tx, tw = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    got = x.mm(w).add(x.matmul(w), alpha=2).sub(x.mm(w).square(), alpha=0.5).mul(3).div(7)
+    want = tx.mm(tw).add(tx.matmul(tw), alpha=2).sub(tx.mm(tw).square(), alpha=0.5).mul(3) \
+        .div(7)
+    np.testing.assert_allclose(got.data, want.detach().numpy(), rtol=1e-12)
+    got.sum().backward()
+    want.sum().backward()
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(w.grad.data, tw.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(kg.var(x, 1, unbiased=False).data,
+                               torch.var(tx, 1, unbiased=False).detach().numpy(), rtol=1e-12)
+    assert x.contiguous() is x and x.type_as(kg.zeros(1)).dtype == kg.float32
+    assert kg.max(x, 1).indices.tolist() == torch.max(tx, 1).indices.tolist()
+    assert kg.numel(x) == 12 and kg.is_tensor(x) and not kg.is_tensor(a)
+    assert kg.allclose(x, a) and not kg.allclose(x, a + 1e-3)
+    with pytest.raises(ValueError, match="2-D"):
+        kg.mm(x, kg.ones(4))
+    with pytest.raises(TypeError, match="kg.where"):
+        kg.max(x, x)  # torch's elementwise max of two tensors
+
+
+def test_random_and_other_factories_as_torch_shapes_them():
+    kg.manual_seed(5)
+    ints = kg.randint(3, 7, (200,))
+    perm = kg.randperm(10)
+    kg.manual_seed(5)
+    assert kg.randint(3, 7, (200,)).tolist() == ints.tolist()  # from the library's seed
+    assert ints.dtype == kg.int64 and set(ints.tolist()) == {3, 4, 5, 6}
+    assert kg.randint(4, (2, 3)).shape == (2, 3) and sorted(perm.tolist()) == list(range(10))
+    assert perm.dtype == kg.int64
+    np.testing.assert_array_equal(kg.eye(3, 2).data, torch.eye(3, 2).numpy())
+    np.testing.assert_allclose(kg.linspace(-1, 2, 7).data, torch.linspace(-1, 2, 7).numpy())
+    assert kg.eye(2).dtype == kg.float32 and kg.empty(2, 3).shape == (2, 3)
+    x = kg.ones(2, 5, dtype=kg.float64)
+    for like in (kg.full_like(x, 3.0), kg.randn_like(x), kg.rand_like(x)):
+        assert like.shape == (2, 5) and like.dtype == kg.float64
+    assert kg.full_like(x, 3.0).tolist() == [[3.0] * 5] * 2
+    with pytest.raises(TypeError, match="size"):
+        kg.randint(5)
+
+
 def test_grad_modes():
     x = kg.tensor([1.0], requires_grad=True)
     with kg.set_grad_enabled(False):
