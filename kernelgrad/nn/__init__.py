@@ -13,6 +13,7 @@ from .callbacks import (
 )
 from .modules import (
     GELU,
+    BCELoss,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
     Dropout,
@@ -37,6 +38,6 @@ from .modules import (
 __all__ = ["functional", "init", "utils", "Module", "Parameter", "Linear", "ReLU",
            "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "LogSoftmax", "Identity",
            "Flatten", "Dropout", "Sequential", "ModuleList", "CrossEntropyLoss", "NLLLoss",
-           "BCEWithLogitsLoss", "MSELoss", "init_bound", "Callback", "History",
+           "BCELoss", "BCEWithLogitsLoss", "MSELoss", "init_bound", "Callback", "History",
            "EarlyStopping", "ModelCheckpoint", "CSVLogger", "LearningRateScheduler",
            "TerminateOnNaN"]

@@ -261,6 +261,47 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     return _reduce(losses, dlogits, reduction, (logits,))
 
 
+def binary_cross_entropy(probs, targets, reduction="mean"):
+    """-[t log p + (1 - t) log(1 - p)] for probabilities p in [0, 1] (a sigmoid's output),
+    as torch.nn.functional.binary_cross_entropy: each log floored at -100, the gradient
+    (p - t) / max(p (1 - p), 1e-12). From logits, binary_cross_entropy_with_logits is
+    exact where this saturates (and one fused kernel)."""
+    p = _array(probs)
+    t = _target_like(targets, p, "targets")
+    same_device(p, t)
+    if p.dtype.kind != "f":
+        raise TypeError(f"binary_cross_entropy takes float probabilities, got {p.dtype}")
+    if t.dtype != p.dtype and t.dtype.kind in "biuf":
+        t = t.astype(p.dtype)
+    if t.shape != p.shape:
+        raise ValueError(f"targets of shape {t.shape} do not match probabilities {p.shape}")
+    xp = xp_of(p)
+    if p.size and not bool(((p >= 0) & (p <= 1)).all()):
+        raise ValueError("binary_cross_entropy takes probabilities in [0, 1] (a sigmoid's "
+                         "output); for raw scores use binary_cross_entropy_with_logits")
+    with np.errstate(divide="ignore"):
+        log_p, log_q = xp.maximum(xp.log(p), -100), xp.maximum(xp.log1p(-p), -100)
+    losses = (-(t * log_p + (1 - t) * log_q)).astype(p.dtype)
+    # (PyTorch's floor is the float32 nearest 1e-12, in every dtype)
+    grad = ((p - t) / xp.maximum(p * (1 - p), p.dtype.type(np.float32(1e-12)))).astype(p.dtype)
+    return _reduce(losses, grad, reduction, (probs,))
+
+
+def one_hot(labels, num_classes=-1):
+    """(N, ...) integer labels as (N, ..., C) int64 rows of zeros with a 1 at the label
+    (torch.nn.functional.one_hot); C is the largest label + 1 unless given."""
+    a = _array(labels)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"one_hot takes integer labels, got {a.dtype}")
+    xp = xp_of(a)
+    top = int(a.max()) + 1 if a.size else 0
+    classes = top if num_classes == -1 else int(num_classes)
+    if a.size and (int(a.min()) < 0 or top > classes):
+        raise ValueError(f"labels must lie in [0, {classes}), got "
+                         f"{int(a.min()) if int(a.min()) < 0 else top - 1}")
+    return Tensor((a[..., None] == xp.arange(classes)).astype(np.int64))
+
+
 def mse_loss(pred, target, reduction="mean"):
     """(pred - target)^2, reduced; the gradient flows to pred (the target is data)."""
     p = _array(pred)

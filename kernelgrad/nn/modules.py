@@ -520,5 +520,10 @@ class BCEWithLogitsLoss(_Loss):
     function = staticmethod(F.binary_cross_entropy_with_logits)
 
 
+class BCELoss(_Loss):
+    """Binary cross-entropy of probabilities (after a Sigmoid), as PyTorch's."""
+    function = staticmethod(F.binary_cross_entropy)
+
+
 class MSELoss(_Loss):
     function = staticmethod(F.mse_loss)

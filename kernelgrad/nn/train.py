@@ -134,28 +134,32 @@ def _loader(x, y, batch_size, shuffle, model, name="x"):
                       seed=derived_seed(FIT_SHUFFLE_TAG))
 
 
-def _correct(outputs, targets):
+def _correct(outputs, targets, threshold=0.0):
     """How many predictions are right: argmax for class scores with integer labels,
-    the sign of a logit for 0/1 targets; None when accuracy has no meaning (regression)."""
+    an output above threshold for 0/1 targets (a logit's sign; 0.5 for probabilities);
+    None when accuracy has no meaning (regression)."""
     if targets.dtype.kind in "iu" and outputs.ndim == 2 and outputs.shape[1] > 1:
         return int((outputs.argmax(axis=1) == targets.reshape(-1)).sum())
     if outputs.size == targets.size and bool(((targets == 0) | (targets == 1)).all()):
-        return int(((outputs.reshape(-1) > 0) == (targets.reshape(-1) == 1)).sum())
+        return int(((outputs.reshape(-1) > threshold) == (targets.reshape(-1) == 1)).sum())
     return None
 
 
 class _Meter:
     """Running sample-weighted loss and accuracy over an epoch."""
 
-    def __init__(self, accuracy):
+    def __init__(self, accuracy, loss_fn=None):
         self.loss, self.correct, self.count = 0.0, 0 if accuracy else None, 0
+        from .modules import BCELoss  # (modules imports this module)
+        # BCELoss is given probabilities, every other binary loss logits
+        self.threshold = 0.5 if isinstance(loss_fn, BCELoss) else 0.0
 
     def add(self, loss, outputs, targets):
         n = len(targets)
         self.loss += loss * n
         self.count += n
         if self.correct is not None:
-            correct = _correct(outputs, targets)
+            correct = _correct(outputs, targets, self.threshold)
             self.correct = None if correct is None else self.correct + correct
 
     def logs(self, prefix=""):
@@ -319,7 +323,7 @@ def _replica(model):
 
 def _train_epoch(model, loss_fn, optimizer, batches, callbacks, config, step=None,
                  replica=None):
-    meter, device = _Meter(config["accuracy"]), _device_of(model)
+    meter, device = _Meter(config["accuracy"], loss_fn), _device_of(model)
     replica = model if replica is None else replica
     model.train()
     for index, batch in enumerate(batches):
@@ -343,7 +347,7 @@ def _train_epoch(model, loss_fn, optimizer, batches, callbacks, config, step=Non
 
 
 def _evaluate(model, loss_fn, x, y, batch_size, config):
-    meter, was_training = _Meter(config["accuracy"]), model.training
+    meter, was_training = _Meter(config["accuracy"], loss_fn), model.training
     device = _device_of(model)
     model.eval()
     try:

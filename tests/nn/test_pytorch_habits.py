@@ -317,3 +317,49 @@ def test_loaders_take_datasets_and_report_them():
     assert sorted(first) == list(range(10)) and not np.array_equal(first, second)
     loader.set_epoch(0)
     np.testing.assert_array_equal(np.concatenate([b[1].data for b in loader]), first)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_bce_on_probabilities_matches_torch(rng, reduction):
+    p = rng.random((8, 1))
+    p[:2] = [[0.0], [1.0]]  # saturated: the logs floored at -100, the gradient's divisor
+    t = rng.integers(0, 2, (8, 1)).astype(np.float64)
+    t[:2] = 1.0
+    ours, theirs = kg.tensor(p, requires_grad=True), torch.tensor(p, requires_grad=True)
+    got = nn.BCELoss(reduction=reduction)(ours, kg.tensor(t))
+    want = torch.nn.BCELoss(reduction=reduction)(theirs, torch.tensor(t))
+    np.testing.assert_allclose(got.data, want.detach().numpy(), rtol=1e-12)
+    got.sum().backward()
+    want.sum().backward()
+    np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        F.binary_cross_entropy(kg.tensor(p + 0.5), kg.tensor(t))
+
+
+def test_a_sigmoid_and_bce_network_trains_and_counts_accuracy_at_one_half(rng):
+    x = rng.standard_normal((64, 3))
+    y = (x[:, :1] > 0).astype(np.float64)
+    kg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 1, dtype=np.float64), nn.Sigmoid())
+    model.compile(kg.optim.SGD(model.parameters(), lr=1.0), loss=nn.BCELoss(),
+                  metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=16, epochs=20, verbose=0)
+    probs = model.predict(x)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    # accuracy from probabilities: above one half is class 1 (a logit's threshold is 0)
+    expected = np.mean((probs > 0.5) == (y == 1))
+    assert history.history["accuracy"][-1] > 0.9
+    assert model.evaluate(x, y)[1] == pytest.approx(expected)
+
+
+def test_one_hot_matches_torch():
+    labels = np.array([[0, 3], [2, 1]])
+    np.testing.assert_array_equal(
+        F.one_hot(kg.tensor(labels)).data,
+        torch.nn.functional.one_hot(torch.tensor(labels)).numpy())
+    assert F.one_hot(kg.tensor([1]), 5).tolist() == [[0, 1, 0, 0, 0]]
+    assert F.one_hot(kg.tensor([1]), 5).dtype == kg.int64
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        F.one_hot(kg.tensor([0, 2]), 2)
+    with pytest.raises(TypeError, match="integer"):
+        F.one_hot(kg.tensor([0.0, 1.0]))
