@@ -219,6 +219,42 @@ class Module:
         from . import train
         train.summary(self, print_fn)
 
+    def train_on_batch(self, x, y):
+        """One optimizer step on (x, y): its loss (and accuracy), as Keras's."""
+        from . import train
+        return train.train_on_batch(self, x, y)
+
+    def test_on_batch(self, x, y):
+        from . import train
+        return train.test_on_batch(self, x, y)
+
+    def predict_on_batch(self, x):
+        from . import train
+        return train.predict_on_batch(self, x)
+
+    def get_weights(self):
+        """Copies of the parameters as NumPy arrays (Keras's get_weights)."""
+        from . import train
+        return train.get_weights(self)
+
+    def set_weights(self, weights):
+        from . import train
+        train.set_weights(self, weights)
+
+    def count_params(self):
+        from . import train
+        return train.count_params(self)
+
+    def save_weights(self, path):
+        """The state_dict to a safetensors file (kg.save), atomically."""
+        from .serialization import save
+        save(self.state_dict(), path)
+
+    def load_weights(self, path):
+        """Parameters from a file save_weights (or kg.save of a state_dict) wrote."""
+        from .serialization import load
+        return self.load_state_dict(load(path))
+
     def extra_repr(self):
         return ""
 

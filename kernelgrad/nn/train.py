@@ -371,7 +371,73 @@ def evaluate(model, x, y, batch_size=None, verbose=0, return_dict=False):
         print("  ".join(f"{k} {v:.4f}" for k, v in logs.items()))
     if return_dict:
         return logs
+    return _result(logs)
+
+
+def _result(logs):
+    """Keras's return value: the loss, or [loss, accuracy]."""
     return logs["loss"] if len(logs) == 1 else list(logs.values())
+
+
+def train_on_batch(model, x, y):
+    """One optimizer step on the batch (x, y), as Keras's: the loss (and accuracy) of the
+    outputs the step computed its gradients from."""
+    config = _config(model)
+    x, y = _inputs(x, model, "x"), _targets(y, "y")
+    device = _device_of(model)
+    xb, yb = Tensor(move(x, device)), Tensor(move(y, device))
+    meter, optimizer, loss_fn = _Meter(config["accuracy"], config["loss"]), \
+        config["optimizer"], config["loss"]
+    model.train()
+    optimizer.zero_grad()
+    outputs = model(xb)
+    loss = loss_fn(outputs, yb)
+    loss.backward()
+    optimizer.step()
+    meter.add(loss.item(), outputs.data, yb.data)
+    return _result(meter.logs())
+
+
+def test_on_batch(model, x, y):
+    """The loss (and accuracy) on one batch in eval mode, without a step."""
+    config = _config(model)
+    x, y = _inputs(x, model, "x"), _targets(y, "y")
+    return _result(_evaluate(model, config["loss"], x, y, len(x), config))
+
+
+def predict_on_batch(model, x):
+    return predict(model, x, batch_size=len(x))
+
+
+def get_weights(model):
+    """Copies of the parameters as NumPy arrays, in parameters() order (a Linear's weight
+    (in, out) then bias, Keras's layout)."""
+    return [np.array(p.data.get() if device_of(p.data) == "cuda" else p.data, copy=True)
+            for p in model.parameters()]
+
+
+def set_weights(model, weights):
+    """Copy arrays into the parameters in parameters() order; every one is checked (count,
+    shape, numeric) before any is written."""
+    params = list(model.parameters())
+    weights = list(weights)
+    if len(weights) != len(params):
+        raise ValueError(f"set_weights got {len(weights)} arrays for {len(params)} parameters")
+    values = []
+    for i, (param, value) in enumerate(zip(params, weights)):
+        value = np.asarray(value.data if isinstance(value, Tensor) else value)
+        if value.shape != param.shape:
+            raise ValueError(f"weight {i} has shape {value.shape}; the parameter is "
+                             f"{param.shape}")
+        if value.dtype.kind not in "fiu":
+            raise TypeError(f"weight {i} must hold numbers, got dtype {value.dtype}")
+        values.append(move(value.astype(param.dtype), device_of(param.data)))
+    for param, value in zip(params, values):
+        param.data[...] = value
+
+
+def count_params(model):
+    return sum(p.data.size for p in model.parameters())
 
 
 def predict(model, x, batch_size=None, verbose=0):
@@ -396,7 +462,7 @@ def summary(model, print_fn=print):
     width = max(len(name) for name, _, _ in rows) + 2
     lines = [f"{'layer':<{width}}{'type':<20}{'parameters':>12}", "-" * (width + 32)]
     lines += [f"{name:<{width}}{kind:<20}{count:>12,}" for name, kind, count in rows]
-    total = sum(p.data.size for p in model.parameters())
+    total = count_params(model)
     trainable = sum(p.data.size for p in model.parameters() if p.requires_grad)
     lines += ["-" * (width + 32), f"total parameters: {total:,} ({trainable:,} trainable)"]
     print_fn("\n".join(lines))

@@ -221,3 +221,62 @@ def test_perceptron_learns_the_passfail_data():
     history = model.fit(x, y.astype(np.float32).reshape(-1, 1), batch_size=32, epochs=40,
                         verbose=0)
     assert history["accuracy"][-1] > 0.9
+
+
+# ---- Keras's per-batch and weight methods ----
+
+def _twins(seed=4):
+    models = []
+    for _ in range(2):
+        kg.manual_seed(seed)
+        model = nn.Sequential(nn.Linear(5, 16, activation="relu"), nn.Linear(16, 3))
+        model.compile(kg.optim.Adam(model.parameters(), lr=0.01), nn.CrossEntropyLoss(),
+                      metrics=["accuracy"])
+        models.append(model)
+    return models
+
+
+def test_train_on_batch_is_one_eager_step():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((12, 5)).astype(np.float32), rng.integers(0, 3, 12)
+    ours, twin = _twins()
+    for _ in range(3):
+        loss, accuracy = ours.train_on_batch(x, y)
+        optimizer, loss_fn = twin._training["optimizer"], twin._training["loss"]
+        optimizer.zero_grad()
+        outputs = twin(kg.tensor(x))
+        expected = loss_fn(outputs, kg.tensor(y))
+        expected.backward()
+        optimizer.step()
+        assert loss == expected.item()
+        assert accuracy == np.mean(outputs.data.argmax(axis=1) == y)
+    for a, b in zip(ours.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert ours.test_on_batch(x, y) == ours.evaluate(x, y)
+    np.testing.assert_array_equal(ours.predict_on_batch(x), ours.predict(x))
+
+
+def test_weights_come_out_as_copies_and_go_back_checked(tmp_path):
+    model, other = _twins()
+    model.train_on_batch(np.ones((4, 5), np.float32), np.array([0, 1, 2, 0]))
+    weights = model.get_weights()
+    assert [w.shape for w in weights] == [(5, 16), (16,), (16, 3), (3,)]
+    assert model.count_params() == sum(w.size for w in weights) == 147
+    weights[0][...] = 7  # a copy: the model is untouched
+    assert not (model.get_weights()[0] == 7).any()
+    before = other.get_weights()
+    with pytest.raises(ValueError, match="3 arrays for 4 parameters"):
+        other.set_weights(weights[:3])
+    with pytest.raises(ValueError, match=r"weight 3 has shape \(4,\)"):
+        other.set_weights(weights[:3] + [np.zeros(4)])
+    for a, b in zip(other.get_weights(), before):  # a refused call wrote nothing
+        np.testing.assert_array_equal(a, b)
+    other.set_weights(model.get_weights())
+    for a, b in zip(other.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    path = tmp_path / "model.weights.safetensors"
+    model.save_weights(path)
+    other.set_weights([np.zeros_like(w) for w in before])
+    other.load_weights(path)
+    for a, b in zip(other.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
