@@ -72,7 +72,13 @@ class DataLoader:
     with drop_last it is dropped.
     """
 
-    def __init__(self, *arrays, batch_size=32, shuffle=False, drop_last=False, seed=None):
+    def __init__(self, *arrays, batch_size=32, shuffle=False, drop_last=False, seed=None,
+                 num_workers=0, pin_memory=False):
+        # torch's worker processes and pinned buffers have no work here: a batch is a
+        # slice of arrays already in memory (the arguments are accepted and checked)
+        if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) \
+                or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
         if len(arrays) == 1 and isinstance(arrays[0], TensorDataset):
             arrays = arrays[0].arrays
         if not arrays:

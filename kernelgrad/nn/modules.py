@@ -60,6 +60,16 @@ class Module:
         else:
             setattr(self, name, value)
 
+    def add_module(self, name, module):
+        """Register a submodule under `name` (setattr, with torch's checks of the name)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"a module name is a non-empty string without dots, got {name!r}")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module")
+        setattr(self, name, module)
+
+    register_module = add_module
+
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 

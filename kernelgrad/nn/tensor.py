@@ -283,12 +283,17 @@ class Tensor:
         return Tensor(self.data.astype(np.bool_))
 
     # ---- autograd ----
-    def backward(self, gradient=None):
+    def backward(self, gradient=None, retain_graph=None, create_graph=False):
         """Accumulate d(self)/d(leaf) into every leaf's .grad that requires it.
 
         A one-element tensor gets the implicit gradient 1; any other needs `gradient`
-        of its shape.
+        of its shape. The graph is kept (retain_graph is accepted and always true: a
+        second backward adds the same gradients again, where torch requires it to be
+        asked for); create_graph=True (gradients of gradients) is not supported.
         """
+        if create_graph:
+            raise NotImplementedError("backward(create_graph=True): kernelgrad's backward "
+                                      "functions are not differentiable")
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input "
                                "of the computation had requires_grad=True")

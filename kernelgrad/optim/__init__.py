@@ -14,10 +14,18 @@ from ..kernels import checks
 from ..kernels.ops import optim as steps
 from ..nn.tensor import Tensor, enable_grad
 from . import lr_scheduler
-from .lr_scheduler import CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, StepLR
+from .lr_scheduler import (
+    CosineAnnealingLR,
+    ExponentialLR,
+    LambdaLR,
+    MultiStepLR,
+    ReduceLROnPlateau,
+    StepLR,
+)
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "lr_scheduler",
-           "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
+           "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LambdaLR",
+           "ReduceLROnPlateau"]
 
 
 class Optimizer:

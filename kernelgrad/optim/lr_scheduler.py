@@ -1,10 +1,12 @@
 """Learning-rate schedules, as torch.optim.lr_scheduler's (also kernelgrad.optim.StepLR
 and the like); each is also a callback for Module.fit, stepping once per epoch."""
+import bisect
 import math
 
 from ..kernels import checks
 
-__all__ = ["StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
+__all__ = ["StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LambdaLR",
+           "ReduceLROnPlateau"]
 
 
 class _Schedule:
@@ -28,8 +30,11 @@ class _Schedule:
 
     def step(self):
         self.last_epoch += 1
+        self._set(self.last_epoch)
+
+    def _set(self, epoch):
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = self.lr_at(base, self.last_epoch)
+            group["lr"] = self.lr_at(base, epoch)
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def get_last_lr(self):
@@ -62,6 +67,48 @@ class StepLR(_Schedule):
 
     def lr_at(self, base, epoch):
         return base * self.gamma ** (epoch // self.step_size)
+
+
+class MultiStepLR(_Schedule):
+    """lr = initial lr * gamma ** (the number of milestones reached by this epoch)."""
+
+    def __init__(self, optimizer, milestones, gamma=0.1):
+        milestones = list(milestones)
+        if any(isinstance(m, bool) or not isinstance(m, int) or m < 0 for m in milestones):
+            raise ValueError(f"milestones must be non-negative integers, got {milestones!r}")
+        self.milestones = sorted(milestones)
+        self.gamma = checks.finite(gamma, "gamma", 0.0)
+        super().__init__(optimizer)
+        if 0 in self.milestones:  # torch applies a milestone at 0 when it is made
+            self._set(0)
+
+    def lr_at(self, base, epoch):
+        return base * self.gamma ** bisect.bisect_right(self.milestones, epoch)
+
+
+class LambdaLR(_Schedule):
+    """lr = initial lr * lr_lambda(epoch): one function, or one per parameter group. Its
+    state dict leaves the functions out (as torch's does for plain functions): a resumed
+    run makes the schedule with the same functions, then loads the epoch."""
+
+    def __init__(self, optimizer, lr_lambda):
+        groups = len(getattr(optimizer, "param_groups", []))
+        lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else \
+            [lr_lambda] * groups
+        if len(lambdas) != groups or not all(callable(f) for f in lambdas):
+            raise ValueError(f"lr_lambda must be a function or a list of {groups} functions "
+                             "(one per parameter group)")
+        self.lr_lambdas = lambdas
+        super().__init__(optimizer)
+        self._set(0)  # lr = initial lr * lr_lambda(0) from the start, as torch's
+
+    def _set(self, epoch):
+        for group, base, fn in zip(self.optimizer.param_groups, self.base_lrs, self.lr_lambdas):
+            group["lr"] = base * fn(epoch)
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self):
+        return {k: v for k, v in super().state_dict().items() if k != "lr_lambdas"}
 
 
 class ExponentialLR(_Schedule):

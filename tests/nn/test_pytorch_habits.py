@@ -363,3 +363,38 @@ def test_one_hot_matches_torch():
         F.one_hot(kg.tensor([0, 2]), 2)
     with pytest.raises(TypeError, match="integer"):
         F.one_hot(kg.tensor([0.0, 1.0]))
+
+
+def test_add_module_retain_graph_and_loader_workers_as_torch_takes_them():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            for i in range(2):
+                self.add_module(f"fc{i}", nn.Linear(3, 3, dtype=np.float64))
+
+        def forward(self, x):
+            return self.fc1(self.fc0(x))
+
+    net = Net()
+    assert [n for n, _ in net.named_parameters()] == ["fc0.weight", "fc0.bias",
+                                                      "fc1.weight", "fc1.bias"]
+    with pytest.raises(KeyError, match="without dots"):
+        net.add_module("a.b", nn.Identity())
+    with pytest.raises(TypeError, match="not a Module"):
+        net.add_module("c", 3)
+    # a second backward over a kept graph adds the same gradients again, as torch's
+    a = np.arange(6.0).reshape(2, 3)
+    x, tx = kg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    y, ty = (x * x).sum(), (tx * tx).sum()
+    for _ in range(2):
+        y.backward(retain_graph=True)
+        ty.backward(retain_graph=True)
+    np.testing.assert_array_equal(x.grad.data, tx.grad.numpy())
+    with pytest.raises(NotImplementedError, match="create_graph"):
+        y.backward(create_graph=True)
+    # worker processes and pinned memory have nothing to do for in-memory arrays
+    loader = kg.utils.data.DataLoader(kg.data.TensorDataset(a, np.arange(2)), batch_size=1,
+                                      shuffle=True, num_workers=4, pin_memory=True)
+    assert len(loader) == 2
+    with pytest.raises(ValueError, match="num_workers"):
+        kg.data.DataLoader(a, num_workers=-1)

@@ -142,6 +142,36 @@ def test_lr_schedules_match_torch(scheduler):
         assert ours_opt.param_groups[0]["lr"] == pytest.approx(torch_opt.param_groups[0]["lr"])
 
 
+EPOCH_SCHEDULES = {
+    "multistep": lambda lib, opt: lib.optim.lr_scheduler.MultiStepLR(opt, [0, 3, 7, 7], 0.5),
+    "lambda": lambda lib, opt: lib.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.9 ** e + 0.1),
+    "lambda per group": lambda lib, opt: lib.optim.lr_scheduler.LambdaLR(
+        opt, [lambda e: 1.0 / (e + 1), lambda e: 0.5 * e]),
+    "cosine": lambda lib, opt: lib.optim.lr_scheduler.CosineAnnealingLR(opt, 5, 0.01),
+    "exponential": lambda lib, opt: lib.optim.lr_scheduler.ExponentialLR(opt, 0.8),
+}
+
+
+@pytest.mark.parametrize("name", list(EPOCH_SCHEDULES))
+def test_epoch_schedules_give_torchs_rates(name):
+    """Each group's rate from construction on, over 12 epochs (two groups)."""
+    ours_opt = kg.optim.SGD([{"params": [kg.Tensor(np.zeros(2), requires_grad=True)]},
+                             {"params": [kg.Tensor(np.zeros(2), requires_grad=True)],
+                              "lr": 0.3}], lr=1.0)
+    torch_opt = torch.optim.SGD([{"params": [torch.zeros(2, requires_grad=True)]},
+                                 {"params": [torch.zeros(2, requires_grad=True)], "lr": 0.3}],
+                                lr=1.0)
+    ours, theirs = EPOCH_SCHEDULES[name](kg, ours_opt), EPOCH_SCHEDULES[name](torch, torch_opt)
+    for _ in range(12):
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12)
+        assert [g["lr"] for g in ours_opt.param_groups] == \
+            pytest.approx([g["lr"] for g in torch_opt.param_groups], rel=1e-12)
+        torch_opt.step()
+        ours.step()
+        theirs.step()
+    assert "lr_lambdas" not in ours.state_dict()  # functions are not state
+
+
 def test_a_layer_used_twice_trains_as_in_torch(rng):
     """One Linear at two places of a Sequential: parameters() holds it once (an optimizer
     accepts it), state_dict names both places, the gradient sums both uses, and fit()
