@@ -599,7 +599,8 @@ def _nn_linear(data):
 def _nn_functional(data):
     from kernelgrad.nn import functional as F
     name = data.draw(st.sampled_from(["cross_entropy", "mse_loss", "dropout", "linear",
-                                      "binary_cross_entropy_with_logits", "relu"]))
+                                      "binary_cross_entropy_with_logits", "relu",
+                                      "binary_cross_entropy", "one_hot"]))
     x = kg.Tensor(array(data, (dims(data, 1, 6), dims(data, 1, 6)),
                         data.draw(st.sampled_from([F32, F64]))), requires_grad=True)
     other = data.draw(st.sampled_from(["labels", "same", "column", "bad"]))
@@ -615,7 +616,7 @@ def _nn_functional(data):
     args = {"cross_entropy": [x, y], "mse_loss": [x, y], "dropout": [x, data.draw(
         st.sampled_from([0.5, 1.0, -0.1, float("nan")]))], "linear": [x, kg.Tensor(np.ones(
             (x.shape[1], 2), x.dtype))], "binary_cross_entropy_with_logits": [x, y],
-        "relu": [x]}[name]
+        "relu": [x], "binary_cross_entropy": [x, y], "one_hot": [y]}[name]
     call = Call(f"F.{name}", fn, args, {}, lambda call, out: None)
     call.rng_before = kg.get_rng_state()
     return call
