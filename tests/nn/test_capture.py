@@ -79,6 +79,8 @@ def train(step_of, loss, opt, dtype, steps, activation="relu", make=build, rows=
     for i, (x, y) in enumerate(batches(loss, dtype, steps, rows)):
         if i == steps // 2:
             optimizer.param_groups[0]["lr"] *= 0.5  # a schedule's change is read per call
+        if i == steps // 3:  # a checkpoint restored: the state arrays are new ones
+            optimizer.load_state_dict(optimizer.state_dict())
         value, outputs = step(x, y)
         results += [np.asarray(value).copy(), np.asarray(outputs).copy()]
     return results + state(model, optimizer) + [rng_state()]
