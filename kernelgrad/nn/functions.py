@@ -17,7 +17,7 @@ METHODS = ("abs", "sqrt", "clamp", "clip", "relu", "sigmoid", "tanh", "softmax",
 
 def _function(name):
     def function(input, *args, **kwargs):
-        if name in ("max", "min") and args and isinstance(args[0], Tensor):
+        if name in ("max", "min") and args and isinstance(args[0], (Tensor, np.ndarray)):
             # torch.max(a, b) is elementwise: not this reduction
             raise TypeError(f"{name}(a, b) of two tensors is not supported; use "
                             f"kg.where(a {'>=' if name == 'max' else '<='} b, a, b)")
