@@ -192,6 +192,12 @@ class Tensor:
     def __float__(self):
         return float(self.item())
 
+    def __format__(self, spec):
+        """f"{loss:.4f}" formats a 0-d tensor's value, as torch's does."""
+        if self.data.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
+
     def __int__(self):
         return int(self.item())
 

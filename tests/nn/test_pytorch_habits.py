@@ -61,6 +61,8 @@ def test_tensor_methods_match_torch(rng):
     assert ours.argmax(dim=1).tolist() == theirs.argmax(dim=1).tolist()
     assert ours.size() == (3, 4) and ours.size(1) == 4 and ours.numel() == 12 and ours.dim() == 2
     assert ours.detach().requires_grad is False and ours.cpu() is ours
+    loss = ours.sum()
+    assert f"{loss:.3f}" == f"{theirs.sum():.3f}" and f"{loss}" == str(loss.item())
     assert kg.argmax(ours, dim=0).tolist() == torch.argmax(theirs, dim=0).tolist()
 
 
