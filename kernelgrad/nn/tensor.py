@@ -93,8 +93,26 @@ class Tensor:
     """An array with an optional gradient, in the spirit of torch.Tensor."""
 
     __slots__ = ("data", "requires_grad", "_grad", "_node", "_hooks", "__weakref__")
-    __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__  # == compares values, so hashing stays by identity
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NumPy hands a ufunc with a Tensor operand here. `ndarray (op) Tensor` runs the
+        Tensor's operator (a Tensor, gradient included); an ndarray updated in place from
+        a Tensor, outside autograd (`p.data += -lr * p.grad`, torch's idiom), takes its
+        values. Any other ufunc (np.exp(t)) raises TypeError: use the Tensor's method."""
+        if method != "__call__":
+            return NotImplemented
+        out = kwargs.get("out")
+        if out is not None:
+            if not all(type(o) is np.ndarray for o in out):
+                return NotImplemented
+            return ufunc(*(x.data if isinstance(x, Tensor) else x for x in inputs), **kwargs)
+        names = _OPERATORS.get(ufunc)
+        if names is None or len(inputs) != 2 or kwargs:
+            return NotImplemented
+        if inputs[0] is self:
+            return getattr(self, names[0])(inputs[1])
+        return getattr(self, names[1])(inputs[0])
 
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
@@ -154,6 +172,8 @@ class Tensor:
 
     def numel(self):
         return int(self.data.size)
+
+    nelement = numel
 
     def dim(self):
         return self.data.ndim
@@ -694,8 +714,14 @@ class MinMax(tuple):
 
 
 def tensor(data, requires_grad=False, dtype=None):
-    """A new Tensor (the PyTorch spelling)."""
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+    """A new Tensor with its own copy of the data, as torch.tensor: training it never
+    writes the caller's array (kg.from_numpy and Tensor(array) share the array's memory,
+    as torch.from_numpy does)."""
+    source = data.data if isinstance(data, Tensor) else data
+    out = Tensor(source, requires_grad=requires_grad, dtype=dtype)
+    if out.data is source or getattr(out.data, "base", None) is not None:
+        out.data = out.data.copy()
+    return out
 
 
 def _data(x):
@@ -853,6 +879,16 @@ def matmul(a, b):
         gb = K.matmul(a2, g2, trans_a=True).reshape(b_data.shape) if _needs(b) else None
         return ga, gb
     return _make(out.reshape(out_shape), (a, b), backward)
+
+
+# ufunc -> (Tensor's operator when the Tensor is the left operand, when it is the right)
+_OPERATORS = {np.add: ("__add__", "__radd__"), np.subtract: ("__sub__", "__rsub__"),
+              np.multiply: ("__mul__", "__rmul__"),
+              np.true_divide: ("__truediv__", "__rtruediv__"),
+              np.power: ("__pow__", "__rpow__"), np.matmul: ("__matmul__", "__rmatmul__"),
+              np.equal: ("__eq__", "__eq__"), np.not_equal: ("__ne__", "__ne__"),
+              np.less: ("__lt__", "__gt__"), np.less_equal: ("__le__", "__ge__"),
+              np.greater: ("__gt__", "__lt__"), np.greater_equal: ("__ge__", "__le__")}
 
 
 def _tensor(x):

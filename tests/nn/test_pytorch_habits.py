@@ -400,3 +400,29 @@ def test_add_module_retain_graph_and_loader_workers_as_torch_takes_them():
     assert len(loader) == 2
     with pytest.raises(ValueError, match="num_workers"):
         kg.data.DataLoader(a, num_workers=-1)
+
+
+def test_ndarrays_meet_tensors_as_torch_tensors_do(rng):
+    """ndarray (op) Tensor gives the Tensor's result and gradient, whichever side the
+    array is on; `p.data += -lr * p.grad` (gradient descent by hand) updates p."""
+    a, b = rng.standard_normal(4), rng.standard_normal(4)
+    ours, theirs = kg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    ops = [lambda x, y: y + x, lambda x, y: y - x, lambda x, y: y * x, lambda x, y: y / x,
+           lambda x, y: y @ x, lambda x, y: (y * y + 1) ** x]
+    for op in ops:
+        got, want = op(ours, b), op(theirs, torch.tensor(b))
+        assert isinstance(got, kg.Tensor)
+        np.testing.assert_allclose(got.data, want.detach().numpy(), rtol=1e-12)
+        ours.grad, theirs.grad = None, None
+        got.sum().backward()
+        want.sum().backward()
+        np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-12)
+    assert (b < ours).tolist() == (torch.tensor(b) < theirs).tolist()
+    assert (b == ours).tolist() == [False] * 4
+    p = kg.tensor(a, requires_grad=True)
+    (p * p).sum().backward()
+    p.data += -0.1 * p.grad
+    np.testing.assert_allclose(p.data, a - 0.1 * 2 * a, rtol=1e-12)
+    assert p.nelement() == 4
+    with pytest.raises(TypeError):
+        np.exp(p)  # a ufunc that is not an operator: the Tensor's own method, p.exp()
