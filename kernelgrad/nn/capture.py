@@ -382,6 +382,9 @@ class CapturedStep:
         if (x.dtype != dtype or x.ndim != 2 or not x.flags.c_contiguous
                 or not y.flags.c_contiguous or y.dtype.kind not in "fiu"):
             return self.eager(x, y)  # conversions and odd layouts: the eager path's
+        if (self.loss_fn.__class__ is m.CrossEntropyLoss and y.dtype.kind == "f"
+                and y.ndim == 2 and y.shape[1] > 1):
+            return self.eager(x, y)  # class probabilities (one-hot rows): not recorded
         key = (x.shape, x.dtype, y.shape, y.dtype, self.model.training,
                _structure(self.optimizer))
         plan = self.plans.get(key)

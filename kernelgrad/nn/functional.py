@@ -165,7 +165,8 @@ def cross_entropy(logits, labels, weight=None, reduction="mean", label_smoothing
     """Softmax cross-entropy of logits (N, C) against integer labels (N,) (or (N, 1)) in
     [0, C), as torch.nn.functional.cross_entropy: `weight` (C,) weighs each class (the
     mean divides by the weights of the rows' labels), `label_smoothing` mixes the one-hot
-    target with the uniform one.
+    target with the uniform one. Float targets of the logits' shape are class
+    probabilities (one-hot rows: Keras's categorical targets), as torch takes them.
 
     One fused kernel computes every row's loss and dlogits = softmax - onehot; weights and
     smoothing adjust those from the kernel's outputs.
@@ -175,6 +176,10 @@ def cross_entropy(logits, labels, weight=None, reduction="mean", label_smoothing
     same_device(logits_data, labels_data)
     smoothing = checks.finite(label_smoothing, "label_smoothing", 0.0, 1.0)
     w = None if weight is None else _class_weights(weight, logits_data)
+    if (labels_data.dtype.kind == "f" and logits_data.ndim == 2
+            and labels_data.shape == logits_data.shape):
+        return _cross_entropy_probabilities(logits, logits_data, labels_data, w, smoothing,
+                                            reduction)
     losses, dlogits = K.softmax_cross_entropy(logits_data, labels_data)
     if not smoothing and w is None:
         return _reduce(losses, dlogits, reduction, (logits,))
@@ -203,6 +208,22 @@ def cross_entropy(logits, labels, weight=None, reduction="mean", label_smoothing
         losses = losses * row_w
         dlogits = dlogits * row_w[:, None]
     return _reduce(losses, dlogits, reduction, (logits,), row_w)
+
+
+def _cross_entropy_probabilities(logits, z, targets, w, smoothing, reduction):
+    """-sum_c w_c t_c log softmax(z)_c per row for target probabilities t (torch's
+    cross_entropy with class-probability targets: the mean divides by the rows); the
+    gradient is softmax(z) sum_c w_c t_c - w t."""
+    xp = xp_of(z)
+    t = targets.astype(z.dtype)
+    if smoothing:
+        t = (1 - smoothing) * t + smoothing / z.shape[1]
+    shifted = z - z.max(axis=1, keepdims=True)
+    log_p = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    wt = t if w is None else t * w
+    losses = -(wt * log_p).sum(axis=1)
+    grad = xp.exp(log_p) * wt.sum(axis=1, keepdims=True) - wt
+    return _reduce(losses.astype(z.dtype), grad.astype(z.dtype), reduction, (logits,))
 
 
 def _class_weights(weight, logits):

@@ -28,6 +28,7 @@ from .tensor import Tensor, no_grad
 FIT_SHUFFLE_TAG = 1
 
 LOSSES = {"sparse_categorical_crossentropy": "CrossEntropyLoss",
+          "categorical_crossentropy": "CrossEntropyLoss",  # one-hot targets
           "binary_crossentropy": "BCEWithLogitsLoss",
           "mse": "MSELoss", "mean_squared_error": "MSELoss"}
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop",
@@ -41,7 +42,8 @@ def compile(model, optimizer="adam", loss=None, metrics=None):
     """Set what fit trains with. optimizer: an Optimizer over the model's parameters, or a
     name ("adam", "sgd", ...; Keras's default learning rate). loss: a loss module or any
     function (outputs, targets) -> loss Tensor, or a Keras name: the model's outputs are
-    logits, so "sparse_categorical_crossentropy" is nn.CrossEntropyLoss and
+    logits, so "sparse_categorical_crossentropy" is nn.CrossEntropyLoss (and
+    "categorical_crossentropy" too, its targets one-hot rows) and
     "binary_crossentropy" nn.BCEWithLogitsLoss (Keras's from_logits=True). metrics: None
     or ["accuracy"]."""
     from .. import optim
@@ -134,12 +136,15 @@ def _loader(x, y, batch_size, shuffle, model, name="x"):
                       seed=derived_seed(FIT_SHUFFLE_TAG))
 
 
-def _correct(outputs, targets, threshold=0.0):
-    """How many predictions are right: argmax for class scores with integer labels,
-    an output above threshold for 0/1 targets (a logit's sign; 0.5 for probabilities);
-    None when accuracy has no meaning (regression)."""
+def _correct(outputs, targets, threshold=0.0, categorical=False):
+    """How many predictions are right: argmax for class scores with integer labels (or,
+    for a cross-entropy loss, one-hot or probability rows), an output above threshold
+    for 0/1 targets (a logit's sign; 0.5 for probabilities); None when accuracy has no
+    meaning (regression)."""
     if targets.dtype.kind in "iu" and outputs.ndim == 2 and outputs.shape[1] > 1:
         return int((outputs.argmax(axis=1) == targets.reshape(-1)).sum())
+    if categorical and outputs.ndim == 2 and targets.shape == outputs.shape:
+        return int((outputs.argmax(axis=1) == targets.argmax(axis=1)).sum())
     if outputs.size == targets.size and bool(((targets == 0) | (targets == 1)).all()):
         return int(((outputs.reshape(-1) > threshold) == (targets.reshape(-1) == 1)).sum())
     return None
@@ -150,16 +155,17 @@ class _Meter:
 
     def __init__(self, accuracy, loss_fn=None):
         self.loss, self.correct, self.count = 0.0, 0 if accuracy else None, 0
-        from .modules import BCELoss  # (modules imports this module)
+        from .modules import BCELoss, CrossEntropyLoss  # (modules imports this module)
         # BCELoss is given probabilities, every other binary loss logits
         self.threshold = 0.5 if isinstance(loss_fn, BCELoss) else 0.0
+        self.categorical = isinstance(loss_fn, CrossEntropyLoss)
 
     def add(self, loss, outputs, targets):
         n = len(targets)
         self.loss += loss * n
         self.count += n
         if self.correct is not None:
-            correct = _correct(outputs, targets, self.threshold)
+            correct = _correct(outputs, targets, self.threshold, self.categorical)
             self.correct = None if correct is None else self.correct + correct
 
     def logs(self, prefix=""):
@@ -175,7 +181,7 @@ class _Meter:
 def _weighted_loss(loss_fn, class_weight):
     """loss_fn with each sample's loss times its class's weight (Keras: the mean over the
     batch of weight x loss)."""
-    from .modules import _Loss
+    from .modules import CrossEntropyLoss, _Loss
     if not isinstance(loss_fn, _Loss):
         raise TypeError("class_weight needs one of kernelgrad's loss modules (they can give "
                         "per-sample losses)")
@@ -183,7 +189,10 @@ def _weighted_loss(loss_fn, class_weight):
 
     def weighted(outputs, targets):
         labels = targets.data if isinstance(targets, Tensor) else targets
-        labels = labels.reshape(len(labels), -1)[:, 0]
+        labels = labels.reshape(len(labels), -1)
+        # one-hot rows (Keras's categorical targets) weigh by their class, as Keras does
+        labels = labels.argmax(axis=1) if labels.shape[1] > 1 and isinstance(
+            loss_fn, CrossEntropyLoss) else labels[:, 0]
         weights = np.array([class_weight.get(int(c), 1.0) for c in move(labels, "cpu")],
                            dtype=outputs.dtype)
         losses = per_sample(outputs, targets)
@@ -323,7 +332,7 @@ def _replica(model):
 
 def _train_epoch(model, loss_fn, optimizer, batches, callbacks, config, step=None,
                  replica=None):
-    meter, device = _Meter(config["accuracy"], loss_fn), _device_of(model)
+    meter, device = _Meter(config["accuracy"], config["loss"]), _device_of(model)
     replica = model if replica is None else replica
     model.train()
     for index, batch in enumerate(batches):
@@ -347,7 +356,7 @@ def _train_epoch(model, loss_fn, optimizer, batches, callbacks, config, step=Non
 
 
 def _evaluate(model, loss_fn, x, y, batch_size, config):
-    meter, was_training = _Meter(config["accuracy"], loss_fn), model.training
+    meter, was_training = _Meter(config["accuracy"], config["loss"]), model.training
     device = _device_of(model)
     model.eval()
     try:

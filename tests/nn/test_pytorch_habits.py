@@ -426,3 +426,42 @@ def test_ndarrays_meet_tensors_as_torch_tensors_do(rng):
     assert p.nelement() == 4
     with pytest.raises(TypeError):
         np.exp(p)  # a ufunc that is not an operator: the Tensor's own method, p.exp()
+
+
+@pytest.mark.parametrize("options", [{}, {"weight": True}, {"label_smoothing": 0.1},
+                                     {"reduction": "sum"}, {"reduction": "none"}])
+def test_cross_entropy_with_class_probabilities_matches_torch(rng, options):
+    z, t = rng.standard_normal((6, 4)), rng.random((6, 4))
+    t /= t.sum(axis=1, keepdims=True)
+    w = rng.random(4) + 0.5
+    ours_options = {k: (w if k == "weight" else v) for k, v in options.items()}
+    torch_options = {k: (torch.tensor(w) if k == "weight" else v) for k, v in options.items()}
+    ours, theirs = kg.tensor(z, requires_grad=True), torch.tensor(z, requires_grad=True)
+    got = F.cross_entropy(ours, t, **ours_options)
+    want = torch.nn.functional.cross_entropy(theirs, torch.tensor(t), **torch_options)
+    np.testing.assert_allclose(got.data, want.detach().numpy(), rtol=1e-12)
+    got.sum().backward()
+    want.sum().backward()
+    np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_keras_categorical_crossentropy_on_one_hot_targets_is_the_sparse_one(rng):
+    """Keras's categorical_crossentropy with one-hot targets trains as the sparse loss on
+    their labels: the same losses, argmax accuracy, class weights by the row's class."""
+    x = rng.standard_normal((60, 5))
+    labels = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 1)
+    one_hot = np.eye(3)[labels]
+    runs = []
+    for loss, y in (("sparse_categorical_crossentropy", labels),
+                    ("categorical_crossentropy", one_hot)):
+        kg.manual_seed(2)
+        model = nn.Sequential(nn.Linear(5, 8, activation="tanh", dtype=np.float64),
+                              nn.Linear(8, 3, dtype=np.float64))
+        model.compile(kg.optim.SGD(model.parameters(), lr=0.3), loss, metrics=["accuracy"])
+        history = model.fit(x, y, batch_size=20, epochs=4, shuffle=False, verbose=0,
+                            class_weight={0: 1.0, 1: 2.0, 2: 0.5})
+        runs.append((history.history, model.evaluate(x, y)))
+    (sparse, sparse_eval), (dense, dense_eval) = runs
+    np.testing.assert_allclose(dense["loss"], sparse["loss"], rtol=1e-10)
+    assert dense["accuracy"] == sparse["accuracy"]
+    np.testing.assert_allclose(dense_eval, sparse_eval, rtol=1e-10)
