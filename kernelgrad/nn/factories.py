@@ -1,6 +1,7 @@
-"""Making tensors, as torch's functions do: zeros, ones, full, randn, rand, arange,
-from_numpy, from_dlpack, cat, stack, argmax. Random ones draw from the library's seed
-(kernelgrad.manual_seed); float tensors are float32 unless a dtype is given."""
+"""Making tensors, as torch's functions do: zeros, ones, full, randn, rand, arange, randint,
+randperm, eye, linspace, empty, the *_like ones, from_numpy, from_dlpack, cat, stack,
+argmax. Random ones draw from the library's seed (kernelgrad.manual_seed); float tensors
+are float32 unless a dtype is given."""
 import numpy as np
 
 from ..devices import move, xp_of
@@ -43,6 +44,46 @@ def randn(*size, dtype=None, requires_grad=False, device="cpu"):
 
 def rand(*size, dtype=None, requires_grad=False, device="cpu"):
     return _new(init_generator().random(_size(size)), dtype, requires_grad, device)
+
+
+def randint(low, high=None, size=None, dtype=None, device="cpu"):
+    """Integers in [low, high) (randint(high, size) from 0), int64 unless dtype is given."""
+    if size is None:  # randint(high, size)
+        low, high, size = 0, low, high
+    if size is None:
+        raise TypeError("randint needs a size, e.g. randint(10, (3,))")
+    values = init_generator().integers(low, high, _size((size,)))
+    return _new(values, dtype or np.int64, False, device)
+
+
+def randperm(n, dtype=None, device="cpu"):
+    """0 .. n-1 in a random order, int64 unless dtype is given."""
+    return _new(init_generator().permutation(int(n)), dtype or np.int64, False, device)
+
+
+def eye(n, m=None, dtype=None, requires_grad=False, device="cpu"):
+    return _new(np.eye(n, m), dtype, requires_grad, device)
+
+
+def linspace(start, end, steps, dtype=None, requires_grad=False, device="cpu"):
+    return _new(np.linspace(start, end, steps), dtype, requires_grad, device)
+
+
+# A tensor of the size: zeros, reproducible where torch's is uninitialized
+empty = zeros
+
+
+def full_like(t, fill_value, dtype=None, requires_grad=False):
+    return full(t.shape, fill_value, dtype or t.dtype, requires_grad, t.device)
+
+
+def randn_like(t, dtype=None, requires_grad=False):
+    return randn(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad,
+                 device=t.device)
+
+
+def rand_like(t, dtype=None, requires_grad=False):
+    return rand(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=t.device)
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad=False, device="cpu"):

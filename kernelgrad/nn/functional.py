@@ -125,11 +125,17 @@ def softmax(x, dim=None, axis=None):
     return _make(s, (x,), lambda g: (s * (g - (g * s).sum(axis=dim, keepdims=True)),))
 
 
+def _log_softmax(a, dim):
+    """log softmax(a) along dim, on an array (shifted by the maximum: no overflow)."""
+    xp = xp_of(a)
+    shifted = a - a.max(axis=dim, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+
+
 def log_softmax(x, dim=None, axis=None):
     a = _array(x)
     xp, dim = xp_of(a), _dim(dim, axis)
-    shifted = a - a.max(axis=dim, keepdims=True)
-    out = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+    out = _log_softmax(a, dim)
     return _make(out, (x,),
                  lambda g: (g - xp.exp(out) * g.sum(axis=dim, keepdims=True),))
 
@@ -218,8 +224,7 @@ def _cross_entropy_probabilities(logits, z, targets, w, smoothing, reduction):
     t = targets.astype(z.dtype)
     if smoothing:
         t = (1 - smoothing) * t + smoothing / z.shape[1]
-    shifted = z - z.max(axis=1, keepdims=True)
-    log_p = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    log_p = _log_softmax(z, 1)
     wt = t if w is None else t * w
     losses = -(wt * log_p).sum(axis=1)
     grad = xp.exp(log_p) * wt.sum(axis=1, keepdims=True) - wt
@@ -268,16 +273,23 @@ def _target_like(target, pred, name):
     return t
 
 
+def _target_as(target, pred, name):
+    """_target_like, on pred's device and in its dtype (integer or boolean targets
+    converted)."""
+    t = _target_like(target, pred, name)
+    same_device(pred, t)
+    if t.dtype != pred.dtype and t.dtype.kind in "biuf":
+        t = t.astype(pred.dtype)
+    return t
+
+
 def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     """-[t log sigmoid(z) + (1 - t) log(1 - sigmoid(z))] for logits z and targets t in [0, 1].
 
     Integer 0/1 targets are accepted and cast to the logits' dtype.
     """
     z = _array(logits)
-    t = _target_like(targets, z, "targets")
-    same_device(z, t)
-    if t.dtype != z.dtype and t.dtype.kind in "biuf":
-        t = t.astype(z.dtype)
+    t = _target_as(targets, z, "targets")
     losses, dlogits = K.binary_cross_entropy_with_logits(z, t)
     return _reduce(losses, dlogits, reduction, (logits,))
 
@@ -288,12 +300,9 @@ def binary_cross_entropy(probs, targets, reduction="mean"):
     (p - t) / max(p (1 - p), 1e-12). From logits, binary_cross_entropy_with_logits is
     exact where this saturates (and one fused kernel)."""
     p = _array(probs)
-    t = _target_like(targets, p, "targets")
-    same_device(p, t)
     if p.dtype.kind != "f":
         raise TypeError(f"binary_cross_entropy takes float probabilities, got {p.dtype}")
-    if t.dtype != p.dtype and t.dtype.kind in "biuf":
-        t = t.astype(p.dtype)
+    t = _target_as(targets, p, "targets")
     if t.shape != p.shape:
         raise ValueError(f"targets of shape {t.shape} do not match probabilities {p.shape}")
     xp = xp_of(p)
@@ -326,10 +335,7 @@ def one_hot(labels, num_classes=-1):
 def mse_loss(pred, target, reduction="mean"):
     """(pred - target)^2, reduced; the gradient flows to pred (the target is data)."""
     p = _array(pred)
-    t = _target_like(target, p, "target")
-    same_device(p, t)
-    if t.dtype != p.dtype and t.dtype.kind in "biuf":
-        t = t.astype(p.dtype)
+    t = _target_as(target, p, "target")
     losses, dpred = K.mse(p, t)
     return _reduce(losses, dpred, reduction, (pred,))
 

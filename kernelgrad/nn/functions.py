@@ -1,11 +1,8 @@
-"""torch's top-level functions: torch.sigmoid(x), torch.sum(x, dim=1), torch.mm(a, b) ...
-are the Tensor methods of the same names (the gradient included), and the factories
-torch has beside zeros and randn: randint, randperm, eye, linspace, empty, full_like,
-randn_like, rand_like. Random ones draw from the library's seed (kernelgrad.manual_seed)."""
+"""torch's top-level functions of a tensor: torch.sigmoid(x), torch.sum(x, dim=1),
+torch.mm(a, b) ... are the Tensor methods of the same names (the gradient included).
+(The factories, randint, eye, full_like ..., are in factories.py.)"""
 import numpy as np
 
-from .factories import _new, _size
-from .random import init_generator
 from .tensor import Tensor, _data, _tensor
 
 # names whose function is input.<name>(*args, **kwargs)
@@ -40,51 +37,4 @@ def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
                             atol=atol, equal_nan=equal_nan))
 
 
-def randint(low, high=None, size=None, dtype=None, device="cpu"):
-    """Integers in [low, high) (randint(high, size) from 0), int64 unless dtype is given."""
-    if size is None:  # randint(high, size)
-        low, high, size = 0, low, high
-    if size is None:
-        raise TypeError("randint needs a size, e.g. randint(10, (3,))")
-    values = init_generator().integers(low, high, _size((size,)))
-    return _new(values, dtype or np.int64, False, device)
-
-
-def randperm(n, dtype=None, device="cpu"):
-    """0 .. n-1 in a random order, int64 unless dtype is given."""
-    return _new(init_generator().permutation(int(n)), dtype or np.int64, False, device)
-
-
-def eye(n, m=None, dtype=None, requires_grad=False, device="cpu"):
-    return _new(np.eye(n, m), dtype, requires_grad, device)
-
-
-def linspace(start, end, steps, dtype=None, requires_grad=False, device="cpu"):
-    return _new(np.linspace(start, end, steps), dtype, requires_grad, device)
-
-
-def empty(*size, dtype=None, requires_grad=False, device="cpu"):
-    """A tensor of the size (zeros: reproducible where torch's is uninitialized)."""
-    return _new(np.zeros(_size(size)), dtype, requires_grad, device)
-
-
-def full_like(input, fill_value, dtype=None, requires_grad=False):
-    input = _tensor(input)
-    return _new(np.full(input.shape, fill_value), dtype or input.dtype, requires_grad,
-                input.device)
-
-
-def randn_like(input, dtype=None, requires_grad=False):
-    input = _tensor(input)
-    return _new(init_generator().standard_normal(input.shape), dtype or input.dtype,
-                requires_grad, input.device)
-
-
-def rand_like(input, dtype=None, requires_grad=False):
-    input = _tensor(input)
-    return _new(init_generator().random(input.shape), dtype or input.dtype, requires_grad,
-                input.device)
-
-
-__all__ = list(METHODS) + ["is_tensor", "allclose", "randint", "randperm", "eye",
-                           "linspace", "empty", "full_like", "randn_like", "rand_like"]
+__all__ = list(METHODS) + ["is_tensor", "allclose"]

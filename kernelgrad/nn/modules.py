@@ -198,7 +198,8 @@ class Module:
         if strict and (missing or unexpected):
             raise KeyError(f"state_dict does not fit {type(self).__name__}: missing keys "
                            f"{missing}, unexpected keys {unexpected}")
-        values = {name: _loadable(state_dict[name], name, params[name], name in torch_names)
+        values = {name: _loadable(state_dict[name], f"state_dict[{name!r}]", params[name],
+                                  name in torch_names)
                   for name in params if name in state_dict}
         for name, value in values.items():
             params[name].data[...] = value
@@ -298,22 +299,23 @@ def _torch_layout_names(module, layout):
             if isinstance(m, Linear)}
 
 
-def _loadable(value, name, param, transposed=False):
+def _loadable(value, where, param, transposed=False):
     """`value` as the array to copy into `param`: numeric, real, param's shape, on param's
-    device and in its dtype (transposed first for a PyTorch-layout weight)."""
+    device and in its dtype (transposed first for a PyTorch-layout weight). `where` names
+    the value in an error (state_dict['0.weight'], weight 3)."""
     value = value.data if isinstance(value, Tensor) else value
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
         value = value.detach().cpu()
     array = value if device_of(value) == "cuda" else np.asarray(value) \
         if not isinstance(value, np.ma.MaskedArray) else None
     if array is None:
-        raise TypeError(f"state_dict[{name!r}] is a masked array")
+        raise TypeError(f"{where} is a masked array")
     if transposed and array.ndim == 2:
         array = array.T
     if array.dtype.kind not in "fiub":
-        raise TypeError(f"state_dict[{name!r}] is {array.dtype}, not a real number array")
+        raise TypeError(f"{where} is {array.dtype}, not a real number array")
     if array.shape != param.shape:
-        raise ValueError(f"state_dict[{name!r}] has shape {array.shape} but the parameter "
+        raise ValueError(f"{where} has shape {array.shape} but the parameter "
                          f"has shape {param.shape}")
     return move(array, param.device).astype(param.dtype, copy=False)
 

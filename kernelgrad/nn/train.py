@@ -342,17 +342,22 @@ def _train_epoch(model, loss_fn, optimizer, batches, callbacks, config, step=Non
             loss, outputs = step(inputs[0].data, targets.data)
             value = float(loss)
         else:
-            optimizer.zero_grad()
-            outputs = replica(*inputs)
-            loss = loss_fn(outputs, targets)
-            loss.backward()
-            optimizer.step()
-            value, outputs = loss.item(), outputs.data
+            value, outputs = _eager_step(replica, loss_fn, optimizer, inputs, targets)
         meter.add(value, outputs, targets.data)
         _call(callbacks, "on_train_batch_end", index, {"loss": value})
         if model.stop_training:
             break
     return meter.logs()
+
+
+def _eager_step(model, loss_fn, optimizer, inputs, targets):
+    """One optimizer step through autograd: (the loss's value, the outputs' array)."""
+    optimizer.zero_grad()
+    outputs = model(*inputs)
+    loss = loss_fn(outputs, targets)
+    loss.backward()
+    optimizer.step()
+    return loss.item(), outputs.data
 
 
 def _evaluate(model, loss_fn, x, y, batch_size, config):
@@ -395,15 +400,10 @@ def train_on_batch(model, x, y):
     x, y = _inputs(x, model, "x"), _targets(y, "y")
     device = _device_of(model)
     xb, yb = Tensor(move(x, device)), Tensor(move(y, device))
-    meter, optimizer, loss_fn = _Meter(config["accuracy"], config["loss"]), \
-        config["optimizer"], config["loss"]
+    meter = _Meter(config["accuracy"], config["loss"])
     model.train()
-    optimizer.zero_grad()
-    outputs = model(xb)
-    loss = loss_fn(outputs, yb)
-    loss.backward()
-    optimizer.step()
-    meter.add(loss.item(), outputs.data, yb.data)
+    value, outputs = _eager_step(model, config["loss"], config["optimizer"], (xb,), yb)
+    meter.add(value, outputs, yb.data)
     return _result(meter.logs())
 
 
@@ -421,26 +421,18 @@ def predict_on_batch(model, x):
 def get_weights(model):
     """Copies of the parameters as NumPy arrays, in parameters() order (a Linear's weight
     (in, out) then bias, Keras's layout)."""
-    return [np.array(p.data.get() if device_of(p.data) == "cuda" else p.data, copy=True)
-            for p in model.parameters()]
+    return [np.array(move(p.data, "cpu"), copy=True) for p in model.parameters()]
 
 
 def set_weights(model, weights):
     """Copy arrays into the parameters in parameters() order; every one is checked (count,
-    shape, numeric) before any is written."""
-    params = list(model.parameters())
-    weights = list(weights)
+    then as load_state_dict checks a value) before any is written."""
+    from .modules import _loadable
+    params, weights = list(model.parameters()), list(weights)
     if len(weights) != len(params):
         raise ValueError(f"set_weights got {len(weights)} arrays for {len(params)} parameters")
-    values = []
-    for i, (param, value) in enumerate(zip(params, weights)):
-        value = np.asarray(value.data if isinstance(value, Tensor) else value)
-        if value.shape != param.shape:
-            raise ValueError(f"weight {i} has shape {value.shape}; the parameter is "
-                             f"{param.shape}")
-        if value.dtype.kind not in "fiu":
-            raise TypeError(f"weight {i} must hold numbers, got dtype {value.dtype}")
-        values.append(move(value.astype(param.dtype), device_of(param.data)))
+    values = [_loadable(value, f"weight {i}", param)
+              for i, (param, value) in enumerate(zip(params, weights))]
     for param, value in zip(params, values):
         param.data[...] = value
 
