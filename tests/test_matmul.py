@@ -8,6 +8,7 @@ from numba import from_dtype, njit
 import kernelgrad.kernels as K
 from kernelgrad.kernels import reference as R
 from kernelgrad.kernels.cpu._simd import lanes_of, vtranspose_copy
+from kernelgrad.kernels.cpu.matmul import MR, _pack_panel
 
 from conftest import (
     AWKWARD,
@@ -349,6 +350,25 @@ def test_register_transpose_block(rng, dtype, rows, width):
     np.testing.assert_array_equal(block[:, :width], want)
     assert np.isnan(out[:5]).all() and np.isnan(block[:, width:]).all()
     assert np.isnan(out[5 + n * (n + 7):]).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_panel_pack(rng, dtype):
+    """One MR-row panel of a row-major A, packed [k][MR] by register transposes: where MR
+    is narrower than a vector, the stores run into the next k's row, which must be written
+    over, and never past the panel (its neighbours are NaN here). Depths around the lane
+    count, short panels included."""
+    n = lanes_of(from_dtype(np.dtype(dtype)))
+    for kc in (1, n - 1, n, n + 1, 2 * n, 3 * n + 2, 64):
+        for rows in (MR, MR - 1, 1):
+            a = rng.standard_normal((rows + 2, kc + 5)).astype(dtype)
+            room = np.full(MR * kc + 2 * n + 3, np.nan, dtype)
+            panel = room[3: 3 + MR * kc]
+            _pack_panel(a.reshape(-1), a.shape[1] + 2, a.shape[1], 1, rows, MR, kc, panel)
+            want = np.zeros((kc, MR), dtype)
+            want[:, :rows] = a[1: 1 + rows, 2: 2 + kc].T
+            np.testing.assert_array_equal(panel.reshape(kc, MR), want, f"kc {kc} rows {rows}")
+            assert np.isnan(room[:3]).all() and np.isnan(room[3 + MR * kc:]).all()
 
 
 OUR_GEMMS = ["cuda-tiled", "cuda-regblock", "cuda-tf32"]

@@ -222,11 +222,18 @@ def _pack_panel(src, base, stride_i, stride_k, n, width, kc, panel):
     # blocks are transposed in registers, zero padding past n included; a scalar gather
     # down the columns does the last kc % lanes k (and everything for another stride_k).
     k_full = kc - kc % L if stride_k == 1 else 0
+    # A panel narrower than a vector (MR = 6 rows with 8 lanes, 12 with 16) stores whole
+    # vectors, each running L - width elements into the next k's row, which the next store
+    # (or the next block, or the tail below) writes over: masked stores cost several times
+    # more on AMD (VEX vmaskmovps). Not where the last store would leave the panel.
+    spill_ok = width < L and (L - 1) * width + L <= panel.size
     for k0 in range(0, k_full, L):
         for i0 in range(0, width, L):
             if i0 < n:
+                store = L if spill_ok and k0 * width + (L - 1) * width + L <= panel.size \
+                    else min(L, width - i0)
                 vtranspose_copy(src, base + i0 * stride_i + k0, stride_i, min(L, n - i0),
-                                panel, k0 * width + i0, width, min(L, width - i0))
+                                panel, k0 * width + i0, width, store)
             else:
                 for k in range(k0, k0 + L):
                     for i in range(i0, min(i0 + L, width)):
