@@ -226,12 +226,12 @@ def _pack_panel(src, base, stride_i, stride_k, n, width, kc, panel):
     # vectors, each running L - width elements into the next k's row, which the next store
     # (or the next block, or the tail below) writes over: masked stores cost several times
     # more on AMD (VEX vmaskmovps). Not where the last store would leave the panel.
-    spill_ok = width < L and (L - 1) * width + L <= panel.size
     for k0 in range(0, k_full, L):
         for i0 in range(0, width, L):
             if i0 < n:
-                store = L if spill_ok and k0 * width + (L - 1) * width + L <= panel.size \
-                    else min(L, width - i0)
+                store = min(L, width - i0)
+                if width < L and (k0 + L - 1) * width + L <= panel.size:
+                    store = L
                 vtranspose_copy(src, base + i0 * stride_i + k0, stride_i, min(L, n - i0),
                                 panel, k0 * width + i0, width, store)
             else:
