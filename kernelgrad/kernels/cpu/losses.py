@@ -4,7 +4,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel, typed
-from ._math import fast_exp
+from ._math import fast_exp, horner
 
 
 @typed
@@ -13,16 +13,12 @@ def _log1p_unit(T):
     (terms to s^17 for float32, s^37 for float64). Exact relative accuracy as e -> 0,
     and vectorizable, unlike libm's scalar log1p."""
     terms = 9 if T is np.float32 else 19
-    c = tuple(T(2.0 / (2 * k + 1)) for k in range(terms)) + (T(0),) * (19 - terms)
+    series = horner([T(2.0 / (2 * k + 1)) for k in range(terms)])
     two = T(2)
 
     def log1p_unit(e):
         s = e / (two + e)
-        s2 = s * s
-        p = c[18]
-        for k in range(17, -1, -1):
-            p = p * s2 + c[k]
-        return s * p
+        return s * series(s * s)
     return log1p_unit
 
 
