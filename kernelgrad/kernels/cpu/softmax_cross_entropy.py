@@ -79,15 +79,19 @@ def _exp_shifted_far(row, shift, out, next_row):
     lines of the next row of logits, which the next row's max sweep reads from memory.
     This sweep is compute bound, so those requests overlap the memory time with it
     (1024x16384 float32, 2 threads: 6.2-6.9 -> 4.7-4.9 ms AVX-512, 6.2-6.3 -> 4.7
-    haswell)."""
+    haswell). Each block's loop is written here, over a constant count, not as a call of
+    _exp_shifted on the block's slices: that call's set-up per 64 elements cost nearly as
+    much as their exps (Zen 4, 2 threads, haswell: 6.6 -> 5.4 ms, 4096x1000 1.74 -> 1.29;
+    znver4 5.2 -> 5.0, 1.17 -> 1.03)."""
     ahead = PREFETCH_BYTES // row.itemsize
     blocks = row.size // STREAM_BLOCK
     for b in range(blocks):
         start = b * STREAM_BLOCK
-        end = start + STREAM_BLOCK
         prefetch_lines_write(out, start + ahead, STREAM_BLOCK)
         prefetch_lines_read(next_row, start, STREAM_BLOCK)
-        _exp_shifted(row[start: end], shift, out[start: end])
+        rs, os = row[start: start + STREAM_BLOCK], out[start: start + STREAM_BLOCK]
+        for j in range(STREAM_BLOCK):
+            os[j] = fast_exp(rs[j] - shift)
     _exp_shifted(row[blocks * STREAM_BLOCK:], shift, out[blocks * STREAM_BLOCK:])
 
 
