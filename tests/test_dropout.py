@@ -47,7 +47,8 @@ def test_dropout_matches_numpy_philox(rng, shape, p, dtype):
 def test_every_count_of_vector_groups_and_tail_blocks(rng, dtype):
     """The kernel computes W Philox blocks (4W elements) at once and the last blocks one by
     one: every size up to four groups and a tail, so that each split is met."""
-    from kernelgrad.kernels.cpu.dropout import W
+    from kernelgrad.kernels.cpu.dropout import group_blocks
+    W = group_blocks(dtype)
     for n in range(1, 16 * W + 8):
         check_dropout(rng, (n,), 0.5, int(rng.integers(0, 2 ** 64, dtype=np.uint64)),
                       int(rng.integers(0, 2 ** 64, dtype=np.uint64)), dtype)

@@ -2,8 +2,8 @@
 
 One Philox call per 4 elements (the stream layout is defined in kernels/philox.py).
 Whole groups of blocks go through `_dropout_vector`, which computes W blocks at once in
-uint64 vector lanes (W = the target's vector bytes / 8) and writes their 4W elements;
-the scalar loop does the last few blocks. Bound: compute (10 rounds of two 32x32->64-bit
+uint64 lanes of two to four vectors and writes their 4W elements; the scalar loop does
+the last few blocks. Bound: compute (10 rounds of two 32x32->64-bit
 multiplies per 4 elements), close to memory bound with 64-byte vectors, compute bound
 with 32 (AVX2: 4 multiplies per instruction).
 """
@@ -49,15 +49,42 @@ def _keep(word, x, threshold, scale, zero):
     return x * scale if word >= threshold else zero
 
 
-# Philox blocks computed at once by _dropout_vector: one vector of uint64 lanes.
-W = max(2, VECTOR_BYTES // 8)
-# Lane 2i holds block i and lane 2i + 1 block W/2 + i: the order in which x86's
-# unpack-low/high of 64-bit pairs (per 128-bit half) yields the first and second half of
-# the group's elements directly.
-_LANE_BLOCK = [lane // 2 + (W // 2 if lane % 2 else 0) for lane in range(W)]
-# element 4b + j: word j of block b, from the pairs vector (words 0, 1) or (2, 3) of its lane
-_ORDER = [(2 * _LANE_BLOCK.index(b) + j) if j < 2 else (2 * W + 2 * _LANE_BLOCK.index(b) + j - 2)
-          for b in range(W) for j in range(4)]
+# Philox blocks computed at once by _dropout_vector: a group writes GROUP_BYTES of output,
+# in uint64 lanes of one to eight vectors. A block is ten dependent rounds (about 50
+# cycles), so with one vector per step a narrow target's loop waited on that chain, and
+# independent vectors fill the integer units; a wider group's stores outran the memory.
+# Zen 4, 16M elements, 2 threads, one vector -> a 256-byte group: float32 haswell 6.0-6.3
+# -> 5.2 ms (four vectors), znver4 4.6-5.5 -> 3.9-5.0 (two; four, 512 bytes: 5.6); float64
+# haswell 9.5-11.3 -> 7.8-8.8 (two; four: 8.4), znver4 8.9-9.0 as before (one; two, 512
+# bytes, 9.4-10.1). In L1, one thread, float32: haswell 0.72 -> 0.59 ns per element,
+# x86-64 1.55 -> 1.10 (eight vectors; sixteen gained nothing more).
+GROUP_BYTES = 256
+
+
+def group_blocks(dtype):
+    """W: the Philox blocks (4 elements each) of one group of `dtype` elements."""
+    return max(GROUP_BYTES // (4 * np.dtype(dtype).itemsize), 2, VECTOR_BYTES // 8)
+
+
+@intrinsic
+def _group_blocks(typingctx, x):
+    """group_blocks of x's dtype, as a compile-time constant."""
+    check_array(x)
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant(types.intp, group_blocks(str(x.dtype)))
+    return types.intp(x), codegen
+
+
+def _lane_order(W):
+    """Lane 2i holds block i and lane 2i + 1 block W/2 + i: the order in which x86's
+    unpack-low/high of 64-bit pairs (per 128-bit half) yields the first and second half of
+    the group's elements directly. Returns that, and for element 4b + j (word j of block b)
+    its place in the pairs vectors of words (0, 1) and (2, 3) laid side by side."""
+    lane_block = [lane // 2 + (W // 2 if lane % 2 else 0) for lane in range(W)]
+    order = [(2 * lane_block.index(b) + j) if j < 2 else (2 * W + 2 * lane_block.index(b) + j - 2)
+             for b in range(W) for j in range(4)]
+    return lane_block, order
 
 
 @intrinsic
@@ -71,7 +98,7 @@ def _dropout_vector(typingctx, x, out, local_block, block, o0, o1, k0, k1, thres
     and four xors per vector; the products' high halves are not masked off (only their
     low 32 bits are ever read: by the next multiply, masked there, and by the words).
     The words' low halves are gathered into element order (element 4b + j takes word j of
-    block b: lanes hold their blocks in _LANE_BLOCK's order, so that takes a shift and a
+    block b: lanes hold their blocks in _lane_order's order, so that takes a shift and a
     blend per word pair and one unpack per output vector), compared unsigned with the
     threshold, and select the scaled input or zero. The input is loaded before the rounds
     and the lines PREFETCH_BYTES ahead are requested: each group is ten dependent rounds
@@ -84,6 +111,9 @@ def _dropout_vector(typingctx, x, out, local_block, block, o0, o1, k0, k1, thres
     check_array(out)
     if x != out:
         raise TypeError(f"dropout needs one array type for x and out, got {x} and {out}")
+
+    W = group_blocks(str(x.dtype))
+    lane_block, order = _lane_order(W)
 
     def codegen(context, builder, sig, args):
         i32, i64 = ir.IntType(32), ir.IntType(64)
@@ -98,18 +128,20 @@ def _dropout_vector(typingctx, x, out, local_block, block, o0, o1, k0, k1, thres
         dst = builder.bitcast(element_pointer(context, builder, out, out_arr, first),
                               fty.as_pointer())
         align = x.dtype.bitwidth // 8
-        ahead = ir.Constant(local.type, PREFETCH_BYTES // (x.dtype.bitwidth // 8))
-        for arr_t, arr_v, write in ((x, x_arr, False), (out, out_arr, True)):
-            prefetch(builder, element_pointer(context, builder, arr_t, arr_v,
-                                              builder.add(first, ahead), inbounds=False),
-                     write)
+        itemsize = x.dtype.bitwidth // 8
+        for line in range(max(1, 4 * W * itemsize // 64)):  # every line of the group's
+            ahead = ir.Constant(local.type, (PREFETCH_BYTES + 64 * line) // itemsize)
+            for arr_t, arr_v, write in ((x, x_arr, False), (out, out_arr, True)):
+                prefetch(builder, element_pointer(context, builder, arr_t, arr_v,
+                                                  builder.add(first, ahead), inbounds=False),
+                         write)
         scaled = builder.fmul(builder.load(src, align=align), splat(builder, scale_, 4 * W))
         vec = ir.VectorType(i64, W)
         mask32 = ir.Constant(vec, [0xFFFFFFFF] * W)
         shift = ir.Constant(vec, [32] * W)
         counter = builder.add(splat(builder, context.cast(builder, blk, sig.args[3],
                                                            types.uint64), W),
-                              ir.Constant(vec, _LANE_BLOCK))
+                              ir.Constant(vec, lane_block))
         c0, c1 = builder.and_(counter, mask32), builder.lshr(counter, shift)
         c2, c3 = splat(builder, o0_, W), splat(builder, o1_, W)
         m0, m1 = ir.Constant(vec, [PHILOX_M0] * W), ir.Constant(vec, [PHILOX_M1] * W)
@@ -135,7 +167,7 @@ def _dropout_vector(typingctx, x, out, local_block, block, o0, o1, k0, k1, thres
                                                          for k in (2 * lane, 2 * W + 2 * lane)])
         w01 = builder.shuffle_vector(w[0], w[1], pair)
         w23 = builder.shuffle_vector(w[2], w[3], pair)
-        words = builder.shuffle_vector(w01, w23, ir.Constant(ir.VectorType(i32, 4 * W), _ORDER))
+        words = builder.shuffle_vector(w01, w23, ir.Constant(ir.VectorType(i32, 4 * W), order))
         threshold_v = splat(builder, builder.trunc(thr, i32), 4 * W)
         keep = builder.icmp_unsigned(">=", words, threshold_v)
         builder.store(builder.select(keep, scaled, ir.Constant(fty, None)), dst, align=align)
@@ -154,6 +186,7 @@ def _dropout_blocks(x, out, first, count, threshold, scale, o0, o1, k0, k1):
     """Blocks first .. first + count - 1; x and out are views starting at block `first`
     (indices from 0 carry no wraparound checks, which would block vectorizing)."""
     zero = x.dtype.type(0)
+    W = _group_blocks(x)
     whole = count - count % W
     for block in range(0, whole, W):
         _dropout_vector(x, out, block, np.uint64(first + block), o0, o1, k0, k1, threshold,
