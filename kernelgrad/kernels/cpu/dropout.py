@@ -2,8 +2,8 @@
 
 One Philox call per 4 elements (the stream layout is defined in kernels/philox.py).
 Whole groups of blocks go through `_dropout_vector`, which computes W blocks at once in
-uint64 lanes of two to four vectors and writes their 4W elements; the scalar loop does
-the last few blocks. Bound: compute (10 rounds of two 32x32->64-bit
+uint64 lanes of one to eight vectors and writes their 4W elements (256 bytes); the
+scalar loop does the last few blocks. Bound: compute (10 rounds of two 32x32->64-bit
 multiplies per 4 elements), close to memory bound with 64-byte vectors, compute bound
 with 32 (AVX2: 4 multiplies per instruction).
 """
