@@ -46,6 +46,16 @@ def test_the_compile_target_sets_the_vector_width(name, width, registers, fma):
     assert info["lanes_float64"] == width // 8  # 0 here once crashed every float64 GEMM
 
 
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86-64 target names")
+def test_an_empty_target_name_is_the_generic_cpu_as_numba_compiles_it():
+    """NUMBA_CPU_NAME="" makes Numba compile for LLVM's generic CPU, not the host: the
+    vectors must be that target's (taking the host's name here once gave kernels 64-byte
+    vectors that LLVM then split into SSE code, four times slower)."""
+    info = info_for("")
+    assert info["target"] == "generic" and info["target_from"] == "NUMBA_CPU_NAME"
+    assert (info["vector_bytes"], info["vector_registers"], info["fma"]) == (16, 16, False)
+
+
 # Compiles the GEMM's micro-kernels for a target (in a fresh process and cache: Numba
 # shows no assembly for a cached function) and prints, for each one's k loop (the block
 # with the most multiplies, up to its jump back), the vector registers it uses and how

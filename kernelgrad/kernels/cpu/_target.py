@@ -30,8 +30,11 @@ def _init_llvm():
 
 
 def target_name():
-    """The CPU name Numba compiles for (NUMBA_CPU_NAME, else the host's)."""
-    return config.CPU_NAME or ll.get_host_cpu_name()
+    """The CPU name Numba compiles for: NUMBA_CPU_NAME when set, else the host's. Set but
+    empty, Numba hands LLVM an empty name, which is LLVM's generic CPU, not the host."""
+    if config.CPU_NAME is None:
+        return ll.get_host_cpu_name()
+    return config.CPU_NAME or "generic"
 
 
 def target_features():

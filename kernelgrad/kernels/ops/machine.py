@@ -17,7 +17,7 @@ def cpu_info():
     threads. Set NUMBA_CPU_NAME (and NUMBA_CPU_FEATURES) to compile for another target."""
     width, registers, fma = _target.vector_shape()
     info = {"target": _target.target_name(),
-            "target_from": "NUMBA_CPU_NAME" if config.CPU_NAME else "host",
+            "target_from": "host" if config.CPU_NAME is None else "NUMBA_CPU_NAME",
             "vector_bytes": width, "vector_registers": registers, "fma": fma,
             "threads": numba.get_num_threads()}
     for dtype in (np.float32, np.float64):
