@@ -91,7 +91,7 @@ def _with_tf32(backend, fn):
 def gemm_case(backend, m, n, k, trans_a=False, trans_b=False, impl="numba", dtype=F32,
               streamed=False):
     """streamed: a product with a short side (a matrix-vector product), memory bound: its
-    roofline is the copy bandwidth over the bytes of A, B and C, not the GEMM's rate."""
+    roofline is a copy of the bytes of A, B and C, not the GEMM's rate."""
     xp = backend.xp
     dtype = np.dtype(dtype)
 

@@ -3,8 +3,10 @@
 Each row: our median time and its spread, each baseline's (every library timed in
 backend.ROUNDS blocks taken in turn; its time is the median of its blocks' medians), the
 ratio against the anchor baseline (the first one, or for a GEMM the fastest BLAS on the
-machine, or PyTorch for the per-call rows), the roofline fraction, and a noisy mark when
-any of its timings spread by more than 20%. Results go to
+machine, or PyTorch for the per-call rows), the roofline fraction (of the best GEMM's rate;
+for a memory-bound row on the CPU, a copy of the same bytes timed in the same rounds over
+our time; on the GPU, the copy bandwidth measured once), and a noisy mark when any of its
+timings spread by more than 20%. Results go to
 bench/results/<machine>-<date>/<device>.json with a PNG chart beside it; an existing file
 is never overwritten.
 """
@@ -19,7 +21,7 @@ from numba import njit, prange
 import kernelgrad.kernels as K
 
 from . import machine
-from .backend import NOISY_SPREAD, Prepared
+from .backend import NOISY_SPREAD, Prepared, paired_ratio
 from .cases import forced_openblas_of
 from .report import format_ms
 
@@ -58,6 +60,27 @@ def gemm_rate(backend, n, dtype=np.float32):
     return 2 * n ** 3 / min(times)
 
 
+# The key of the copy timed beside a memory-bound row (never a baseline)
+COPY = "copy of the same bytes"
+# Below this many bytes moved the copy is NumPy's (one core, in cache): a parallel copy's
+# launch would be most of its time, as it is not of a kernel that runs serially there.
+PARALLEL_COPY_BYTES = 2 << 20
+
+
+def paired_copy(backend, nbytes):
+    """A copy moving nbytes (half read, half written) on the CPU, to time in turn with a
+    memory-bound kernel: its time over the kernel's is the row's roofline. This host
+    family's copy bandwidth moved by a third between runs minutes apart, so one copy
+    measured at the start of a run made rows of different runs incomparable."""
+    if backend.name != "cpu":
+        return None
+    src = np.ones(max(1, nbytes // 8), np.float32)
+    dst = np.empty_like(src)
+    if nbytes >= PARALLEL_COPY_BYTES:
+        return lambda: _parallel_copy(src, dst)
+    return lambda: np.copyto(dst, src)
+
+
 def _stats(timing):
     return {"median_s": timing.median, "spread": timing.spread, "repeats": timing.repeats}
 
@@ -90,7 +113,11 @@ def run_case(case, backend, rng, bandwidth, flop_rate, flop_rate64=None):
     if case.before_each is not None:
         fns = {library: Prepared(fn, lambda: case.before_each(data))
                for library, fn in fns.items()}
+    copy = None if case.flops else paired_copy(backend, case.bytes_moved(data))
+    if copy is not None:
+        fns[COPY] = copy
     times = backend.time_all(fns)
+    copy_time = times.pop(COPY, None)
     baselines = [lib for lib in times if lib != "kernelgrad"]
     if case.group == "small" and "torch" in times:
         anchor = "torch"
@@ -106,6 +133,11 @@ def run_case(case, backend, rng, bandwidth, flop_rate, flop_rate64=None):
         float64 = case.extra.get("dtype") == "float64" and flop_rate64
         row["roofline"] = case.flops(data) / ours / (flop_rate64 if float64 else flop_rate)
         row["roofline_basis"] = f"the best {'float64' if float64 else 'float32'} GEMM's rate"
+    elif copy_time is not None:
+        # round by round, so that a drift of the host's speed cancels
+        row["roofline"] = paired_ratio(copy_time, times["kernelgrad"])
+        row["roofline_basis"] = "a copy of the same bytes, timed in turn with it"
+        row["copy_s"] = copy_time.median
     else:
         row["roofline"] = case.bytes_moved(data) / ours / bandwidth
         row["roofline_basis"] = "copy bandwidth"

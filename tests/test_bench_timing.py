@@ -49,3 +49,28 @@ def test_work_before_each_call_is_not_timed():
                         budget_s=0, settle_s=0)
     assert calls == ["rewrite", "call"] * 5
     assert len(times) == 4 and max(times) < 0.005
+
+
+def test_a_memory_bound_row_is_measured_against_a_copy_timed_beside_it():
+    """The roofline of a memory-bound CPU row is a copy of the same bytes over our time,
+    round by round; the copy is neither a baseline nor the anchor. A kernel that is a copy
+    of its bytes itself comes out near 100%, whatever the host's speed that minute."""
+    import numpy as np
+
+    from bench.backend import Backend
+    from bench.cases import Case
+    from bench.runner import COPY, paired_copy, run_case
+
+    src = np.ones(1 << 16, np.float32)
+    dst = np.empty_like(src)
+    copy = paired_copy(Backend("cpu"), 2 * src.nbytes)
+    copy()
+    case = Case("copy", "a copy", "65536", lambda rng, be: {},
+                lambda d: np.copyto(dst, src), {"NumPy": lambda d: np.copyto(dst, src)},
+                lambda d, out, be: 0.0, 0.0, bytes_moved=lambda d: 2 * src.nbytes)
+    row = run_case(case, Backend("cpu"), np.random.default_rng(0), bandwidth=1.0,
+                   flop_rate=1.0)
+    assert row["status"] == "ok" and row["anchor"] == "NumPy"
+    assert COPY not in row["times"] and row["roofline_basis"].startswith("a copy")
+    assert 0.3 < row["roofline"] < 3.0  # the same work: not the 1 B/s "bandwidth" given
+    assert row["copy_s"] > 0
