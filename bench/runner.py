@@ -62,8 +62,8 @@ def gemm_rate(backend, n, dtype=np.float32):
 
 # The key of the copy timed beside a memory-bound row (never a baseline)
 COPY = "copy of the same bytes"
-# Below this many bytes moved the copy is NumPy's (one core, in cache): a parallel copy's
-# launch would be most of its time, as it is not of a kernel that runs serially there.
+# Below this many bytes moved the copy is NumPy's, on one core: a parallel copy's launch
+# would be most of its time, and our kernels run serially at such sizes anyway.
 PARALLEL_COPY_BYTES = 2 << 20
 
 
