@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 import kernelgrad.kernels as K
+from kernelgrad.kernels.cpu._jit import PARALLEL_MIN_WORK
 
 from . import machine
 from .backend import NOISY_SPREAD, Prepared, paired_ratio
@@ -62,9 +63,6 @@ def gemm_rate(backend, n, dtype=np.float32):
 
 # The key of the copy timed beside a memory-bound row (never a baseline)
 COPY = "copy of the same bytes"
-# Below this many bytes moved the copy is NumPy's, on one core: a parallel copy's launch
-# would be most of its time, and our kernels run serially at such sizes anyway.
-PARALLEL_COPY_BYTES = 2 << 20
 
 
 def paired_copy(backend, nbytes):
@@ -76,7 +74,8 @@ def paired_copy(backend, nbytes):
         return None
     src = np.ones(max(1, nbytes // 8), np.float32)
     dst = np.empty_like(src)
-    if nbytes >= PARALLEL_COPY_BYTES:
+    # on the threads where our kernels use them; below that, one core, as ours run
+    if src.size >= PARALLEL_MIN_WORK:
         return lambda: _parallel_copy(src, dst)
     return lambda: np.copyto(dst, src)
 
