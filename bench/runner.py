@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 import kernelgrad.kernels as K
+from kernelgrad.kernels.cpu import _threads
 from kernelgrad.kernels.cpu._jit import PARALLEL_MIN_WORK
 
 from . import machine
@@ -74,10 +75,13 @@ def paired_copy(backend, nbytes):
         return None
     src = np.ones(max(1, nbytes // 8), np.float32)
     dst = np.empty_like(src)
-    # on the threads where our kernels use them; below that, one core, as ours run
-    if src.size >= PARALLEL_MIN_WORK:
-        return lambda: _parallel_copy(src, dst)
-    return lambda: np.copyto(dst, src)
+    def copy():
+        # on the threads where our kernels would use them: from PARALLEL_MIN_WORK elements
+        # and while other processes leave the cores idle (_threads); else on one core
+        if src.size >= PARALLEL_MIN_WORK and _threads.available() > 1:
+            return _parallel_copy(src, dst)
+        return np.copyto(dst, src)
+    return copy
 
 
 def _stats(timing):
