@@ -16,11 +16,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 import kernelgrad.kernels as K
-from kernelgrad.kernels.cpu import _threads
-from kernelgrad.kernels.cpu._jit import PARALLEL_MIN_WORK
+from kernelgrad.kernels.cpu._jit import kernel
 
 from . import machine
 from .backend import NOISY_SPREAD, Prepared, paired_ratio
@@ -37,12 +36,13 @@ def copy_bandwidth(backend, elements=1 << 26):
     dst = xp.empty_like(src)
     candidates = [lambda: xp.copyto(dst, src)]
     if backend.name == "cpu":
-        candidates.append(lambda: _parallel_copy(src, dst))
+        candidates.append(lambda: _copy.parallel(src, dst))
     return 2 * src.nbytes / min(backend.time(fn).median for fn in candidates)
 
 
-@njit(parallel=True, cache=True)
-def _parallel_copy(src, dst):
+@kernel
+def _copy(src, dst):
+    """A copy built as our kernels are: parallel, and serial for small or busy cases."""
     for i in prange(src.size):
         dst[i] = src[i]
 
@@ -75,13 +75,9 @@ def paired_copy(backend, nbytes):
         return None
     src = np.ones(max(1, nbytes // 8), np.float32)
     dst = np.empty_like(src)
-    def copy():
-        # on the threads where our kernels would use them: from PARALLEL_MIN_WORK elements
-        # and while other processes leave the cores idle (_threads); else on one core
-        if src.size >= PARALLEL_MIN_WORK and _threads.available() > 1:
-            return _parallel_copy(src, dst)
-        return np.copyto(dst, src)
-    return copy
+    # on the threads our kernels would take (Kernel: the parallel threshold and the cores
+    # other processes leave idle), so a busy core does not inflate the roofline
+    return lambda: _copy(src.size, src, dst)
 
 
 def _stats(timing):
