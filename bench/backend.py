@@ -115,27 +115,32 @@ def cuda_time(fn, repeats=20):
     return timing_of(cuda_samples(fn, repeats))
 
 
-def time_in_blocks(samples, fns, rounds=ROUNDS):
+def time_in_blocks(samples, fns, rounds=ROUNDS, between_rounds=None):
     """{name: Timing} for a dict of functions, each timed in `rounds` blocks taken in
-    turn (a, b, c, a, b, c, ...); samples(fn) times one block."""
+    turn (a, b, c, a, b, c, ...); samples(fn) times one block; between_rounds(), if
+    given, runs untimed before every round but the first."""
     blocks = {name: [] for name in fns}
-    for _ in range(rounds):
+    for r in range(rounds):
+        if r and between_rounds is not None:
+            between_rounds()
         for name, fn in fns.items():
             blocks[name].append(samples(fn))
     return {name: timing_of(None, b) for name, b in blocks.items()}
 
 
 def cpu_time_all(fns, rounds=ROUNDS, min_repeats=7, budget_s=0.5, max_repeats=400,
-                 settle_s=SETTLE_S):
+                 settle_s=SETTLE_S, between_rounds=None):
     """time_in_blocks on the CPU, the budget and repeats shared among a function's blocks;
     each block starts with the settling pause, so it times one library alone."""
     return time_in_blocks(lambda fn: cpu_samples(
         fn, min_repeats=-(-min_repeats // rounds), budget_s=budget_s / rounds,
-        settle_s=settle_s, max_repeats=-(-max_repeats // rounds)), fns, rounds)
+        settle_s=settle_s, max_repeats=-(-max_repeats // rounds)), fns, rounds,
+        between_rounds)
 
 
-def cuda_time_all(fns, rounds=ROUNDS, repeats=20):
-    return time_in_blocks(lambda fn: cuda_samples(fn, -(-repeats // rounds)), fns, rounds)
+def cuda_time_all(fns, rounds=ROUNDS, repeats=20, between_rounds=None):
+    return time_in_blocks(lambda fn: cuda_samples(fn, -(-repeats // rounds)), fns, rounds,
+                          between_rounds)
 
 
 def _torch_on(device):

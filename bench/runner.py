@@ -5,8 +5,8 @@ backend.ROUNDS blocks taken in turn; its time is the median of its blocks' media
 ratio against the anchor baseline (the first one, or for a GEMM the fastest BLAS on the
 machine, or PyTorch for the per-call rows), the roofline fraction (of the best GEMM's rate;
 for a memory-bound row on the CPU, a copy of the same bytes timed in the same rounds over
-our time; on the GPU, the copy bandwidth measured once), and a noisy mark when any of its
-timings spread by more than 20%. Results go to
+our time, every round's arrays in new memory; on the GPU, the copy bandwidth measured
+once), and a noisy mark when any of its timings spread by more than 20%. Results go to
 bench/results/<machine>-<date>/<device>.json with a PNG chart beside it; an existing file
 is never overwritten.
 """
@@ -19,6 +19,7 @@ import numpy as np
 from numba import prange
 
 import kernelgrad.kernels as K
+from kernelgrad.kernels import _alloc
 from kernelgrad.kernels.cpu._jit import kernel
 
 from . import machine
@@ -66,22 +67,68 @@ def gemm_rate(backend, n, dtype=np.float32):
 COPY = "copy of the same bytes"
 
 
-def paired_copy(backend, nbytes):
+class PairedCopy:
     """A copy moving nbytes (half read, half written) on the CPU, to time in turn with a
     memory-bound kernel: its time over the kernel's is the row's roofline. This host
     family's copy bandwidth moved by a third between runs minutes apart, so one copy
     measured at the start of a run made rows of different runs incomparable."""
-    if backend.name != "cpu":
-        return None
-    src = np.ones(max(1, nbytes // 8), np.float32)
-    dst = np.empty_like(src)
-    # on the threads our kernels would take (Kernel: the parallel threshold and the cores
-    # other processes leave idle), so a busy core does not inflate the roofline
-    return lambda: _copy(src.size, src, dst)
+
+    def __init__(self, nbytes):
+        self.elements = max(1, nbytes // 8)
+        self.place()
+
+    def place(self):
+        """New memory for both arrays (see place_afresh): both taken before the old go."""
+        src = np.ones(self.elements, np.float32)
+        self.src, self.dst = src, np.empty_like(src)
+
+    def __call__(self):
+        # on the threads our kernels would take (Kernel: the parallel threshold and the
+        # cores other processes leave idle), so a busy core does not inflate the roofline
+        return _copy(self.src.size, self.src, self.dst)
+
+
+def paired_copy(backend, nbytes):
+    """A PairedCopy of nbytes on the CPU; None on the GPU (one bandwidth measurement)."""
+    return PairedCopy(nbytes) if backend.name == "cpu" else None
+
+
+# A memory-bound row's arrays of at least this many bytes get new memory every round.
+# On a 2-core Zen 4 guest the same kernel on the same values took 4.6 ms or 6.6-8.2 ms
+# (GELU, 16M float32, haswell build) depending only on which buffers held its input and
+# output, and a copy of those bytes 2.2 to 4.5 ms between one allocation and the next:
+# with one placement per row, a row's roofline was a draw of that lottery. Smaller
+# arrays come from malloc's heap and sit in the caches.
+PLACE_MIN_BYTES = 1 << 20
+
+
+def place_afresh(data):
+    """Move every NumPy array of data (a value, or an item of a list value) of at least
+    PLACE_MIN_BYTES to new memory holding the same values, keeping arrays that were one
+    object one object, and point the PyTorch tensors that shared an old array's memory at
+    the new one; then drop our idle output buffers, so our next outputs get new memory too."""
+    moved = {}
+
+    def move(value):
+        if isinstance(value, np.ndarray) and value.nbytes >= PLACE_MIN_BYTES:
+            if id(value) not in moved:
+                moved[id(value)] = (value, value.copy())
+            return moved[id(value)][1]
+        return value
+    for key, value in data.items():
+        data[key] = [move(v) for v in value] if isinstance(value, list) else move(value)
+    by_address = {old.ctypes.data: new for old, new in moved.values()}
+    for key, value in data.items():
+        new = by_address.get(value.data_ptr()) if hasattr(value, "data_ptr") else None
+        if new is not None and tuple(value.shape) == new.shape:
+            import torch  # only a tensor's owner gets here
+            data[key] = torch.from_numpy(new)
+    _alloc.release()
 
 
 def _stats(timing):
-    return {"median_s": timing.median, "spread": timing.spread, "repeats": timing.repeats}
+    return {"median_s": timing.median, "spread": timing.spread, "repeats": timing.repeats,
+            "block_medians_s": list(timing.blocks)}
 
 
 def run_case(case, backend, rng, bandwidth, flop_rate, flop_rate64=None):
@@ -113,9 +160,14 @@ def run_case(case, backend, rng, bandwidth, flop_rate, flop_rate64=None):
         fns = {library: Prepared(fn, lambda: case.before_each(data))
                for library, fn in fns.items()}
     copy = None if case.flops else paired_copy(backend, case.bytes_moved(data))
+    between_rounds = None
     if copy is not None:
         fns[COPY] = copy
-    times = backend.time_all(fns)
+
+        def between_rounds():  # a new draw of memory for every library and the copy
+            place_afresh(data)
+            copy.place()
+    times = backend.time_all(fns, between_rounds=between_rounds)
     copy_time = times.pop(COPY, None)
     baselines = [lib for lib in times if lib != "kernelgrad"]
     if case.group == "small" and "torch" in times:
