@@ -12,17 +12,7 @@ from numba import njit, prange
 
 from ._jit import kernel
 from ._math import cast_like, fast_exp
-from ._simd import (
-    PREFETCH_BYTES,
-    STREAM_BLOCK,
-    borrowed,
-    lanes,
-    prefetch_lines_read,
-    prefetch_lines_write,
-    vload,
-    vmax,
-    vreduce_max,
-)
+from ._simd import STREAM_BLOCK, borrowed, lanes, prefetch_lines_read, vload, vmax, vreduce_max
 
 FAR_ROW = 256  # classes from which the exp sweep requests lines ahead
 
@@ -75,19 +65,20 @@ def _exp_shifted(row, shift, out):
 @njit(cache=True)
 def _exp_shifted_far(row, shift, out, next_row):
     """_exp_shifted for a long row, in blocks of STREAM_BLOCK elements; per block it requests the
-    lines of `out` PREFETCH_BYTES ahead (for writing: dlogits is written cold) and the same
-    lines of the next row of logits, which the next row's max sweep reads from memory.
-    This sweep is compute bound, so those requests overlap the memory time with it
-    (1024x16384 float32, 2 threads: 6.2-6.9 -> 4.7-4.9 ms AVX-512, 6.2-6.3 -> 4.7
-    haswell). Each block's loop is written here, over a constant count, not as a call of
-    _exp_shifted on the block's slices: that call's set-up per 64 elements cost nearly as
-    much as their exps (Zen 4, 2 threads, haswell: 6.6 -> 5.4 ms, 4096x1000 1.74 -> 1.29;
-    znver4 5.2 -> 5.0, 1.17 -> 1.03)."""
-    ahead = PREFETCH_BYTES // row.itemsize
+    same lines of the next row of logits, which the next row's max sweep reads from memory.
+    This sweep is compute bound, so those requests overlap the memory time with it (with
+    requests for `out`'s lines PREFETCH_BYTES ahead too, 1024x16384 float32, 2 threads, on
+    an Intel Xeon: 6.2-6.9 -> 4.7-4.9 ms AVX-512, 6.2-6.3 -> 4.7 haswell). Those requests
+    for the output cost more than they saved on a Zen 4: without them 0.77-0.97x the time
+    on the haswell build, 0.90-0.95x on znver4 (medians of 8 input and output placements,
+    alternated, in 4 and 3 runs); the split was not measured on the Xeon. Each block's loop
+    is written here, over a constant count, not as a call of _exp_shifted on the block's
+    slices: that call's set-up per 64 elements cost nearly as much as their exps (Zen 4, 2
+    threads, haswell: 6.6 -> 5.4 ms, 4096x1000 1.74 -> 1.29; znver4 5.2 -> 5.0, 1.17 ->
+    1.03)."""
     blocks = row.size // STREAM_BLOCK
     for b in range(blocks):
         start = b * STREAM_BLOCK
-        prefetch_lines_write(out, start + ahead, STREAM_BLOCK)
         prefetch_lines_read(next_row, start, STREAM_BLOCK)
         rs, os = row[start: start + STREAM_BLOCK], out[start: start + STREAM_BLOCK]
         for j in range(STREAM_BLOCK):
