@@ -112,7 +112,7 @@ def place_afresh(data):
     def move(value):
         if isinstance(value, np.ndarray) and value.nbytes >= PLACE_MIN_BYTES:
             if id(value) not in moved:
-                moved[id(value)] = (value, value.copy())
+                moved[id(value)] = (value, value.copy(order="K"))  # its layout kept
             return moved[id(value)][1]
         return value
     for key, value in data.items():

@@ -88,10 +88,11 @@ def test_a_memory_bound_row_gets_new_memory_every_round():
 
     x = np.arange(PLACE_MIN_BYTES // 4, dtype=np.float32)
     small = np.ones(4, np.float32)
+    transposed = np.asfortranarray(x.reshape(512, 512))  # a layout the copy must keep
     seen = []
 
     def make(rng, be):
-        d = {"x": x, "same": x, "params": [x, small], "small": small}
+        d = {"x": x, "same": x, "params": [x, small], "small": small, "f": transposed}
         if be.torch is not None:
             d["tx"] = be.tensor(x)
         return d
@@ -99,6 +100,7 @@ def test_a_memory_bound_row_gets_new_memory_every_round():
     def ours(d):
         assert d["same"] is d["x"] and d["params"][0] is d["x"] and d["small"] is small
         assert d["x"][-1] == x[-1] and d["x"].sum() == x.sum()
+        assert d["f"].flags.f_contiguous and np.array_equal(d["f"], transposed)
         if "tx" in d:
             assert d["tx"].data_ptr() == d["x"].ctypes.data
         seen.append(d["x"].ctypes.data)
