@@ -29,10 +29,16 @@ def _init_llvm():
     ll.initialize_native_asmprinter()
 
 
+def target_from():
+    """Where the compile target comes from: "NUMBA_CPU_NAME" whenever that is set (an empty
+    one included: Numba passes any name it was given to LLVM), else "host"."""
+    return "host" if config.CPU_NAME is None else "NUMBA_CPU_NAME"
+
+
 def target_name():
     """The CPU name Numba compiles for: NUMBA_CPU_NAME when set, else the host's. Set but
     empty, Numba hands LLVM an empty name, which is LLVM's generic CPU, not the host."""
-    if config.CPU_NAME is None:
+    if target_from() == "host":
         return ll.get_host_cpu_name()
     return config.CPU_NAME or "generic"
 

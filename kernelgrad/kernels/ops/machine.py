@@ -3,7 +3,6 @@ import sys
 
 import numba
 import numpy as np
-from numba.core import config
 
 from ..cpu import _target
 from ..cpu import matmul as cpu_matmul
@@ -17,7 +16,7 @@ def cpu_info():
     threads. Set NUMBA_CPU_NAME (and NUMBA_CPU_FEATURES) to compile for another target."""
     width, registers, fma = _target.vector_shape()
     info = {"target": _target.target_name(),
-            "target_from": "host" if config.CPU_NAME is None else "NUMBA_CPU_NAME",
+            "target_from": _target.target_from(),
             "vector_bytes": width, "vector_registers": registers, "fma": fma,
             "threads": numba.get_num_threads()}
     for dtype in (np.float32, np.float64):
